@@ -1,0 +1,73 @@
+# vsrflow: every install step lives here (CI runs `make test` on a clean clone, as root, no stdin).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON        ?= python3
+VENV          ?= .venv
+BIN           := $(VENV)/bin
+# Pinned first: a CPU wheel here; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+export VSRFLOW_CACHE_DIR  ?= $(CURDIR)/.cache/vsrflow
+export VSRFLOW_TEST_CACHE ?= $(CURDIR)/.cache/test
+
+# `make run`: the demo job on embedded defaults (no AWS account, no GPU).
+RUN_MODEL ?= realesr-animevideov3
+RUN_SCALE ?= 2
+SAMPLE    := $(VSRFLOW_CACHE_DIR)/samples/bikes_half.mp4
+OUT       ?= out
+
+PYTEST_ARGS ?=
+
+.PHONY: help install system-deps run test lint typecheck contracts unit bench clean distclean
+
+help: ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+system-deps: ## ffmpeg/ffprobe CLI from Debian (apt-get as root, sudo otherwise)
+	@if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "vsrflow needs ffmpeg: install the Debian package 'ffmpeg' and rerun" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: system-deps $(BIN)/.installed ## venv with torch (pinned), vsrflow and the dev tools
+
+$(SAMPLE): | install
+	$(BIN)/vsrflow samples bikes --downscale 2 -o $@
+
+run: install $(SAMPLE) ## upscale a sample clip (bikes.mp4 / 2) with a CPU-friendly model
+	$(BIN)/vsrflow models import-ncnn $(RUN_MODEL)
+	mkdir -p $(OUT)
+	$(BIN)/vsrflow upscale $(SAMPLE) -o $(OUT)/bikes_x$(RUN_SCALE).mp4 \
+	  --model $(RUN_MODEL) --scale $(RUN_SCALE) --overwrite
+
+lint: install ## ruff lint + format check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install ## mypy on the package
+	$(BIN)/mypy
+
+contracts: install ## import-linter layer contracts
+	$(BIN)/lint-imports
+
+unit: install ## the test suite only
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck contracts unit ## everything CI checks
+
+bench: install ## CPU benchmarks -> bench/results/*.json
+	$(BIN)/python bench/bench_upscale.py
+
+clean: ## remove outputs and tool caches (keeps the venv and weights)
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean ## also remove the venv and every cache
+	rm -rf $(VENV) .cache

