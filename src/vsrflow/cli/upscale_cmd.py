@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any
 
 from vsrflow.config import Settings
-from vsrflow.engine.pipeline import upscale_video
-from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError
-from vsrflow.media.probe import probe
-from vsrflow.media.writer import EncoderOptions
-from vsrflow.models.loader import load_model
-from vsrflow.models.registry import resolve
-from vsrflow.models.store import WeightStore
 
 
 def _positive_int(text: str) -> int:
@@ -59,14 +52,29 @@ def _check_output(output: Path, overwrite: bool) -> None:
     parent = output.parent if str(output.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"output directory {parent} does not exist", hint="create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output directory {parent} is not writable", hint="choose a writable -o path")
+    # Try a real file rather than os.access: root passes access checks on read-only mounts.
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"output directory {parent} is not writable ({exc.strerror})", hint="choose a writable -o path"
+        ) from exc
     if output.suffix.lower() not in {".mp4", ".mkv", ".mov", ".m4v"}:
         raise InputError(f"output {output} has an unsupported extension",
                          hint="use .mp4, .mkv, .mov or .m4v")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
+    from vsrflow.engine.pipeline import upscale_video
+    from vsrflow.engine.upscaler import Upscaler
+    from vsrflow.media.probe import probe
+    from vsrflow.media.writer import EncoderOptions
+    from vsrflow.models.loader import load_model
+    from vsrflow.models.registry import resolve
+    from vsrflow.models.store import WeightStore
+
     if args.batch < 1:
         raise InputError(f"--batch {args.batch} must be at least 1")
     spec = resolve(args.model, args.preset)

@@ -1,0 +1,267 @@
+"""Generate small test media with the ffmpeg CLI (shared by every layer's tests).
+
+Every function writes the file it is asked for, returns its path and raises
+``RuntimeError`` with ffmpeg's stderr if the CLI fails. Inputs are tiny (64x48 .. 320x240,
+a few dozen frames) so a whole test module can build its media in a second or two.
+
+Typical use::
+
+    from tests.mediagen import make_video
+    src = make_video(tmp_path / "in.mkv", frames=12, audio_tracks=2, subtitles=("srt", "ass"))
+
+The container follows the suffix of ``path`` (``.mp4``, ``.mkv``, ``.mov``...).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+#: ffmpeg names for the colour tags of the two matrices tests use.
+COLOUR_TAGS: dict[str, dict[str, str]] = {
+    "bt709": {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"},
+    "bt601": {"color_primaries": "smpte170m", "color_trc": "smpte170m", "colorspace": "smpte170m"},
+}
+
+_LANGUAGES = ("eng", "fra", "deu", "spa", "ita", "jpn")
+
+
+def run(argv: Sequence[str]) -> None:
+    """Run ffmpeg (an argument list, never a shell); raise RuntimeError with stderr on failure."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}\n{proc.stderr[-3000:]}")
+
+
+def _srt_text(seconds: float) -> str:
+    end = max(0.2, min(seconds, 0.9))
+    return f"1\n00:00:00,000 --> 00:00:00,{int(end * 1000) % 1000:03d}\nHello from vsrflow\n\n"
+
+
+def _ass_text(seconds: float) -> str:
+    end = max(0.2, min(seconds, 0.9))
+    return (
+        "[Script Info]\nScriptType: v4.00+\nPlayResX: 320\nPlayResY: 240\n\n"
+        "[V4+ Styles]\n"
+        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+        "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+        "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n"
+        "Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,"
+        "1,1,0,2,10,10,10,1\n\n"
+        "[Events]\n"
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+        f"Dialogue: 0,0:00:00.00,0:00:00.{int(end * 100) % 100:02d},Default,,0,0,0,,ASS line\n"
+    )
+
+
+def make_video(
+    path: Path,
+    *,
+    size: tuple[int, int] = (64, 48),
+    frames: int = 10,
+    fps: str | Fraction = "25",
+    pix_fmt: str = "yuv420p",
+    codec: str | None = None,
+    pattern: str = "testsrc2",
+    flat_rgb: tuple[int, int, int] | None = None,
+    vfr: bool = False,
+    audio_tracks: int = 0,
+    subtitles: Sequence[str] = (),
+    chapters: int = 0,
+    attachment: bool = False,
+    rotation: int = 0,
+    sar: str | None = None,
+    colour: str | None = None,
+    color_range: str = "tv",
+    moov_at_end: bool = True,
+) -> Path:
+    """Write a short synthetic video (plus optional audio/subtitles/chapters) to ``path``.
+
+    Args:
+        path: output file; the suffix picks the container.
+        size: (width, height). Odd sizes use the ``testsrc`` pattern (testsrc2 forces even sizes)
+            and, unless ``codec`` is given, ffv1 (libx264 cannot encode odd 4:2:0).
+        frames: number of video frames (>= 1).
+        fps: nominal frame rate as a rational string ("25", "30000/1001") or Fraction.
+        pix_fmt: encoder pixel format (yuv420p, yuv420p10le, yuv444p, ...).
+        codec: video encoder; default libx264 (ffv1 for odd sizes).
+        pattern: lavfi source: "testsrc2", "testsrc" or "smptebars".
+        flat_rgb: when given, every frame is this single RGB colour (for colour-shift tests); the
+            RGB->YUV conversion uses the matrix named by ``colour`` (bt601 if None) and ``color_range``.
+        vfr: variable frame rate: frame n is shown at (n + n//2) / fps, so consecutive deltas
+            alternate 1 and 2 nominal frame durations.
+        audio_tracks: number of sine audio tracks (AAC, 48 kHz, 440 Hz * (i+1)), languages eng, fra...
+            with titles "Audio i". They last as long as the video.
+        subtitles: any of "srt", "ass" (MKV only: stored as subrip / ass) and "mov_text" (MP4/MOV),
+            each one a subtitle stream with a language and title.
+        chapters: number of chapters, evenly spread over the duration.
+        attachment: MKV only: attach a small text file (mimetype text/plain).
+        rotation: display rotation in degrees (0/90/180/270) written with the legacy ``rotate``
+            tag through a stream-copy pass (MP4/MOV carry it as a display matrix).
+        sar: sample aspect ratio such as "4/3" (non-square pixels).
+        colour: "bt709" or "bt601": converts RGB with that matrix and tags primaries/transfer/matrix
+            and ``color_range``; None leaves the stream untagged.
+        color_range: "tv" (limited) or "pc" (full), used with ``colour``/``flat_rgb``.
+        moov_at_end: MP4 only; False writes ``+faststart`` (moov first).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    rate = Fraction(fps)
+    rate_s = f"{rate.numerator}/{rate.denominator}"
+    odd = width % 2 == 1 or height % 2 == 1
+    duration = float(frames / rate) * (1.5 if vfr else 1.0) + 0.5
+    if codec is None:
+        codec = "ffv1" if odd else "libx264"
+    work = path.parent / f".gen-{path.stem}"
+    work.mkdir(exist_ok=True)
+
+    argv: list[str] = [FFMPEG, "-nostdin", "-v", "error", "-y"]
+    if flat_rgb is not None:
+        r, g, b = flat_rgb
+        src = f"color=c=0x{r:02X}{g:02X}{b:02X}:size={width}x{height}:rate={rate_s}"
+    else:
+        name = "testsrc" if odd and pattern == "testsrc2" else pattern
+        src = f"{name}=size={width}x{height}:rate={rate_s}"
+    argv += ["-f", "lavfi", "-i", src]
+    inputs = 1
+    for i in range(audio_tracks):
+        argv += ["-f", "lavfi", "-i", f"sine=frequency={440 * (i + 1)}:sample_rate=48000:duration={duration}"]
+        inputs += 1
+    sub_inputs: list[int] = []
+    for kind in subtitles:
+        if kind in ("srt", "mov_text"):
+            sub_file = work / f"sub{len(sub_inputs)}.srt"
+            sub_file.write_text(_srt_text(frames / float(rate)))
+        elif kind == "ass":
+            sub_file = work / f"sub{len(sub_inputs)}.ass"
+            sub_file.write_text(_ass_text(frames / float(rate)))
+        else:
+            raise ValueError(f"unknown subtitle kind {kind!r}")
+        argv += ["-i", str(sub_file)]
+        sub_inputs.append(inputs)
+        inputs += 1
+    meta_input = None
+    if chapters:
+        total_ms = int(frames / rate * 1000)
+        lines = [";FFMETADATA1", "title=vsrflow test"]
+        for c in range(chapters):
+            lines += [
+                "[CHAPTER]",
+                "TIMEBASE=1/1000",
+                f"START={c * total_ms // chapters}",
+                f"END={(c + 1) * total_ms // chapters}",
+                f"title=Chapter {c + 1}",
+            ]
+        meta = work / "chapters.txt"
+        meta.write_text("\n".join(lines) + "\n")
+        argv += ["-f", "ffmetadata", "-i", str(meta)]
+        meta_input = inputs
+        inputs += 1
+
+    filters: list[str] = []
+    matrix = colour or "bt601"
+    if flat_rgb is not None or colour is not None:
+        # Convert from RGB explicitly so the stored YUV really uses the tagged matrix and range.
+        filters += ["format=rgb24", f"scale=out_color_matrix={matrix}:out_range={color_range}"]
+    if vfr:
+        filters.append("setpts=(N+floor(N/2))/(FRAME_RATE*TB)")
+    if sar:
+        filters.append(f"setsar={sar}")
+    filters.append(f"format={pix_fmt}")
+    argv += ["-map", "0:v"]
+    argv += ["-vf", ",".join(filters), "-frames:v", str(frames), "-c:v", codec]
+    if vfr:
+        argv += ["-fps_mode", "passthrough"]
+    if codec == "libx264":
+        argv += ["-preset", "ultrafast", "-crf", "18"]
+    if colour is not None:
+        for opt, value in COLOUR_TAGS[colour].items():
+            argv += [f"-{opt}", value]
+        argv += ["-color_range", color_range]
+    for i in range(audio_tracks):
+        argv += ["-map", f"{i + 1}:a", f"-c:a:{i}", "aac", f"-b:a:{i}", "64k"]
+        argv += [f"-metadata:s:a:{i}", f"language={_LANGUAGES[i % len(_LANGUAGES)]}"]
+        argv += [f"-metadata:s:a:{i}", f"title=Audio {i}"]
+    if audio_tracks:
+        argv += ["-shortest"] if not vfr else []
+    for j, (kind, idx) in enumerate(zip(subtitles, sub_inputs, strict=True)):
+        argv += ["-map", f"{idx}:s"]
+        codec_s = {"srt": "srt", "ass": "ass", "mov_text": "mov_text"}[kind]
+        argv += [f"-c:s:{j}", codec_s]
+        argv += [f"-metadata:s:s:{j}", f"language={_LANGUAGES[(j + 1) % len(_LANGUAGES)]}"]
+        argv += [f"-metadata:s:s:{j}", f"title=Subtitle {kind}"]
+    if meta_input is not None:
+        argv += ["-map_metadata", str(meta_input), "-map_chapters", str(meta_input)]
+    if attachment:
+        att = work / "notes.txt"
+        att.write_text("vsrflow attachment\n")
+        argv += ["-attach", str(att), "-metadata:s:t", "mimetype=text/plain"]
+    if path.suffix.lower() in (".mp4", ".mov", ".m4v") and not moov_at_end:
+        argv += ["-movflags", "+faststart"]
+
+    target = work / f"stage1{path.suffix}" if rotation else path
+    argv.append(str(target))
+    run(argv)
+    if rotation:
+        # ffmpeg 5.1 turns the legacy rotate tag into a display matrix only when stream copying.
+        run(
+            [FFMPEG, "-nostdin", "-v", "error", "-y", "-i", str(target), "-map", "0", "-c", "copy"]
+            + ["-metadata:s:v:0", f"rotate={rotation}", str(path)]
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def make_audio_only(path: Path, *, seconds: float = 0.5) -> Path:
+    """An AAC-only file (no video stream), e.g. ``audio.mp4``."""
+    path = Path(path)
+    run(
+        [FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=duration={seconds}"]
+        + ["-c:a", "aac", str(path)]
+    )
+    return path
+
+
+def make_truncated_mp4(path: Path, *, frames: int = 20) -> Path:
+    """An MP4 written with its moov atom at the end, then cut in half so the moov is missing."""
+    path = Path(path)
+    full = path.with_name(f".full-{path.name}")
+    make_video(full, frames=frames, size=(160, 120), moov_at_end=True)
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def make_zero_byte(path: Path) -> Path:
+    """An empty file."""
+    path = Path(path)
+    path.write_bytes(b"")
+    return path
+
+
+def make_text_file(path: Path) -> Path:
+    """A plain text file (name it ``.mp4`` to fake a video)."""
+    path = Path(path)
+    path.write_text("this is not a video, just text\n" * 20)
+    return path
+
+
+def make_undecodable(path: Path) -> Path:
+    """An MKV whose video packets are garbage: demuxes fine, fails to decode."""
+    path = Path(path)
+    good = path.with_name(f".good-{path.name}")
+    make_video(good, frames=5, size=(64, 48), codec="libx264")
+    data = bytearray(good.read_bytes())
+    good.unlink()
+    # Keep the first 1 KiB (EBML header, tracks incl. codec private) and scramble the rest.
+    for i in range(1024, len(data)):
+        data[i] = (data[i] * 31 + 7) & 0xFF
+    path.write_bytes(bytes(data))
+    return path
