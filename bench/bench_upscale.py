@@ -141,7 +141,9 @@ def _run_child(model_id: str, clip: Path, args: argparse.Namespace) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=list(CPU_CLIPS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")

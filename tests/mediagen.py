@@ -115,7 +115,9 @@ def make_video(
     rate = Fraction(fps)
     rate_s = f"{rate.numerator}/{rate.denominator}"
     odd = width % 2 == 1 or height % 2 == 1
-    duration = float(frames / rate) * (1.5 if vfr else 1.0) + 0.5
+    # Exact video duration (last frame's time + one frame); audio is made exactly as long.
+    last_slot = (frames - 1) + ((frames - 1) // 2 if vfr else 0)
+    duration = float((last_slot + 1) / rate)
     if codec is None:
         codec = "ffv1" if odd else "libx264"
     work = path.parent / f".gen-{path.stem}"
@@ -123,12 +125,15 @@ def make_video(
 
     argv: list[str] = [FFMPEG, "-nostdin", "-v", "error", "-y"]
     if flat_rgb is not None:
-        r, g, b = flat_rgb
-        src = f"color=c=0x{r:02X}{g:02X}{b:02X}:size={width}x{height}:rate={rate_s}"
+        # Raw YUV computed here with the exact matrix formulas: ffmpeg 5.1's swscale RGB->YUV is
+        # about one level off, which would blur a 1-level colour test.
+        raw = work / "flat.yuv"
+        raw.write_bytes(flat_yuv_frame(flat_rgb, size, colour or "bt601", color_range, pix_fmt) * frames)
+        argv += ["-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{width}x{height}", "-r", rate_s]
+        argv += ["-i", str(raw)]
     else:
         name = "testsrc" if odd and pattern == "testsrc2" else pattern
-        src = f"{name}=size={width}x{height}:rate={rate_s}"
-    argv += ["-f", "lavfi", "-i", src]
+        argv += ["-f", "lavfi", "-i", f"{name}=size={width}x{height}:rate={rate_s}"]
     inputs = 1
     for i in range(audio_tracks):
         argv += ["-f", "lavfi", "-i", f"sine=frequency={440 * (i + 1)}:sample_rate=48000:duration={duration}"]
@@ -166,9 +171,12 @@ def make_video(
 
     filters: list[str] = []
     matrix = colour or "bt601"
-    if flat_rgb is not None or colour is not None:
+    if flat_rgb is None and colour is not None:
         # Convert from RGB explicitly so the stored YUV really uses the tagged matrix and range.
-        filters += ["format=rgb24", f"scale=out_color_matrix={matrix}:out_range={color_range}"]
+        filters += [
+            "format=rgb24",
+            f"scale=out_color_matrix={matrix}:out_range={color_range}:flags=accurate_rnd+bitexact",
+        ]
     if vfr:
         filters.append("setpts=(N+floor(N/2))/(FRAME_RATE*TB)")
     if sar:
@@ -179,7 +187,8 @@ def make_video(
     if vfr:
         argv += ["-fps_mode", "passthrough"]
     if codec == "libx264":
-        argv += ["-preset", "ultrafast", "-crf", "18"]
+        # Flat patches are stored losslessly so the colour tests see exactly the computed YUV.
+        argv += ["-preset", "ultrafast", "-crf", "0" if flat_rgb is not None else "18"]
     if colour is not None:
         for opt, value in COLOUR_TAGS[colour].items():
             argv += [f"-{opt}", value]
@@ -188,8 +197,6 @@ def make_video(
         argv += ["-map", f"{i + 1}:a", f"-c:a:{i}", "aac", f"-b:a:{i}", "64k"]
         argv += [f"-metadata:s:a:{i}", f"language={_LANGUAGES[i % len(_LANGUAGES)]}"]
         argv += [f"-metadata:s:a:{i}", f"title=Audio {i}"]
-    if audio_tracks:
-        argv += ["-shortest"] if not vfr else []
     for j, (kind, idx) in enumerate(zip(subtitles, sub_inputs, strict=True)):
         argv += ["-map", f"{idx}:s"]
         codec_s = {"srt": "srt", "ass": "ass", "mov_text": "mov_text"}[kind]
@@ -211,19 +218,54 @@ def make_video(
     if rotation:
         # ffmpeg 5.1 turns the legacy rotate tag into a display matrix only when stream copying.
         run(
-            [FFMPEG, "-nostdin", "-v", "error", "-y", "-i", str(target), "-map", "0", "-c", "copy"]
-            + ["-metadata:s:v:0", f"rotate={rotation}", str(path)]
+            [
+                *(FFMPEG, "-nostdin", "-v", "error", "-y", "-i", str(target), "-map", "0", "-c", "copy"),
+                *("-metadata:s:v:0", f"rotate={rotation}", str(path)),
+            ]
         )
     shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+_KR_KB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
+
+
+def flat_yuv(rgb: tuple[int, int, int], matrix: str = "bt601", color_range: str = "tv") -> tuple[float, ...]:
+    """Exact (unrounded) 8-bit-scale Y, Cb, Cr of an 8-bit RGB colour for ``matrix`` and range."""
+    kr, kb = _KR_KB[matrix]
+    r, g, b = (c / 255.0 for c in rgb)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    cb = (b - y) / (2 * (1 - kb))
+    cr = (r - y) / (2 * (1 - kr))
+    if color_range == "tv":
+        return 16 + 219 * y, 128 + 224 * cb, 128 + 224 * cr
+    return 255 * y, 128 + 255 * cb, 128 + 255 * cr
+
+
+def flat_yuv_frame(
+    rgb: tuple[int, int, int], size: tuple[int, int], matrix: str, color_range: str, pix_fmt: str
+) -> bytes:
+    """One raw planar 4:2:0 frame (yuv420p or yuv420p10le) of a flat colour."""
+    width, height = size
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    values = flat_yuv(rgb, matrix, color_range)
+    if pix_fmt == "yuv420p":
+        y, u, v = (bytes([round(c)]) for c in values)
+    elif pix_fmt == "yuv420p10le":
+        y, u, v = (round(c * 4).to_bytes(2, "little") for c in values)
+    else:
+        raise ValueError(f"flat_rgb supports yuv420p and yuv420p10le, not {pix_fmt}")
+    return y * (width * height) + u * (cw * ch) + v * (cw * ch)
 
 
 def make_audio_only(path: Path, *, seconds: float = 0.5) -> Path:
     """An AAC-only file (no video stream), e.g. ``audio.mp4``."""
     path = Path(path)
     run(
-        [FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=duration={seconds}"]
-        + ["-c:a", "aac", str(path)]
+        [
+            *(FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=duration={seconds}"),
+            *("-c:a", "aac", str(path)),
+        ]
     )
     return path
 

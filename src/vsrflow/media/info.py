@@ -1,0 +1,137 @@
+"""What the media layer knows about an input: plain frozen dataclasses, no I/O.
+
+Units: timestamps (``start_pts``, ``last_frame_duration``) are integers in ``time_base``;
+``duration`` is seconds (float); rates and aspect ratios are exact :class:`~fractions.Fraction`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+STREAM_KINDS = ("video", "audio", "subtitle", "attachment", "data")
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a container.
+
+    Attributes:
+        index: stream index in the container (what ``-map 0:<index>`` selects).
+        kind: 'video', 'audio', 'subtitle', 'attachment' or 'data'.
+        codec: FFmpeg codec name ('h264', 'aac', 'subrip', 'ass', 'mov_text', ...; 'unknown' if none).
+        language: ISO 639-2 code, or None when absent or 'und'.
+        title: the stream's title tag, or None.
+        default: the 'default' disposition flag.
+        forced: the 'forced' disposition flag.
+        dispositions: every disposition flag set, by FFmpeg name ('default', 'forced', 'comment'...).
+        attached_pic: a cover-art "video" stream (not the video to upscale).
+    """
+
+    index: int
+    kind: str
+    codec: str
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    forced: bool = False
+    dispositions: tuple[str, ...] = ()
+    attached_pic: bool = False
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Probe result for a file with one video stream to process (see :func:`vsrflow.media.probe.probe`).
+
+    Attributes:
+        path: the probed file.
+        container: short demuxer name ('mov' for mp4/mov, 'matroska' for mkv/webm, ...).
+        width, height: coded picture size in pixels (rotation NOT applied).
+        frame_rate: nominal rate (r_frame_rate), e.g. Fraction(30000, 1001).
+        avg_frame_rate: average rate (frames / duration as the demuxer reports it).
+        time_base: the video stream's time base; every pts of this stream is in these units.
+        frame_count: video packets counted by demuxing (never the header's nb_frames).
+        duration: seconds, last pts + last frame duration - first pts of the video stream.
+        start_pts: smallest video pts (time_base units).
+        last_frame_duration: duration of the last presented frame (time_base units).
+        sar: sample (pixel) aspect ratio; Fraction(1) when square or unknown.
+        rotation: display rotation in degrees, one of 0/90/180/270; the value ffmpeg's legacy
+            ``rotate`` stream tag takes (and what ``-metadata:s:v:0 rotate=N`` writes back).
+        pix_fmt: decoder pixel format ('yuv420p', 'yuv420p10le', ...).
+        bit_depth: bits per component of the first (luma) component.
+        color_primaries, color_transfer, color_matrix: ffmpeg names ('bt709', 'smpte170m'...) or None.
+        color_range: 'tv' (limited) or 'pc' (full), or None when untagged.
+        is_vfr: packet pts deltas vary by more than one tick and 1 % (see probe).
+        video_stream_index: container index of the video stream.
+        streams: every stream of the container, in index order.
+        chapters: number of chapters.
+        codec: the video codec name.
+    """
+
+    path: Path
+    container: str
+    width: int
+    height: int
+    frame_rate: Fraction
+    avg_frame_rate: Fraction
+    time_base: Fraction
+    frame_count: int
+    duration: float
+    start_pts: int
+    sar: Fraction
+    rotation: int
+    pix_fmt: str
+    bit_depth: int
+    color_primaries: str | None
+    color_transfer: str | None
+    color_matrix: str | None
+    color_range: str | None
+    is_vfr: bool
+    video_stream_index: int
+    streams: tuple[StreamInfo, ...]
+    chapters: int
+    codec: str = "unknown"
+    last_frame_duration: int = 0
+    format_tags: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def frame_duration(self) -> Fraction:
+        """Nominal seconds per frame (1 / frame_rate)."""
+        return 1 / self.frame_rate
+
+    @property
+    def frame_duration_ticks(self) -> int:
+        """Nominal frame duration in time_base units (rounded, at least 1)."""
+        return max(1, round(self.frame_duration / self.time_base))
+
+    @property
+    def non_video_streams(self) -> tuple[StreamInfo, ...]:
+        """Audio, subtitle, attachment and data streams plus any extra video (cover art) streams."""
+        return tuple(s for s in self.streams if s.index != self.video_stream_index)
+
+    @property
+    def audio_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == "audio")
+
+    @property
+    def subtitle_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == "subtitle")
+
+    @property
+    def attachment_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == "attachment")
+
+    @property
+    def is_high_bit_depth(self) -> bool:
+        """True for > 8 bits per component (frames are then uint16 RGB)."""
+        return self.bit_depth > 8
+
+    @property
+    def display_aspect_ratio(self) -> Fraction:
+        """width * sar / height (rotation not applied)."""
+        return Fraction(self.width) * self.sar / self.height
+
+    def seconds(self, pts: int) -> Fraction:
+        """Exact seconds of a pts of the video stream, relative to ``start_pts``."""
+        return (pts - self.start_pts) * self.time_base

