@@ -95,7 +95,8 @@ class Upscaler:
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU) | ``fp32`` | ``fp16`` | ``bf16``.
         tile: tile core side in input pixels; ``None``/0 = whole frame. Rounded up to the
-            model's ``size_multiple``; must be 0 or >= :data:`MIN_TILE`.
+            model's ``size_multiple``. Small tiles are correct but slow (context is recomputed
+            per tile); the OOM fallback never goes below :data:`MIN_TILE` on its own.
         tile_pad: context pixels around each tile core; default ``min(receptive_radius,
             MAX_DEFAULT_TILE_PAD)`` (the cap when the radius is unbounded). Rounded up to
             ``size_multiple``.
@@ -129,8 +130,8 @@ class Upscaler:
         self._min_len = round_up(max(1, descriptor.min_size), self._align)
         self._min_tile = round_up(MIN_TILE, self._align)
         tile = tile or 0
-        if tile < 0 or 0 < tile < MIN_TILE:
-            raise InputError(f"tile {tile} must be 0 (no tiling) or >= {MIN_TILE} pixels")
+        if tile < 0:
+            raise InputError(f"tile {tile} must be 0 (no tiling) or a positive number of pixels")
         #: current tile core side (0 = whole frame); the OOM fallback lowers it.
         self.tile = round_up(tile, self._align) if tile else 0
 

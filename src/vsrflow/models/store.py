@@ -63,9 +63,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     # mkstemp creates 0600; weights on a shared filesystem must be readable by other job users.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    # (A fixed mode: reading the umask means changing it, which races with other threads.)
+    os.fchmod(fd, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
