@@ -51,13 +51,15 @@ def _video_pts_seconds(path: Path) -> list[Fraction]:
 
 
 def _packets(path: Path, kind: str) -> list[list[bytes]]:
+    """Payload of every packet of every ``kind`` stream, in file order (one demux pass, no seek:
+    a seek to 0 would skip packets with negative timestamps such as AAC priming)."""
     with av.open(str(path)) as c:
         streams = [s for s in c.streams if s.type == kind]
-        out: list[list[bytes]] = [[] for _ in streams]
-        for i, s in enumerate(streams):
-            c.seek(0)
-            out[i] = [bytes(p) for p in c.demux(s) if p.size]
-    return out
+        out: dict[int, list[bytes]] = {s.index: [] for s in streams}
+        for packet in c.demux(streams):
+            if packet.size:
+                out[packet.stream.index].append(bytes(packet))
+    return list(out.values())
 
 
 def _assert_frame_exact(src: Path, out: Path) -> None:
