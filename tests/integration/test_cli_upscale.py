@@ -74,8 +74,15 @@ def _assert_frame_exact(src: Path, out: Path) -> None:
 
 
 def test_mkv_two_audio_srt_ass_chapters(env: dict[str, str], tmp_path: Path) -> None:
-    src = make_video(tmp_path / "in.mkv", size=(64, 48), frames=12, audio_tracks=2,
-                     subtitles=["srt", "ass"], chapters=2, attachment=True)
+    src = make_video(
+        tmp_path / "in.mkv",
+        size=(64, 48),
+        frames=12,
+        audio_tracks=2,
+        subtitles=["srt", "ass"],
+        chapters=2,
+        attachment=True,
+    )
     out = tmp_path / "out.mkv"
     proc = _upscale(env, src, out, "--model", FAST)
     assert proc.returncode == 0, proc.stderr
@@ -111,8 +118,15 @@ def test_vfr_stays_vfr(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_10bit_rotation_sar(env: dict[str, str], tmp_path: Path) -> None:
-    src = make_video(tmp_path / "in.mp4", size=(64, 48), frames=8, pix_fmt="yuv420p10le",
-                     rotation=90, sar="4/3", codec="libx264")
+    src = make_video(
+        tmp_path / "in.mp4",
+        size=(64, 48),
+        frames=8,
+        pix_fmt="yuv420p10le",
+        rotation=90,
+        sar="4/3",
+        codec="libx264",
+    )
     out = tmp_path / "out.mp4"
     proc = _upscale(env, src, out, "--model", FAST, "--scale", "2")
     assert proc.returncode == 0, proc.stderr
@@ -216,8 +230,11 @@ def test_bad_options(env: dict[str, str], tmp_path: Path) -> None:
 def test_corrupt_weight_file(env: dict[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     shutil.copytree(Path(env["VSRFLOW_CACHE_DIR"]) / "weights", cache / "weights")
-    weight = next(p for p in (cache / "weights").rglob("*") if p.is_file() and FAST in p.name
-                  and p.suffix in {".pth", ".safetensors"})
+    weight = next(
+        p
+        for p in (cache / "weights").rglob("*")
+        if p.is_file() and FAST in p.name and p.suffix in {".pth", ".safetensors"}
+    )
     data = bytearray(weight.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weight.write_bytes(bytes(data))

@@ -37,10 +37,12 @@ def register(sub: Any) -> None:
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     store = WeightStore(settings.weights_dir)
-    print(f"{'id':30} {'arch':8} {'x':>2} {'local':6} {'licence':14} content")
+    print(f"{'id':28} {'arch':8} {'x':>2} {'local':5} {'offline':8} {'licence':14} suits")
     for spec in REGISTRY.values():
         local = "yes" if store.has(spec) else "-"
-        print(f"{spec.id:30} {spec.arch:8} {spec.scale:>2} {local:6} {spec.license:14} {', '.join(spec.content)}")
+        offline = "ncnn" if spec.ncnn is not None else "-"
+        tags = ", ".join(spec.tags)
+        print(f"{spec.id:28} {spec.arch:8} {spec.scale:>2} {local:5} {offline:8} {spec.license:14} {tags}")
     print("\npresets:")
     for name, ids in PRESETS.items():
         print(f"  {name:12} {' > '.join(ids)}")
@@ -55,8 +57,9 @@ def _progress_printer(label: str) -> Any:
 
     def progress(done: int, total: int | None) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc=label,
-                              disable=not sys.stderr.isatty())
+            bar["bar"] = tqdm(
+                total=total, unit="B", unit_scale=True, desc=label, disable=not sys.stderr.isatty()
+            )
         b = bar["bar"]
         b.update(done - b.n)
         if total is not None and done >= total:
@@ -75,17 +78,18 @@ def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
     store = WeightStore(settings.weights_dir)
-    ids = args.model_ids or None
-    for path in store.import_ncnn(ids):
-        print(path)
+    for result in store.import_ncnn(args.model_ids or None):
+        state = "already present" if result.skipped else "imported"
+        print(f"{result.id}: {state}: {result.path} ({result.provenance})")
     return 0
 
 
 def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     store = WeightStore(settings.weights_dir)
-    specs = [get_spec(args.model_id)] if args.model_id else None
-    bad = 0
-    for result in store.verify(specs):
-        print(result)
-        bad += not result.ok
-    return 2 if bad else 0
+    spec = get_spec(args.model_id) if args.model_id else None
+    reports = store.verify(spec)
+    for report in reports:
+        print(report.message)
+    # A corrupt file fails the command; missing ones only when asked about by id.
+    failed = [r for r in reports if r.status == "corrupt" or (spec is not None and r.status != "ok")]
+    return 1 if failed else 0

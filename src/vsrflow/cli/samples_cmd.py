@@ -17,8 +17,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("name", choices=sorted(SAMPLES), help="sample clip")
     p.add_argument("-o", "--output", type=Path, required=True, help="where to write the clip")
-    p.add_argument("--downscale", type=int, default=1, metavar="N",
-                   help="bicubic downscale by N (every frame kept; makes a low-resolution input)")
+    p.add_argument(
+        "--downscale",
+        type=int,
+        default=1,
+        metavar="N",
+        help="bicubic downscale by N (every frame kept; makes a low-resolution input)",
+    )
     p.set_defaults(handler=run)
 
 

@@ -26,21 +26,40 @@ def register(sub: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`)")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity")
-    p.add_argument("--scale", type=float, default=None,
-                   help="output scale (default: the model's native scale; at most the native scale)")
-    p.add_argument("--tile", type=_positive_int, default=0,
-                   help="max tile side in input pixels (0: whole frame; halves itself on out-of-memory)")
-    p.add_argument("--tile-pad", type=_positive_int, default=None,
-                   help="tile overlap in input pixels (default: the model's receptive radius, capped)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="output scale (default: the model's native scale; at most the native scale)",
+    )
+    p.add_argument(
+        "--tile",
+        type=_positive_int,
+        default=0,
+        help="max tile side in input pixels (0: whole frame; halves itself on out-of-memory)",
+    )
+    p.add_argument(
+        "--tile-pad",
+        type=_positive_int,
+        default=None,
+        help="tile overlap in input pixels (default: the model's receptive radius, capped)",
+    )
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
-                   help="inference precision (auto: fp16 on CUDA, fp32 on CPU)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default="auto",
+        help="inference precision (auto: fp16 on CUDA, fp32 on CPU)",
+    )
     p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
     p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
-    p.add_argument("--pix-fmt", default=None,
-                   help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)")
+    p.add_argument(
+        "--pix-fmt",
+        default=None,
+        help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -61,8 +80,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
             f"output directory {parent} is not writable ({exc.strerror})", hint="choose a writable -o path"
         ) from exc
     if output.suffix.lower() not in {".mp4", ".mkv", ".mov", ".m4v"}:
-        raise InputError(f"output {output} has an unsupported extension",
-                         hint="use .mp4, .mkv, .mov or .m4v")
+        raise InputError(f"output {output} has an unsupported extension", hint="use .mp4, .mkv, .mov or .m4v")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

