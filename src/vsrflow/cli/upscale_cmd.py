@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`)")
-    which.add_argument("--preset", help="content preset: anime, live-action or fidelity")
+    which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
     p.add_argument(
         "--scale",
         type=float,
@@ -95,10 +95,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.batch < 1:
         raise InputError(f"--batch {args.batch} must be at least 1")
-    spec = resolve(args.model, args.preset)
+    store = WeightStore(settings.weights_dir)
+    # A preset prefers the model whose native scale equals the request (SPAN x2 for --scale 2
+    # rather than x4 then downscale), then one whose weights are already present.
+    native_wish = int(args.scale) if args.scale is not None and float(args.scale).is_integer() else None
+    spec = resolve(args.model, args.preset, scale=native_wish, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
-    store = WeightStore(settings.weights_dir)
     loaded = load_model(spec, store)
     upscaler = Upscaler(
         loaded.module,
