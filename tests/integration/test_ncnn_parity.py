@@ -14,8 +14,11 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# Hard imports: both are in the [dev] extra; a missing one must fail the suite, not skip parity.
+import ncnn as nc
 import numpy as np
 import pytest
+import skimage.data as skdata
 import torch
 
 from vsrflow.errors import ModelError
@@ -23,9 +26,6 @@ from vsrflow.models import ncnn as ncnn_format
 from vsrflow.models.loader import load_model
 from vsrflow.models.registry import ModelSpec, all_specs
 from vsrflow.models.store import WeightStore
-
-nc = pytest.importorskip("ncnn")
-skdata = pytest.importorskip("skimage.data")
 
 NCNN_SPECS = [s for s in all_specs() if s.ncnn is not None]
 PARITY_BAR = 1e-4
