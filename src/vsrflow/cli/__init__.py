@@ -13,7 +13,12 @@ import traceback
 from collections.abc import Sequence
 
 from vsrflow import __version__
-from vsrflow.cli import models_cmd, probe_cmd, samples_cmd, upscale_cmd
+from vsrflow.cli import (
+    models_cmd,
+    probe_cmd,
+    samples_cmd,
+    upscale_cmd,
+)
 from vsrflow.cli.logs import setup_logging
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
@@ -37,10 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="log format on stderr (auto: text on a terminal, JSON lines otherwise)",
     )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    upscale_cmd.register(sub)
-    models_cmd.register(sub)
-    probe_cmd.register(sub)
-    samples_cmd.register(sub)
+    # One module per command, each with register(subparsers); the order is the --help order.
+    commands = (
+        upscale_cmd,
+        models_cmd,
+        probe_cmd,
+        samples_cmd,
+    )
+    for command in commands:
+        command.register(sub)
     return parser
 
 
