@@ -16,7 +16,7 @@ from torch import nn
 
 from tests.mediagen import make_video
 from vsrflow.engine import pipeline
-from vsrflow.engine.pipeline import PipelineResult, _Stages, intermediate_suffix, upscale_video
+from vsrflow.engine.pipeline import PipelineResult, _Stages, upscale_video
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import ExternalToolError, InputError
 from vsrflow.media.probe import probe
@@ -194,8 +194,3 @@ def test_blocked_put_and_get_return_on_stop() -> None:
     assert isinstance(stages.error, RuntimeError)
     with pytest.raises(queue.Full):
         stages.q_in.put_nowait("overflow")
-
-
-def test_intermediate_container() -> None:
-    assert intermediate_suffix("libx264") == ".mov"
-    assert intermediate_suffix("ffv1") == ".mkv"

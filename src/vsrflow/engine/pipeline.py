@@ -17,7 +17,6 @@ joined, the temp files are removed, and the FIRST error is re-raised. Nothing is
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import queue
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from vsrflow.engine.progress import ProgressCallback, make_progress
@@ -39,7 +37,7 @@ from vsrflow.media.assemble import assemble_output
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
-from vsrflow.media.writer import EncoderOptions, FrameWriter, encodable_size, pad_to
+from vsrflow.media.writer import INTERMEDIATE_SUFFIX, EncoderOptions, FrameWriter, encodable_size, pad_to
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +121,6 @@ class _Stages:
             except queue.Empty:
                 continue
         return None
-
-
-def intermediate_suffix(codec: str) -> str:
-    """Container for the temp video: ``.mov`` (keeps the source time base exactly) when it can
-    hold ``codec``, else ``.mkv`` (holds anything; millisecond timestamps)."""
-    with av.open(io.BytesIO(), mode="w", format="mov") as probe_container:
-        supported = probe_container.supported_codecs
-    return ".mov" if codec in supported else ".mkv"
 
 
 def _decode_stage(stages: _Stages, path: Path, info: VideoInfo, counts: dict[str, int]) -> None:
@@ -226,7 +216,7 @@ def upscale_video(
     )  # fmt: skip
 
     temp_video = output_path.with_name(
-        f".{output_path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.video{intermediate_suffix(encoder.codec)}"
+        f".{output_path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.video{INTERMEDIATE_SUFFIX}"
     )
     writer = FrameWriter(temp_video, width=enc_w, height=enc_h, source=info, options=encoder)
     stages = _Stages(upscaler.batch)
