@@ -18,8 +18,11 @@ SAMPLE    := $(VSRFLOW_CACHE_DIR)/samples/bikes_half.mp4
 OUT       ?= out
 
 PYTEST_ARGS ?=
+# `make bench BENCH_ARGS='--device cuda --precision fp16'`; `make bench-quality QUALITY_ARGS=--render-only`
+BENCH_ARGS   ?=
+QUALITY_ARGS ?=
 
-.PHONY: help install system-deps run test lint typecheck contracts unit bench clean distclean
+.PHONY: help install system-deps run test lint typecheck contracts unit bench bench-quality clean distclean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,8 +66,12 @@ unit: install ## the test suite only
 
 test: lint typecheck contracts unit ## everything CI checks
 
-bench: install ## CPU benchmarks -> bench/results/*.json
-	$(BIN)/python bench/bench_upscale.py
+bench: install ## speed benchmark (vsrflow bench) -> bench/results/upscale-<device>-<host>.json
+	$(BIN)/vsrflow models import-ncnn realesr-animevideov3 RealESRGAN_x4plus
+	$(BIN)/vsrflow bench $(BENCH_ARGS)
+
+bench-quality: install ## quality table (~15 min on 2 cores) -> docs/quality.md, bench/results/quality-<host>.json
+	$(BIN)/python bench/quality_table.py $(QUALITY_ARGS)
 
 clean: ## remove outputs and tool caches (keeps the venv and weights)
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -14,8 +14,12 @@ from collections.abc import Sequence
 
 from vsrflow import __version__
 from vsrflow.cli import (
+    bench_cmd,
+    degrade_cmd,
+    evaluate_cmd,
     models_cmd,
     probe_cmd,
+    run_cmd,
     samples_cmd,
     upscale_cmd,
 )
@@ -45,9 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     # One module per command, each with register(subparsers); the order is the --help order.
     commands = (
         upscale_cmd,
+        evaluate_cmd,
         models_cmd,
         probe_cmd,
         samples_cmd,
+        degrade_cmd,
+        run_cmd,
+        bench_cmd,
     )
     for command in commands:
         command.register(sub)

