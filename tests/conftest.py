@@ -31,6 +31,18 @@ def cli_env(test_cache: Path) -> Iterator[dict[str, str]]:
     yield env
 
 
+#: Models whose weights every CLI test session imports once (ncnn exports; fast on CPU).
+TEST_MODELS = ("realesr-animevideov3", "SPAN_x2_ch48")
+
+
+@pytest.fixture(scope="session")
+def model_env(cli_env: dict[str, str]) -> dict[str, str]:
+    """``cli_env`` with :data:`TEST_MODELS` imported into its weight store (once per session)."""
+    proc = run_cli(["models", "import-ncnn", *TEST_MODELS], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    return cli_env
+
+
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a child process (exit code, stdout and stderr as a user sees them)."""
     return subprocess.run(

@@ -18,10 +18,8 @@ MODEL = "realesr-animevideov3"
 
 
 @pytest.fixture(scope="module")
-def env(cli_env: dict[str, str]) -> dict[str, str]:
-    proc = run_cli(["models", "import-ncnn", MODEL], cli_env)
-    assert proc.returncode == 0, proc.stderr
-    return cli_env
+def env(model_env: dict[str, str]) -> dict[str, str]:
+    return model_env
 
 
 def test_bench_tiny_run_writes_the_result_schema(env: dict[str, str], tmp_path: Path) -> None:

@@ -31,10 +31,8 @@ FIDELITY = "SPAN_x2_ch48"
 
 
 @pytest.fixture(scope="module")
-def env(cli_env: dict[str, str]) -> dict[str, str]:
-    proc = run_cli(["models", "import-ncnn", FAST, FIDELITY], cli_env)
-    assert proc.returncode == 0, proc.stderr
-    return cli_env
+def env(model_env: dict[str, str]) -> dict[str, str]:
+    return model_env
 
 
 def _upscale(env: dict[str, str], src: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:

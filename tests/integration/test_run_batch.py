@@ -19,10 +19,8 @@ MODEL = "realesr-animevideov3"
 
 
 @pytest.fixture(scope="module")
-def env(cli_env: dict[str, str]) -> dict[str, str]:
-    proc = run_cli(["models", "import-ncnn", MODEL], cli_env)
-    assert proc.returncode == 0, proc.stderr
-    return cli_env
+def env(model_env: dict[str, str]) -> dict[str, str]:
+    return model_env
 
 
 @pytest.fixture()
