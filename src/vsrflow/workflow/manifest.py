@@ -16,13 +16,13 @@ mtime). Markers are written atomically (temporary file + rename).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import VsrError
 from vsrflow.media.probe import probe
+from vsrflow.workflow.jobdir import write_json_atomic
 
 VERSION = 1
 #: Directory (inside the output directory) holding markers, child logs and evaluation JSON.
@@ -73,11 +73,9 @@ def read_marker(path: Path) -> dict[str, Any] | None:
 
 
 def write_marker(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` (plus the version) to ``path`` atomically."""
+    """Write ``data`` (plus the version) to ``path`` atomically (the one shared JSON writer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**data, "version": VERSION}, indent=2, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, {**data, "version": VERSION})
 
 
 def upscale_record(

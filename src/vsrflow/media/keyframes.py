@@ -1,0 +1,86 @@
+"""Keyframes and frame times of the video stream, by demuxing packets only (no decoding).
+
+Indices are in PRESENTATION order: frame ``i`` is the packet with the ``i``-th smallest pts. With
+B-frames, decode order differs from presentation order, so a keyframe's index is the rank of its
+pts among all packet pts, not its position in the demux loop. Timestamps are integers in the video
+stream's time base. The frame count equals :func:`vsrflow.media.probe.probe`'s (both count packets).
+
+Open-GOP caveat: a keyframe flagged in an open GOP (a non-IDR I-frame) may be followed in decode
+order by leading B-frames that reference the previous GOP; those frames present BEFORE the
+keyframe, so they belong to the previous chunk and decoding from the keyframe still yields every
+frame from its own index on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av.error
+
+from vsrflow.errors import InputError
+from vsrflow.media.probe import _pick_video, open_input
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """Frame times and keyframes of one video stream.
+
+    Attributes:
+        pts: every frame's pts, ascending (presentation order), in ``time_base`` units.
+        keyframes: presentation indices (into ``pts``) of packets flagged as keyframes, ascending.
+        time_base: the video stream's time base.
+    """
+
+    pts: tuple[int, ...]
+    keyframes: tuple[int, ...]
+    time_base: Fraction
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.pts)
+
+
+def scan_frames(path: Path | str) -> FrameTable:
+    """Demux the video stream of ``path`` and return its :class:`FrameTable`.
+
+    A packet without pts falls back to its dts (raw-stream containers).
+
+    Raises:
+        InputError: the file cannot be opened, has no video stream, no video packets, a packet
+            without any timestamp, or the demuxer fails part-way. The message names the path.
+    """
+    path = Path(path)
+    container = open_input(path)
+    with container:
+        video = _pick_video(container, path)
+        time_base = Fraction(video.time_base or Fraction(1, 1000))
+        # (pts, decode position, keyframe flag): the decode position breaks ties on duplicate pts.
+        packets: list[tuple[int, int, bool]] = []
+        try:
+            for packet in container.demux(video):
+                if packet.size == 0 and packet.pts is None:
+                    continue  # PyAV's end-of-stream flush packet, not a frame
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if stamp is None:
+                    raise InputError(
+                        f"{path}: video packet {len(packets)} has no timestamp",
+                        hint="remux the file into MP4/MKV (ffmpeg -i in -c copy out.mkv)",
+                    )
+                packets.append((int(stamp), len(packets), bool(packet.is_keyframe)))
+        except av.error.FFmpegError as err:
+            raise InputError(f"{path}: damaged video stream after {len(packets)} packets: {err}") from err
+    if not packets:
+        raise InputError(f"{path}: the video stream has no frames", hint="check the source file")
+    packets.sort()
+    return FrameTable(
+        pts=tuple(p[0] for p in packets),
+        keyframes=tuple(i for i, p in enumerate(packets) if p[2]),
+        time_base=time_base,
+    )
+
+
+def keyframe_indices(path: Path | str) -> list[int]:
+    """Presentation indices of the keyframes of ``path``'s video stream (see :func:`scan_frames`)."""
+    return list(scan_frames(path).keyframes)

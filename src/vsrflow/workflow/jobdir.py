@@ -1,0 +1,191 @@
+"""The job directory on shared storage, and the one atomic JSON writer of the chunked workflow.
+
+Layout (every path is a property of :class:`JobDir`)::
+
+    <root>/<job_id>/
+        spec.json          the JobSpec (written once, at creation)
+        manifest.json      plan + job state (vsrflow.workflow.jobmanifest)
+        chunks/            <i>.json per-chunk state records, <i>.mkv chunk outputs (i zero-padded)
+        logs/              stage and array-task logs
+        source/            the staged source (a copy or download of spec.source)
+
+Filesystem failures become :class:`~vsrflow.errors.VsrError` subclasses that name the path:
+permission, read-only and not-a-directory problems are the caller's configuration
+(:class:`~vsrflow.errors.InputError`); a full disk, quota or I/O error is a plain
+:class:`~vsrflow.errors.VsrError` with a hint to free space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import secrets
+import socket
+from pathlib import Path
+from typing import Any
+
+from vsrflow.errors import InputError, VsrError
+from vsrflow.workflow.jobspec import JobSpec
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_CONFIG_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG}
+_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def storage_error(path: Path, err: OSError, action: str) -> VsrError:
+    """The VsrError for an OSError while ``action`` on ``path`` (see the module docstring)."""
+    reason = err.strerror or str(err)
+    message = f"{path}: cannot {action}: {reason}"
+    if err.errno in _SPACE_ERRNOS:
+        return VsrError(message, hint=f"free space (or quota) on the filesystem holding {path.parent}")
+    if err.errno in _CONFIG_ERRNOS:
+        return InputError(message, hint="point the job root at a writable directory on shared storage")
+    return VsrError(message, hint="check the shared filesystem (mount, health) and retry")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` so a reader sees the old file or the new one, never a mix.
+
+    Temporary file in the same directory (the name carries host, pid and a random token, because
+    array tasks on different nodes share the directory and pids repeat across hosts), flush +
+    fsync, ``os.replace``, then fsync of the directory so the rename survives a crash. The
+    temporary file is removed on any failure. OSError -> VsrError naming ``path``.
+    """
+    path = Path(path)
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    token = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = path.with_name(f".{path.name}.{token}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise storage_error(path, err, "write") from err
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Some filesystems refuse fsync on a directory (EINVAL); the data itself is already synced.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Parse the JSON file ``path``; InputError naming it (and ``what`` it is) when unreadable/bad."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise InputError(f"{path}: {what} not found", hint="create the job first (vsrflow submit)") from err
+    except OSError as err:
+        raise storage_error(Path(path), err, f"read the {what}") from err
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise InputError(f"{path}: {what} is not valid JSON: {err}", hint="restore or recreate it") from err
+
+
+class JobDir:
+    """Paths of one job directory ``<root>/<job_id>``; :meth:`create` and :meth:`open` check it."""
+
+    def __init__(self, root: Path, job_id: str) -> None:
+        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+            # The id becomes a directory name: no separators, no dot-dot, nothing a shell would expand.
+            raise InputError(
+                f"invalid job id {job_id!r}", hint="use 1-64 letters, digits, '_' or '-' (see JobSpec.job_id)"
+            )
+        self.root = Path(root)
+        self.job_id = job_id
+
+    def __repr__(self) -> str:
+        return f"JobDir({str(self.root)!r}, {self.job_id!r})"
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.job_id
+
+    @property
+    def spec_path(self) -> Path:
+        return self.path / "spec.json"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
+    def chunks_dir(self) -> Path:
+        return self.path / "chunks"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def source_dir(self) -> Path:
+        return self.path / "source"
+
+    def chunk_state_path(self, index: int) -> Path:
+        """Per-chunk state record of chunk ``index`` (written only by the task that owns it)."""
+        return self.chunks_dir / f"{index:05d}.json"
+
+    def chunk_output_path(self, index: int, suffix: str = ".mkv") -> Path:
+        """Upscaled output of chunk ``index``."""
+        return self.chunks_dir / f"{index:05d}{suffix}"
+
+    @classmethod
+    def create(cls, root: Path, spec: JobSpec, job_id: str | None = None) -> JobDir:
+        """Create (or re-open) the job directory for ``spec`` and write ``spec.json``.
+
+        ``job_id`` defaults to ``spec.job_id()``. Idempotent: an existing directory whose
+        spec.json equals ``spec`` is returned as is (a resubmission resumes); a different spec
+        under the same id is an InputError. Storage failures: see the module docstring.
+        """
+        job = cls(root, job_id or spec.job_id())
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(f"{root}: job root does not exist or is not a directory", hint="create it first")
+        for directory in (job.path, job.chunks_dir, job.logs_dir, job.source_dir):
+            try:
+                directory.mkdir(exist_ok=True)
+            except OSError as err:
+                raise storage_error(directory, err, "create the directory") from err
+        if job.spec_path.exists():
+            existing = JobSpec.from_json(read_json(job.spec_path, "job spec"))
+            if existing != spec:
+                raise InputError(
+                    f"{job.spec_path}: job {job.job_id} already exists with a different spec",
+                    hint="use another job id, or remove the old job directory",
+                )
+            return job
+        write_json_atomic(job.spec_path, spec.to_json())
+        return job
+
+    @classmethod
+    def open(cls, root: Path, job_id: str) -> JobDir:
+        """The existing job ``job_id`` under ``root``; InputError when it or its spec is missing."""
+        job = cls(root, job_id)
+        if not job.spec_path.is_file():
+            raise InputError(f"{job.spec_path}: no such job (spec.json missing)", hint="check the job id")
+        return job
+
+    def read_spec(self) -> JobSpec:
+        """The validated spec (InputError naming spec.json and the field on any problem)."""
+        data = read_json(self.spec_path, "job spec")
+        try:
+            return JobSpec.from_json(data)
+        except InputError as err:
+            raise InputError(f"{self.spec_path}: {err.message}", hint=err.hint) from err

@@ -1,0 +1,316 @@
+"""The job spec: what one chunked upscale job does, as a frozen dataclass with a strict JSON form.
+
+A spec is written once into ``<job dir>/spec.json`` (see :mod:`vsrflow.workflow.jobdir`) and read by
+every stage. :meth:`JobSpec.from_json` is strict: unknown or missing keys, wrong types, values out
+of range and another ``schema_version`` are refused with an :class:`~vsrflow.errors.InputError`
+that names the field and says how to fix it.
+
+Units: ``chunk_seconds`` is seconds of presentation time (pts), ``chunk_frames`` is frames; exactly
+one of them is set. ``scale`` is the output/input size ratio.
+
+This module imports only the standard library and :mod:`vsrflow.errors` (no torch, no PyAV), so the
+Lambda package can build and hash specs. Model ids and presets are checked for shape here and
+resolved against the registry by the stage that loads the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vsrflow.errors import InputError
+
+SCHEMA_VERSION = 1
+
+#: Slurm's default MaxArraySize is 1001 (task ids 0..1000); the hard limit is 4000001.
+DEFAULT_MAX_ARRAY_SIZE = 1000
+SLURM_MAX_ARRAY_SIZE_LIMIT = 4_000_001
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+_URI = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")
+_URI_SCHEMES = ("s3", "file")
+
+
+def _fail(field_name: str, problem: str, fix: str) -> InputError:
+    return InputError(f"job spec: {field_name}: {problem}", hint=fix)
+
+
+def _check_location(name: str, value: object) -> str:
+    """A local path or an ``s3://bucket/key`` / ``file:///path`` URI; returned unchanged."""
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(
+            name, f"expected a non-empty path or URI, got {value!r}", "give a path or s3://bucket/key"
+        )
+    if "\x00" in value or value != value.strip():
+        raise _fail(name, f"{value!r} has NUL or surrounding whitespace", "pass the exact path or URI")
+    match = _URI.match(value)
+    if match:
+        scheme = match["scheme"]
+        if scheme not in _URI_SCHEMES:
+            raise _fail(name, f"unsupported URI scheme {scheme!r}", f"use one of {', '.join(_URI_SCHEMES)}")
+        if scheme == "s3" and "/" not in match["rest"].strip("/"):
+            raise _fail(name, f"{value!r} has no object key", "use s3://bucket/key")
+    return value
+
+
+def _check_int(name: str, value: object, lo: int, hi: int, fix: str) -> int:
+    # bool is an int subclass; a JSON `true` is never a valid count.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(name, f"expected an integer, got {value!r}", fix)
+    if not lo <= value <= hi:
+        raise _fail(name, f"{value} is outside {lo}..{hi}", fix)
+    return value
+
+
+def _check_name(name: str, value: object, fix: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise _fail(name, f"{value!r} is not a valid name (letters, digits, _ . + -)", fix)
+    return value
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Encoder options of the final video (mirrors :class:`vsrflow.media.writer.EncoderOptions`).
+
+    Attributes:
+        codec: FFmpeg encoder name ('libx264', 'libx265', 'ffv1', ...).
+        crf: constant rate factor 0..63, or None for the encoder's default / encoders without crf.
+        preset: encoder speed preset ('medium', 'slow', ...), or None.
+        pix_fmt: output pixel format, or None to derive it from the source's bit depth.
+    """
+
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = "medium"
+    pix_fmt: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("encoder.codec", self.codec, "use an FFmpeg encoder name such as libx264")
+        if self.crf is not None:
+            _check_int("encoder.crf", self.crf, 0, 63, "use 0 (lossless) .. 51 for x264, or null")
+        if self.preset is not None:
+            _check_name("encoder.preset", self.preset, "use an encoder preset such as medium, or null")
+        if self.pix_fmt is not None:
+            _check_name("encoder.pix_fmt", self.pix_fmt, "use a pixel format such as yuv420p, or null")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"codec": self.codec, "crf": self.crf, "preset": self.preset, "pix_fmt": self.pix_fmt}
+
+    @classmethod
+    def from_json(cls, data: object) -> EncoderSpec:
+        obj = _exact_keys("encoder", data, ("codec", "crf", "preset", "pix_fmt"))
+        return cls(codec=obj["codec"], crf=obj["crf"], preset=obj["preset"], pix_fmt=obj["pix_fmt"])
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One chunked upscale job (validated on construction; every error is an InputError).
+
+    Attributes:
+        source: input video, a local path (shared storage) or ``s3://bucket/key``.
+        destination: output video, a local path or ``s3://bucket/key``.
+        model: registry model id, or None when ``preset`` picks it (exactly one of the two is set).
+        preset: preset name ('anime', 'live-action', 'fidelity'), or None when ``model`` is set.
+        scale: output size / input size, 1 .. 8 (stored as float, so 2 and 2.0 are the same job).
+        encoder: final encoder options.
+        chunk_frames: target chunk length in frames (>= 1), or None.
+        chunk_seconds: target chunk length in seconds of pts (> 0), or None. Exactly one is set;
+            the planner still enforces its minimum chunk size (see :mod:`vsrflow.workflow.chunking`).
+        max_array_size: the cluster's Slurm MaxArraySize; the plan has at most this many chunks.
+        array_throttle: K in ``--array=0-N%K``: chunks upscaled at once (1 .. max_array_size).
+    """
+
+    source: str
+    destination: str
+    model: str | None = None
+    preset: str | None = None
+    scale: float = 4.0
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    chunk_frames: int | None = None
+    chunk_seconds: float | None = 60.0
+    max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
+    array_throttle: int = 8
+
+    def __post_init__(self) -> None:
+        _check_location("source", self.source)
+        _check_location("destination", self.destination)
+        if self.source == self.destination:
+            raise _fail("destination", "equals the source", "write the output to a different path or key")
+        if (self.model is None) == (self.preset is None):
+            raise _fail(
+                "model/preset", "exactly one of model and preset must be set", "set one, null the other"
+            )
+        if self.model is not None:
+            _check_name("model", self.model, "use a model id from `vsrflow models list`")
+        if self.preset is not None:
+            _check_name("preset", self.preset, "use anime, live-action or fidelity")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int | float):
+            raise _fail("scale", f"expected a number, got {self.scale!r}", "use e.g. 2 or 4")
+        if not math.isfinite(self.scale) or not 1 <= self.scale <= 8:
+            raise _fail("scale", f"{self.scale} is outside 1..8", "use e.g. 2 or 4")
+        object.__setattr__(self, "scale", float(self.scale))
+        if not isinstance(self.encoder, EncoderSpec):
+            raise _fail("encoder", f"expected EncoderSpec, got {type(self.encoder).__name__}", "build one")
+        if (self.chunk_frames is None) == (self.chunk_seconds is None):
+            raise _fail(
+                "chunk_frames/chunk_seconds", "exactly one chunk size must be set", "set one, null the other"
+            )
+        if self.chunk_frames is not None:
+            _check_int("chunk_frames", self.chunk_frames, 1, 2**31, "use a positive frame count, e.g. 1440")
+        if self.chunk_seconds is not None:
+            value = self.chunk_seconds
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise _fail("chunk_seconds", f"expected a number, got {value!r}", "use e.g. 60")
+            if value <= 0:
+                raise _fail("chunk_seconds", f"{value} is not positive", "use e.g. 60")
+            object.__setattr__(self, "chunk_seconds", float(value))
+        _check_int(
+            "max_array_size",
+            self.max_array_size,
+            1,
+            SLURM_MAX_ARRAY_SIZE_LIMIT,
+            "use the cluster's MaxArraySize (`scontrol show config | grep MaxArraySize`)",
+        )
+        _check_int(
+            "array_throttle",
+            self.array_throttle,
+            1,
+            self.max_array_size,
+            "use the number of chunks to upscale at once (e.g. the number of GPUs), <= max_array_size",
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (with ``schema_version``) that :meth:`from_json` reads back equal."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "source": self.source,
+            "destination": self.destination,
+            "model": self.model,
+            "preset": self.preset,
+            "scale": self.scale,
+            "encoder": self.encoder.to_json(),
+            "chunk_frames": self.chunk_frames,
+            "chunk_seconds": self.chunk_seconds,
+            "max_array_size": self.max_array_size,
+            "array_throttle": self.array_throttle,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> JobSpec:
+        """Parse and validate; InputError naming the field for any problem."""
+        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS))
+        version = obj["schema_version"]
+        if version != SCHEMA_VERSION:
+            raise _fail(
+                "schema_version",
+                f"{version!r} is not the supported version {SCHEMA_VERSION}",
+                "recreate the job with this vsrflow version",
+            )
+        return cls(
+            source=obj["source"],
+            destination=obj["destination"],
+            model=obj["model"],
+            preset=obj["preset"],
+            scale=obj["scale"],
+            encoder=EncoderSpec.from_json(obj["encoder"]),
+            chunk_frames=obj["chunk_frames"],
+            chunk_seconds=obj["chunk_seconds"],
+            max_array_size=obj["max_array_size"],
+            array_throttle=obj["array_throttle"],
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+    @classmethod
+    def loads(cls, text: str) -> JobSpec:
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise InputError(f"job spec: not valid JSON: {err}", hint="fix or recreate spec.json") from err
+        return cls.from_json(data)
+
+    def job_id(self, source_identity: str | None = None) -> str:
+        """Deterministic id of this job: see :func:`compute_job_id`.
+
+        ``source_identity`` defaults to ``source`` itself; pass a stronger identity where one
+        exists (an S3 version id or ETag, or :func:`file_identity` of a local file), so a replaced
+        input is a new job while a resubmitted identical one is the same job.
+        """
+        return compute_job_id(
+            self.source if source_identity is None else source_identity,
+            model=self.model,
+            preset=self.preset,
+            scale=self.scale,
+            encoder=self.encoder,
+        )
+
+
+_SPEC_KEYS = (
+    "schema_version",
+    "source",
+    "destination",
+    "model",
+    "preset",
+    "scale",
+    "encoder",
+    "chunk_frames",
+    "chunk_seconds",
+    "max_array_size",
+    "array_throttle",
+)
+
+
+def _exact_keys(what: str, data: object, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InputError(f"{what}: expected a JSON object, got {type(data).__name__}", hint="fix the file")
+    missing = [k for k in keys if k not in data]
+    unknown = sorted(k for k in data if k not in keys)
+    if missing:
+        raise InputError(
+            f"{what}: missing field(s) {', '.join(missing)}", hint="add them (null where optional)"
+        )
+    if unknown:
+        raise InputError(f"{what}: unknown field(s) {', '.join(map(str, unknown))}", hint="remove them")
+    return data
+
+
+def compute_job_id(
+    source_identity: str,
+    *,
+    model: str | None,
+    preset: str | None,
+    scale: float,
+    encoder: EncoderSpec,
+) -> str:
+    """16 lowercase hex characters: sha256 over the canonical JSON of what determines the output.
+
+    Inputs are the source identity, the model or preset, the scale (as float: 2 == 2.0) and the
+    encoder options. Chunk size and array settings are deliberately left out: they change how the
+    work is split, not the result, so resubmitting with another chunk size finds the same job.
+    """
+    payload = {
+        "v": 1,
+        "source": source_identity,
+        "model": model,
+        "preset": preset,
+        "scale": float(scale),
+        "encoder": encoder.to_json(),
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def file_identity(path: Path) -> str:
+    """Identity of a local file for :meth:`JobSpec.job_id`: resolved path, byte size, mtime in ns."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise InputError(f"{path}: cannot stat the source: {err.strerror}", hint="check the path") from err
+    return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"

@@ -1,0 +1,225 @@
+"""JobSpec validation and JSON round trip, the job id, and the job directory."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vsrflow.errors import InputError, VsrError
+from vsrflow.workflow import jobdir as jobdir_module
+from vsrflow.workflow.jobdir import JobDir, write_json_atomic
+from vsrflow.workflow.jobspec import SCHEMA_VERSION, EncoderSpec, JobSpec, compute_job_id, file_identity
+
+
+def spec(**overrides: Any) -> JobSpec:
+    base: dict[str, Any] = {"source": "s3://bucket/uploads/anime/a.mp4", "destination": "/fsx/out/a_x4.mp4"}
+    base["preset"] = "anime"
+    return JobSpec(**{**base, **overrides})
+
+
+def test_round_trip_is_exact() -> None:
+    original = spec(
+        scale=2,
+        encoder=EncoderSpec(codec="libx265", crf=22, preset="slow", pix_fmt="yuv420p10le"),
+        chunk_frames=1440,
+        chunk_seconds=None,
+        max_array_size=1001,
+        array_throttle=4,
+    )
+    data = json.loads(original.dumps())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert JobSpec.from_json(data) == original
+    assert JobSpec.loads(original.dumps()) == original
+    assert original.scale == 2.0 and isinstance(original.scale, float)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"source": ""}, "source"),
+        ({"source": "http://x/y.mp4"}, "source"),
+        ({"source": "s3://bucket-only"}, "source"),
+        ({"destination": " /out.mp4"}, "destination"),
+        ({"destination": "s3://bucket/uploads/anime/a.mp4"}, "destination"),
+        ({"model": "SPAN_x4_ch48"}, "model/preset"),
+        ({"preset": None}, "model/preset"),
+        ({"preset": "../etc"}, "preset"),
+        ({"scale": 0}, "scale"),
+        ({"scale": 9}, "scale"),
+        ({"scale": float("nan")}, "scale"),
+        ({"scale": True}, "scale"),
+        ({"chunk_frames": 10}, "chunk_frames/chunk_seconds"),
+        ({"chunk_seconds": None}, "chunk_frames/chunk_seconds"),
+        ({"chunk_seconds": 0}, "chunk_seconds"),
+        ({"chunk_seconds": -3.0}, "chunk_seconds"),
+        ({"chunk_frames": 0, "chunk_seconds": None}, "chunk_frames"),
+        ({"chunk_frames": 1.5, "chunk_seconds": None}, "chunk_frames"),
+        ({"max_array_size": 0}, "max_array_size"),
+        ({"array_throttle": 0}, "array_throttle"),
+        ({"max_array_size": 10, "array_throttle": 11}, "array_throttle"),
+        ({"array_throttle": True}, "array_throttle"),
+    ],
+)
+def test_bad_fields_name_the_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        spec(**overrides)
+    assert f"job spec: {field}:" in str(info.value)
+    assert info.value.hint  # and says how to fix it
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"codec": "lib x264"}, "encoder.codec"),
+        ({"crf": 64}, "encoder.crf"),
+        ({"crf": "18"}, "encoder.crf"),
+        ({"preset": ""}, "encoder.preset"),
+        ({"pix_fmt": "yuv420p;rm"}, "encoder.pix_fmt"),
+    ],
+)
+def test_bad_encoder_fields(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError, match=f"job spec: {field}:"):
+        EncoderSpec(**overrides)
+
+
+def test_from_json_is_strict() -> None:
+    good = spec().to_json()
+    with pytest.raises(InputError, match=r"unknown field.*colour"):
+        JobSpec.from_json({**good, "colour": "red"})
+    missing = dict(good)
+    del missing["scale"]
+    with pytest.raises(InputError, match=r"missing field.*scale"):
+        JobSpec.from_json(missing)
+    with pytest.raises(InputError, match="schema_version"):
+        JobSpec.from_json({**good, "schema_version": 2})
+    with pytest.raises(InputError, match="encoder: unknown field"):
+        JobSpec.from_json({**good, "encoder": {**good["encoder"], "bitrate": "5M"}})
+    with pytest.raises(InputError, match="expected a JSON object"):
+        JobSpec.from_json([good])
+    with pytest.raises(InputError, match="not valid JSON"):
+        JobSpec.loads("{")
+
+
+def test_job_id_is_deterministic_and_sensitive_to_the_output() -> None:
+    a = spec()
+    assert a.job_id() == spec().job_id()
+    assert len(a.job_id()) == 16 and all(c in "0123456789abcdef" for c in a.job_id())
+    assert a.job_id("etag-1") != a.job_id("etag-2")
+    assert spec(scale=2).job_id() != a.job_id()
+    assert spec(scale=2).job_id() == spec(scale=2.0).job_id()
+    assert spec(preset=None, model="SPAN_x4_ch48").job_id() != a.job_id()
+    assert spec(encoder=EncoderSpec(crf=20)).job_id() != a.job_id()
+    # How the work is split does not change the result, so it does not change the id.
+    assert spec(chunk_seconds=30.0, array_throttle=2).job_id() == a.job_id()
+    assert a.job_id("v1") == compute_job_id("v1", model=None, preset="anime", scale=4, encoder=EncoderSpec())
+
+
+def test_file_identity_changes_with_content(tmp_path: Path) -> None:
+    f = tmp_path / "in.mp4"
+    f.write_bytes(b"abc")
+    first = file_identity(f)
+    f.write_bytes(b"abcd")
+    assert file_identity(f) != first
+    with pytest.raises(InputError, match="cannot stat"):
+        file_identity(tmp_path / "missing.mp4")
+
+
+# ---- job directory -----------------------------------------------------------------------------
+
+
+def test_create_layout_and_reopen(tmp_path: Path) -> None:
+    s = spec()
+    job = JobDir.create(tmp_path, s)
+    assert job.path == tmp_path / s.job_id()
+    for d in (job.chunks_dir, job.logs_dir, job.source_dir):
+        assert d.is_dir()
+    assert job.read_spec() == s
+    assert JobDir.create(tmp_path, s).path == job.path  # idempotent resubmission
+    assert JobDir.open(tmp_path, job.job_id).read_spec() == s
+    assert job.chunk_state_path(7).name == "00007.json"
+    assert job.chunk_output_path(7) == job.chunks_dir / "00007.mkv"
+    assert not list(job.path.glob(".*.tmp"))
+
+
+def test_create_refuses_a_different_spec_under_the_same_id(tmp_path: Path) -> None:
+    JobDir.create(tmp_path, spec(), job_id="job1")
+    with pytest.raises(InputError, match="different spec"):
+        JobDir.create(tmp_path, spec(scale=2), job_id="job1")
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "x" * 65, "a b"])
+def test_job_id_must_be_a_safe_name(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(InputError, match="invalid job id"):
+        JobDir(tmp_path, bad)
+
+
+def test_missing_root_and_missing_job(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="job root does not exist"):
+        JobDir.create(tmp_path / "nope", spec())
+    with pytest.raises(InputError, match="no such job"):
+        JobDir.open(tmp_path, "abc")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_root_is_an_input_error_naming_the_path(tmp_path: Path) -> None:
+    root = tmp_path / "ro"
+    root.mkdir()
+    root.chmod(0o500)
+    try:
+        with pytest.raises(InputError, match=str(root)):
+            JobDir.create(root, spec())
+    finally:
+        root.chmod(0o700)
+
+
+def test_unwritable_root_via_errno(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", denied)
+    with pytest.raises(InputError, match="cannot create the directory: Permission denied") as info:
+        JobDir.create(tmp_path, spec(), job_id="j")
+    assert str(tmp_path / "j") in str(info.value)
+
+
+def test_full_disk_names_the_path_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jobdir_module.os, "fsync", no_space)
+    with pytest.raises(VsrError) as info:
+        JobDir.create(tmp_path, spec(), job_id="j")
+    assert not isinstance(info.value, InputError)  # not the user's input: free space and retry
+    assert str(tmp_path / "j" / "spec.json") in str(info.value)
+    assert "No space left" in str(info.value) and "free space" in str(info.value)
+    assert {p.name for p in (tmp_path / "j").iterdir()} == {"chunks", "logs", "source"}
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "m.json"
+    write_json_atomic(target, {"v": 1})
+
+    def fail_replace(src: str, dst: str) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(jobdir_module.os, "replace", fail_replace)
+    with pytest.raises(VsrError, match="Input/output error"):
+        write_json_atomic(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_corrupt_spec_json_names_the_file(tmp_path: Path) -> None:
+    job = JobDir.create(tmp_path, spec())
+    data = json.loads(job.spec_path.read_text())
+    data["scale"] = 100
+    job.spec_path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"spec\.json: job spec: scale: 100 is outside"):
+        job.read_spec()
