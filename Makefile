@@ -61,7 +61,7 @@ typecheck: install ## mypy on the package
 contracts: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
-unit: install ## the test suite only
+unit: install slurm-deps ## the test suite only (needs the Slurm packages for the emulator tests)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck contracts unit ## everything CI checks
@@ -72,6 +72,26 @@ bench: install ## speed benchmark (vsrflow bench) -> bench/results/upscale-<devi
 
 bench-quality: install ## quality table (~15 min on 2 cores) -> docs/quality.md, bench/results/quality-<host>.json
 	$(BIN)/python bench/quality_table.py $(QUALITY_ARGS)
+
+# Local Slurm emulator (slurm/emulator, slurm/README.md): slurmctld + one slurmd per node on this host.
+SLURM_STATE_DIR ?= $(CURDIR)/.cache/slurm
+SLURM_PACKAGES  := slurmctld slurmd slurm-client shellcheck
+.PHONY: slurm-deps slurm-up slurm-down
+
+slurm-deps: ## Slurm 22.05 daemons + clients and shellcheck from Debian (for the emulator and its tests)
+	@missing=; for p in slurmctld slurmd sinfo sbatch shellcheck; do \
+	  PATH="$$PATH:/usr/sbin:/usr/local/sbin" command -v $$p >/dev/null || missing=1; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "the Slurm emulator needs the Debian packages: $(SLURM_PACKAGES)" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null
+
+slurm-up: slurm-deps ## start the local Slurm (cpu + gpu partitions, fake GPUs); prints SLURM_CONF
+	SLURM_EMU_STATE_DIR="$(SLURM_STATE_DIR)" bash slurm/emulator/start.sh
+
+slurm-down: ## stop the local Slurm started by slurm-up
+	SLURM_EMU_STATE_DIR="$(SLURM_STATE_DIR)" bash slurm/emulator/stop.sh
 
 clean: ## remove outputs and tool caches (keeps the venv and weights)
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
