@@ -140,3 +140,21 @@ def test_bad_inputs_raise_input_error_naming_the_file(media: Path, kind: str) ->
         probe(path)
     assert str(path) in str(err.value)
     assert err.value.hint  # every error says what to do
+
+
+def test_edit_list_preroll_is_not_counted(media: Path) -> None:
+    # A stream-copy cut between keyframes (``ffmpeg -ss 0.3 -i in.mp4 -c copy``, what phone and NLE
+    # trims produce) keeps the GOP's earlier packets, flagged discard by the edit list: they are
+    # decoded for reference and never shown. Counting them made every such file "damaged"
+    # (decoded 22 frames but the probe counted 30 packets).
+    from vsrflow.media.reader import FrameReader
+
+    src = mediagen.make_video(media / "long.mp4", frames=30, audio_tracks=1)
+    cut = media / "cut.mp4"
+    mediagen.run([mediagen.FFMPEG, "-v", "error", "-y", "-ss", "0.3", "-i", str(src), "-c", "copy", str(cut)])
+    info = probe(cut)
+    with FrameReader(cut, info) as reader:
+        pts = [f.pts for f in reader]
+    assert info.frame_count == len(pts) == 22  # frames shown from 0.32 s on (ffprobe -count_frames)
+    assert info.start_pts == min(pts) == 0
+    assert info.duration == pytest.approx(len(pts) / 25, abs=1e-9)

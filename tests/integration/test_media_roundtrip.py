@@ -146,3 +146,30 @@ def test_pts_must_increase(media: Path) -> None:
     with pytest.raises(ValueError, match="increase"):
         writer.write(img, 512)
     writer.abort()
+
+
+def test_bframe_encoder_keeps_absolute_pts(media: Path) -> None:
+    # x264 above ultrafast uses B-frames: the first dts lies below the first pts, and the muxer's
+    # default shift then delayed EVERY timestamp by two frames (the video lagged the audio by 80 ms
+    # after the final mux). The intermediate must hold the caller's pts exactly, not just their gaps.
+    src = mediagen.make_video(media / "bf.mp4", size=(64, 48), frames=8)
+    out = media / "bf_medium.nut"
+    frames = _copy(src, out, EncoderOptions(preset="medium"))
+    src_tb, out_info = probe(src).time_base, probe(out)
+    assert out_info.start_pts == 0
+    assert [f.pts * out_info.time_base for f in _read(out)] == [f.pts * src_tb for f in frames]
+
+
+def test_ten_bit_flat_colour_reads_right(media: Path) -> None:
+    # swscale's FULL_CHR_H_INT path to rgb48 read a flat (64, 128, 192) 10-bit frame as (1, 3, 192):
+    # every 10-bit video was upscaled with wrecked colours.
+    src = mediagen.make_video(
+        media / "flat10.mkv", frames=2, pix_fmt="yuv420p10le", codec="libx264", flat_rgb=(64, 128, 192)
+    )
+    image = _read(src)[0].image
+    assert image.dtype == np.uint16
+    np.testing.assert_allclose(image.reshape(-1, 3).mean(0) / 257, (64, 128, 192), atol=1.0)
+    out = media / "flat10_id.nut"
+    _copy(src, out, EncoderOptions(preset="ultrafast", crf=0))
+    back = _read(out)[0].image
+    np.testing.assert_allclose(back.reshape(-1, 3).mean(0) / 257, (64, 128, 192), atol=1.0)

@@ -121,3 +121,37 @@ def test_info_properties() -> None:
     assert [s.kind for s in info.non_video_streams] == ["audio"]
     assert info.display_aspect_ratio == Fraction(64 * 4, 48 * 3)
     assert info.seconds(1024) == Fraction(2, 25)
+
+
+def test_encoder_and_container_checked_before_any_work() -> None:
+    # `--codec ffv1 -o out.mp4` used to compute every frame, then fail in the final mux (exit 1);
+    # a typo in --codec named the hidden intermediate file. Both are now InputErrors up front.
+    from vsrflow.media.assemble import check_video_codec
+    from vsrflow.media.writer import check_encoder
+
+    assert check_encoder("libx264") == "h264" and check_encoder("libx264rgb") == "h264"
+    assert check_encoder("ffv1") == "ffv1"
+    for bad in ("nosuchcodec", "aac"):
+        with pytest.raises(InputError, match="--codec"):
+            check_encoder(bad)
+    with pytest.raises(InputError, match=r"out\.mp4.*cannot hold ffv1") as err:
+        check_video_codec(Path("out.mp4"), "ffv1")
+    assert ".mkv" in (err.value.hint or "")
+    with pytest.raises(InputError, match="cannot hold ffv1"):
+        check_video_codec(Path("out.mov"), "ffv1")
+    for ok in ("out.mkv", "out.mp4", "out.mov", "out.m4v"):
+        check_video_codec(Path(ok), "h264")
+        check_video_codec(Path(ok), "hevc")
+    check_video_codec(Path("out.mkv"), "ffv1")
+
+
+def test_hevc_in_mp4_tagged_hvc1() -> None:
+    # ffmpeg's default 'hev1' sample entry does not play in QuickTime/Safari/iOS.
+    from vsrflow.media.assemble import build_argv
+
+    src = _info()
+    video = _info(codec="hevc")
+    argv = build_argv(Path("v.nut"), video, src, Path("o.mp4"), "mp4", [])
+    assert argv[argv.index("-tag:v:0") + 1] == "hvc1"
+    assert "-tag:v:0" not in build_argv(Path("v.nut"), _info(codec="h264"), src, Path("o.mp4"), "mp4", [])
+    assert "-tag:v:0" not in build_argv(Path("v.nut"), video, src, Path("o.mkv"), "matroska", [])

@@ -64,3 +64,12 @@ def test_resolve_rules() -> None:
         resolve(None, "cartoon")
     with pytest.raises(InputError, match="unknown model"):
         resolve("x", None)
+
+
+@pytest.mark.parametrize(
+    "value", ["./RealESRGAN_x4plus.pth", "/models/net_g.safetensors", "weights/x.pt", "x.pth"]
+)
+def test_model_given_a_file_path_says_paths_are_not_supported(value: str) -> None:
+    with pytest.raises(InputError, match="looks like a weights file") as err:
+        resolve(value, None)
+    assert "model id" in str(err.value)

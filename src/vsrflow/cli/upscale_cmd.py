@@ -87,8 +87,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.upscaler import Upscaler
+    from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.probe import probe
-    from vsrflow.media.writer import EncoderOptions
+    from vsrflow.media.writer import EncoderOptions, check_encoder
     from vsrflow.models.loader import load_model
     from vsrflow.models.registry import resolve
     from vsrflow.models.store import WeightStore
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = resolve(args.model, args.preset, scale=native_wish, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
+    check_video_codec(args.output, check_encoder(args.codec))
     loaded = load_model(spec, store)
     upscaler = Upscaler(
         loaded.module,

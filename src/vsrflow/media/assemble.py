@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 #: Output suffix -> ffmpeg muxer.
 MUXERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
+#: Video codec ids the ffmpeg CLI's (5.1) mp4/mov muxers accept for stream copy; Matroska takes them all.
+_MP4_VIDEO = {"h264", "hevc", "mpeg4", "av1", "vp9", "mjpeg", "mpeg2video", "mpeg1video"}
+_MOV_VIDEO = _MP4_VIDEO | {"prores", "png", "rawvideo", "dnxhd", "qtrle"}
+
 _TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
 _MP4_SUBS = {"mov_text", "dvd_subtitle"}
 
@@ -115,6 +119,20 @@ def _muxer_for(output: Path) -> str:
     return muxer
 
 
+def check_video_codec(output: Path, codec_id: str) -> None:
+    """Refuse, before any work, a video codec id the output's container cannot hold (ffv1 in .mp4).
+
+    Without this the run computed every frame and then failed in the final mux with exit 1.
+    """
+    muxer = _muxer_for(Path(output))
+    allowed = _MOV_VIDEO if muxer == "mov" else _MP4_VIDEO if muxer == "mp4" else None
+    if allowed is not None and codec_id not in allowed:
+        raise InputError(
+            f"{output}: a {Path(output).suffix} ({muxer}) file cannot hold {codec_id} video",
+            hint="write an .mkv output, or choose --codec libx264/libx265",
+        )
+
+
 def _check_output_dir(output: Path) -> None:
     parent = output.parent
     if not parent.is_dir():
@@ -179,6 +197,9 @@ def build_argv(
                 muxer,
             )
     if _is_mp4_family(muxer):
+        if video.codec == "hevc":
+            # ffmpeg's default 'hev1' tag is refused by Apple players (QuickTime, Safari, iOS).
+            argv += ["-tag:v:0", "hvc1"]
         tb = source.time_base
         if tb.numerator == 1 and tb.denominator <= 2**31 - 1:
             argv += ["-video_track_timescale", str(tb.denominator)]

@@ -23,6 +23,11 @@ READ_SWS_FLAGS = (
     | Interpolation.BITEXACT
 )
 
+#: READ_SWS_FLAGS for sources deeper than 8 bits (-> rgb48le). swscale's FULL_CHR_H_INT path to
+#: rgb48 is broken in PyAV's bundled FFmpeg: a flat (64, 128, 192) 10-bit frame read back as
+#: (1, 3, 192), so every 10-bit video came out with wrecked colours. Plain bilinear chroma is correct.
+READ_SWS_FLAGS_DEEP = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+
 #: swscale flags for RGB -> YUV (writer). Measured on testsrc2: adding FULL_CHR_H_INP here makes the
 #: YUV -> RGB -> YUV round trip worse (chroma mean error 7.2 vs 6.1 levels), so it is left out.
 WRITE_SWS_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT

@@ -149,18 +149,22 @@ def probe(path: Path | str) -> VideoInfo:
             for packet in container.demux(video):
                 if packet.size == 0 and packet.pts is None:
                     continue  # PyAV's end-of-stream flush packet, not a frame
-                count += 1
-                if packet.pts is not None:
-                    pts_list.append(int(packet.pts))
-                    durations[int(packet.pts)] = int(packet.duration or 0)
                 if first_frame is None and count <= 64:
                     try:
                         frames = video.decode(packet)
                     except av.error.FFmpegError as err:
                         decode_error = err
-                        continue
+                        frames = []
                     if frames:
                         first_frame = frames[0]
+                if packet.is_discard:
+                    # Edit-list preroll (a stream-copy cut starting between keyframes): decoded
+                    # for reference only, never presented, so not a frame of the video.
+                    continue
+                count += 1
+                if packet.pts is not None:
+                    pts_list.append(int(packet.pts))
+                    durations[int(packet.pts)] = int(packet.duration or 0)
             if first_frame is None and count:
                 try:
                     frames = video.decode(None)

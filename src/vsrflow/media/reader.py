@@ -21,7 +21,14 @@ from av.video.reformatter import ColorRange
 from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError
-from vsrflow.media.colour import READ_SWS_FLAGS, effective_matrix, effective_range, sws_matrix, sws_range
+from vsrflow.media.colour import (
+    READ_SWS_FLAGS,
+    READ_SWS_FLAGS_DEEP,
+    effective_matrix,
+    effective_range,
+    sws_matrix,
+    sws_range,
+)
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import open_input, probe
 
@@ -63,7 +70,7 @@ def frame_to_rgb(frame: VideoFrame, info: VideoInfo) -> npt.NDArray[np.uint8] | 
             dst_colorspace=matrix,
             src_color_range=rng,
             dst_color_range=ColorRange.JPEG,
-            interpolation=READ_SWS_FLAGS,
+            interpolation=READ_SWS_FLAGS if fmt == "rgb24" else READ_SWS_FLAGS_DEEP,
         )
     array = np.ascontiguousarray(rgb.to_ndarray())
     if fmt == "rgb24":

@@ -82,6 +82,24 @@ class EncoderOptions:
         return "yuv420p10le" if source.bit_depth > 8 else "yuv420p"
 
 
+def check_encoder(codec: str) -> str:
+    """The codec id (``'h264'`` for ``libx264``) of the video encoder ``codec``; InputError if unknown.
+
+    Called before any frame is computed, so a typo fails in a second with a message naming the
+    option, rather than naming a hidden intermediate file after the model has loaded.
+    """
+    try:
+        found = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError) as err:
+        raise InputError(
+            f"--codec {codec!r} is not a video encoder this build of FFmpeg (PyAV) has",
+            hint="use libx264, libx265, ffv1 or libx264rgb",
+        ) from err
+    if found.type != "video":
+        raise InputError(f"--codec {codec!r} encodes {found.type}, not video", hint="use libx264")
+    return str(found.canonical_name)
+
+
 def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     """Smallest (w, h) >= (width, height) that ``pix_fmt``'s chroma subsampling allows.
 
@@ -171,8 +189,14 @@ class FrameWriter:
         if self._container is not None:
             return
         opts = self.options
+        # Encoders with B-frames (x264/x265 presets above ultrafast) emit a first dts below the first
+        # pts; by default the muxer then shifts EVERY timestamp up by that delay (2 frames for x264
+        # medium), which delays the video against the source's audio. Keep the caller's pts as they
+        # are; NUT and Matroska store pts only and MP4/MOV write an edit list. NUT cannot store a
+        # negative pts, so a source starting below 0 keeps the default shift (assemble realigns it).
+        fmt_opts = {"avoid_negative_ts": "disabled"} if self.source.start_pts >= 0 else {}
         try:
-            container = av.open(str(self._tmp), mode="w")
+            container = av.open(str(self._tmp), mode="w", options=fmt_opts)
             stream = container.add_stream(opts.codec, rate=self.source.frame_rate)
         except (av.error.FFmpegError, ValueError) as err:
             self._tmp.unlink(missing_ok=True)
@@ -199,6 +223,8 @@ class FrameWriter:
             codec_opts["crf"] = str(opts.crf)
         if opts.preset is not None and "preset" in private:
             codec_opts["preset"] = opts.preset
+        if opts.codec == "libx265":
+            codec_opts["x265-params"] = "log-level=error"  # x265 prints 30 banner lines otherwise
         codec_opts.update(opts.extra)
         stream.options = codec_opts
         self._container = container

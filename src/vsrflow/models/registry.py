@@ -255,12 +255,21 @@ def all_specs() -> tuple[ModelSpec, ...]:
     return _SPECS
 
 
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin", ".param", ".onnx")
+
+
 def get_spec(model_id: str) -> ModelSpec:
     """The entry for ``model_id`` (exact, then case-insensitive); InputError listing known ids."""
     spec = REGISTRY.get(model_id)
     if spec is None:
         folded = {k.lower(): v for k, v in REGISTRY.items()}
         spec = folded.get(model_id.lower())
+    if spec is None and ("/" in model_id or "\\" in model_id or model_id.lower().endswith(_WEIGHT_SUFFIXES)):
+        raise InputError(
+            f"--model {model_id!r} looks like a weights file; --model takes a model id, and loading "
+            "a .pth/.safetensors file by path is not supported yet",
+            hint=f"use a model id ({', '.join(REGISTRY)}); `vsrflow models list` shows them",
+        )
     if spec is None:
         raise InputError(f"unknown model {model_id!r}", hint=f"known models: {', '.join(REGISTRY)}")
     return spec
