@@ -135,10 +135,14 @@ def test_10bit_rotation_sar(env: dict[str, str], tmp_path: Path) -> None:
     _assert_frame_exact(src, out)
 
 
-@pytest.mark.parametrize("colour", ["bt709", "bt601"])
-def test_flat_colour_does_not_shift(env: dict[str, str], tmp_path: Path, colour: str) -> None:
+@pytest.mark.parametrize(
+    ("colour", "pix_fmt"), [("bt709", "yuv420p"), ("bt601", "yuv420p"), ("bt709", "yuv420p10le")]
+)
+def test_flat_colour_does_not_shift(env: dict[str, str], tmp_path: Path, colour: str, pix_fmt: str) -> None:
     rgb = (180, 90, 40)
-    src = make_video(tmp_path / "flat.mp4", size=(64, 48), frames=3, flat_rgb=rgb, colour=colour)
+    src = make_video(
+        tmp_path / "flat.mp4", size=(64, 48), frames=3, flat_rgb=rgb, colour=colour, pix_fmt=pix_fmt
+    )
     out = tmp_path / "out.mp4"
     proc = _upscale(env, src, out, "--model", FIDELITY)
     assert proc.returncode == 0, proc.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 import av.error
 
 from vsrflow.errors import InputError
-from vsrflow.media.probe import _pick_video, open_input
+from vsrflow.media.probe import open_input, pick_video
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def scan_frames(path: Path | str) -> FrameTable:
     path = Path(path)
     container = open_input(path)
     with container:
-        video = _pick_video(container, path)
+        video = pick_video(container, path)
         time_base = Fraction(video.time_base or Fraction(1, 1000))
         # (pts, decode position, keyframe flag): the decode position breaks ties on duplicate pts.
         packets: list[tuple[int, int, bool]] = []

@@ -96,7 +96,8 @@ def _stream_info(stream: Stream) -> StreamInfo:
     )
 
 
-def _pick_video(container: InputContainer, path: Path) -> VideoStream:
+def pick_video(container: InputContainer, path: Path) -> VideoStream:
+    """The first real video stream of ``container`` (cover art is skipped); InputError if none."""
     for stream in container.streams.video:
         if not stream.disposition & Disposition.attached_pic:
             return stream
@@ -135,7 +136,7 @@ def probe(path: Path | str) -> VideoInfo:
     path = Path(path)
     container = open_input(path)
     with container:
-        video = _pick_video(container, path)
+        video = pick_video(container, path)
         streams = tuple(_stream_info(s) for s in container.streams)
         video.thread_type = "AUTO"
         tb = video.time_base or Fraction(1, 1000)
