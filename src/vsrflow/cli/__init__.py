@@ -17,10 +17,13 @@ from vsrflow.cli import (
     bench_cmd,
     degrade_cmd,
     evaluate_cmd,
+    job_cmd,
     models_cmd,
     probe_cmd,
     run_cmd,
     samples_cmd,
+    status_cmd,
+    submit_cmd,
     upscale_cmd,
 )
 from vsrflow.cli.logs import setup_logging
@@ -56,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         degrade_cmd,
         run_cmd,
         bench_cmd,
+        submit_cmd,
+        job_cmd,
+        status_cmd,
     )
     for command in commands:
         command.register(sub)

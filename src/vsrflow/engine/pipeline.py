@@ -160,9 +160,7 @@ def _encode_stage(
             log.debug("writer.abort failed", exc_info=True)
 
 
-def _plan_output(
-    upscaler: Upscaler, info: VideoInfo, pix_fmt: str
-) -> tuple[tuple[int, int] | None, int, int]:
+def plan_output(upscaler: Upscaler, info: VideoInfo, pix_fmt: str) -> tuple[tuple[int, int] | None, int, int]:
     """(resize target for the Upscaler or None, encoded width, encoded height).
 
     The encoder may need even sizes (4:2:0). A fractional scale is resized anyway, so the
@@ -206,7 +204,7 @@ def upscale_video(
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
     info = probe(input_path)
-    resize_to, enc_w, enc_h = _plan_output(upscaler, info, encoder.resolved_pix_fmt(info))
+    resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))
     out_h, out_w = upscaler.output_size(info.height, info.width)
     pad = (enc_w, enc_h) if resize_to is None and (enc_w, enc_h) != (out_w, out_h) else None
     log.info(

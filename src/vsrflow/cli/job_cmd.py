@@ -1,0 +1,58 @@
+"""``vsrflow job extract|upscale-chunk|encode|finalize JOB_DIR [--index I]``: one stage of a job."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from vsrflow.config import Settings
+from vsrflow.errors import InputError
+
+STAGES = ("extract", "upscale-chunk", "encode", "finalize")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("job", help="run one stage of a chunked job (what the cluster runs per task)")
+    p.add_argument("stage", choices=STAGES, help="the stage to run")
+    p.add_argument("job_dir", type=Path, help="the job directory (<jobs root>/<job id>)")
+    p.add_argument(
+        "--index",
+        type=int,
+        default=None,
+        help="chunk index for upscale-chunk (default: $SLURM_ARRAY_TASK_ID)",
+    )
+    p.set_defaults(handler=run)
+
+
+def _index(args: argparse.Namespace) -> int:
+    if args.index is not None:
+        index = int(args.index)
+    else:
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        if task is None or not task.isdigit():
+            raise InputError("upscale-chunk needs --index I (or SLURM_ARRAY_TASK_ID)")
+        index = int(task)
+    if index < 0:
+        raise InputError(f"--index {index} must be >= 0")
+    return index
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from vsrflow.workflow import stages
+
+    job = stages.job_from_path(args.job_dir)
+    if args.stage == "extract":
+        did = stages.extract(job)
+        print(f"{job.job_id}: extract {'done' if did else 'already done'}")
+    elif args.stage == "upscale-chunk":
+        index = _index(args)
+        did = stages.upscale_chunk(job, index, settings)
+        print(f"{job.job_id}: chunk {index} {'done' if did else 'already done'}")
+    elif args.stage == "encode":
+        did = stages.encode(job, settings)
+        print(f"{job.job_id}: encode {'done' if did else 'already done'}")
+    else:
+        print(f"{job.job_id}: {stages.finalize(job)}")
+    return 0

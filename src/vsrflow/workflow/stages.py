@@ -1,0 +1,369 @@
+"""The four stages of a chunked job: extract, upscale-chunk, encode, finalize.
+
+Each stage takes a :class:`~vsrflow.workflow.jobdir.JobDir` and works only through it and the
+manifest (:mod:`vsrflow.workflow.jobmanifest`), so the same functions run under the local executor
+(:mod:`vsrflow.workflow.executors`), from ``vsrflow job ...`` and in Slurm jobs.
+
+* :func:`extract` probes and validates the source, scans its keyframes and records the frame-exact
+  chunk plan. Staging decision: the source must be a local path on storage every node sees (the
+  job root is shared storage); it is used IN PLACE, not split or copied: each chunk task decodes
+  its range straight from the source (:func:`vsrflow.workflow.chunkio.decode_chunk`). That needs
+  no scratch space for a split copy and stays frame-exact for chunks that do not start on a
+  keyframe. ``s3://`` sources need a download step first (not done here: InputError).
+* :func:`upscale_chunk` upscales one chunk into ``chunks/<i>.nut`` (FrameWriter: temporary name,
+  atomic rename), recording checksum and timing; a chunk that is done and whose output still has
+  the recorded sha256 is skipped (resume); a done chunk whose output is gone is redone.
+* :func:`encode` concatenates the chunk outputs (packet remux, no re-encode) and muxes every
+  non-video source stream into the destination (:func:`vsrflow.media.assemble.assemble_output`).
+* :func:`finalize` records why an unfinished job failed, and removes the chunk outputs of a
+  finished one (chunk records stay for ``status``). A failed job keeps its chunks for resume.
+
+Failure recording: extract and encode are the single writers of manifest.json while they run, so
+they mark the job failed with the reason themselves; a chunk task marks only its own chunk failed
+(other chunks keep running) and :func:`finalize` turns failed chunks into the job's reason.
+Chunk outputs are encoded without B-frames so their packets concatenate with monotonic dts
+(:func:`vsrflow.workflow.chunkio.chunk_encoder_extra`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vsrflow.config import Settings
+from vsrflow.errors import InputError, VsrError
+from vsrflow.media.info import VideoInfo
+from vsrflow.workflow.jobdir import JobDir
+from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore, file_sha256
+from vsrflow.workflow.jobspec import JobSpec
+
+log = logging.getLogger(__name__)
+
+#: Suffix of chunk outputs: NUT keeps the source time base exactly (see media.writer).
+CHUNK_SUFFIX = ".nut"
+#: Name (inside the job dir) of the concatenated video-only intermediate.
+INTERMEDIATE_NAME = "video.nut"
+
+
+def job_from_path(path: Path | str) -> JobDir:
+    """The existing job at ``path`` (``<root>/<job_id>``); InputError when it is not a job dir."""
+    path = Path(path).expanduser().resolve()
+    return JobDir.open(path.parent, path.name)
+
+
+def local_path(location: str, what: str) -> Path:
+    """A spec location as a local path (``file://`` stripped); InputError for ``s3://``."""
+    if location.startswith("file://"):
+        return Path(location[len("file://") :])
+    if "://" in location:
+        raise InputError(
+            f"{what} {location}: only local paths (shared storage) are supported by these stages",
+            hint="download the object to the shared filesystem first, or pass a local path",
+        )
+    return Path(location)
+
+
+def chunk_output(job: JobDir, index: int) -> Path:
+    return job.chunk_output_path(index, CHUNK_SUFFIX)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _fail_job(store: ManifestStore, reason: str) -> None:
+    """Best effort: mark the job failed (never masks the original error)."""
+    try:
+        if store.load().state not in (JobState.DONE, JobState.FAILED):
+            store.set_state(JobState.FAILED, reason=reason)
+    except Exception:  # an unreadable manifest: the original error is what matters
+        log.debug("could not record the job failure", exc_info=True)
+
+
+def _probe_source(spec: JobSpec) -> tuple[Path, VideoInfo]:
+    from vsrflow.media.probe import probe
+
+    source = local_path(spec.source, "source")
+    info = probe(source)
+    if info.frame_count <= 0:
+        raise InputError(f"{source}: the video stream has no frames", hint="check the source file")
+    return source, info
+
+
+# ---- extract --------------------------------------------------------------------------------
+
+
+def extract(job: JobDir) -> bool:
+    """Probe, validate and plan; returns False (no-op) when the job is already past extraction.
+
+    Raises:
+        InputError: unreadable or zero-frame source, bad chunk size (the job is marked failed).
+        VsrError: the job is failed (resume it first) or the manifest cannot be written.
+    """
+    from vsrflow.media.keyframes import scan_frames
+    from vsrflow.workflow.chunking import plan_chunks
+
+    store = ManifestStore(job)
+    manifest = store.create()
+    if manifest.state in (JobState.UPSCALING, JobState.ENCODING, JobState.DONE):
+        log.info("job %s: already extracted (%s); nothing to do", job.job_id, manifest.state)
+        return False
+    if manifest.state is JobState.FAILED:
+        raise VsrError(f"job {job.job_id} failed: {manifest.reason}", hint="resubmit it to resume")
+    store.set_state(JobState.EXTRACTING)
+    try:
+        spec = job.read_spec()
+        source, info = _probe_source(spec)
+        table = scan_frames(source)
+        if table.frame_count != info.frame_count:
+            raise InputError(
+                f"{source}: the probe counted {info.frame_count} frames, the keyframe scan "
+                f"{table.frame_count}",
+                hint="remux the source (ffmpeg -i in -c copy out.mkv) and resubmit",
+            )
+        chunks = plan_chunks(
+            info,
+            table.keyframes,
+            target_frames=spec.chunk_frames,
+            target_seconds=spec.chunk_seconds,
+            max_chunks=spec.max_array_size,
+            frame_pts=table.pts,
+        )
+        # The plan is a function of the source and spec; a different one means the source changed,
+        # so the old chunk records (and outputs) no longer apply.
+        store.set_plan(info.frame_count, info.time_base, chunks, replace_plan=True)
+        store.set_state(JobState.UPSCALING)
+    except BaseException as exc:
+        _fail_job(store, f"extract: {_reason(exc)}")
+        raise
+    log.info("job %s: %d frames in %d chunks", job.job_id, info.frame_count, len(chunks))
+    return True
+
+
+# ---- upscale-chunk --------------------------------------------------------------------------
+
+
+@dataclass
+class UpscalerCache:
+    """Keeps one loaded Upscaler per (model, scale, device) so a process reuses it across chunks."""
+
+    settings: Settings
+    _cache: dict[tuple[str | None, str | None, float, str], Any] = field(default_factory=dict)
+
+    def get(self, spec: JobSpec) -> Any:
+        from vsrflow.engine.upscaler import Upscaler
+        from vsrflow.models.loader import load_model
+        from vsrflow.models.registry import resolve
+        from vsrflow.models.store import WeightStore
+
+        key = (spec.model, spec.preset, spec.scale, self.settings.device)
+        if key not in self._cache:
+            store = WeightStore(self.settings.weights_dir)
+            native = int(spec.scale) if float(spec.scale).is_integer() else None
+            model = resolve(spec.model, spec.preset, scale=native, available=store.has)
+            loaded = load_model(model, store)
+            log.info("loaded %s", loaded.provenance)
+            self._cache[key] = Upscaler(
+                loaded.module, loaded.descriptor, scale=spec.scale, device=self.settings.device
+            )
+        return self._cache[key]
+
+
+def upscale_chunk(job: JobDir, index: int, settings: Settings, cache: UpscalerCache | None = None) -> bool:
+    """Upscale chunk ``index``; returns False when it was already done and verified (resume).
+
+    On any error the chunk is marked failed with the reason and the error is re-raised.
+    """
+    store = ManifestStore(job)
+    manifest = store.load()
+    output = chunk_output(job, index)
+    if manifest.plan is None or not 0 <= index < manifest.chunk_count:
+        raise InputError(
+            f"job {job.job_id}: no chunk {index} (the plan has {manifest.chunk_count})",
+            hint="run extract first, and use an index from the plan",
+        )
+    if manifest.state in (JobState.ENCODING, JobState.DONE):
+        log.info("job %s: %s; chunk %d has nothing to do", job.job_id, manifest.state, index)
+        return False
+    if manifest.state is not JobState.UPSCALING:
+        raise VsrError(
+            f"job {job.job_id} is {manifest.status_text}; chunks run while upscaling",
+            hint="run extract first" if manifest.state is not JobState.FAILED else "resubmit it to resume",
+        )
+    record = store.record(index)
+    if record.state is ChunkState.DONE:
+        if store.verify_chunk(index, output):
+            log.info("job %s: chunk %d already done (checksum verified); skipped", job.job_id, index)
+            return False
+        log.warning("job %s: chunk %d output missing or changed; redoing it", job.job_id, index)
+        store.reset_chunk(index)
+    chunk = manifest.plan.chunks[index]
+    store.start_chunk(index)
+    try:
+        _run_chunk(job, chunk, output, settings, cache or UpscalerCache(settings))
+        store.finish_chunk(index, checksum=file_sha256(output))
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            output.unlink(missing_ok=True)
+        try:
+            store.fail_chunk(index, _reason(exc))
+        except Exception:
+            log.debug("could not record the chunk failure", exc_info=True)
+        raise
+    log.info("job %s: chunk %d done (%d frames)", job.job_id, index, chunk.frames)
+    return True
+
+
+def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache) -> None:
+    import numpy as np
+
+    from vsrflow.engine.pipeline import plan_output
+    from vsrflow.media.writer import EncoderOptions, FrameWriter, pad_to
+    from vsrflow.workflow.chunkio import chunk_encoder_extra, decode_chunk
+
+    spec = job.read_spec()
+    source, info = _probe_source(spec)
+    upscaler = cache.get(spec)
+    enc = spec.encoder
+    options = EncoderOptions(
+        codec=enc.codec,
+        crf=enc.crf,
+        preset=enc.preset,
+        pix_fmt=enc.pix_fmt,
+        extra=chunk_encoder_extra(enc.codec),
+    )
+    resize_to, enc_w, enc_h = plan_output(upscaler, info, options.resolved_pix_fmt(info))
+    out_h, out_w = upscaler.output_size(info.height, info.width)
+    pad = (enc_w, enc_h) if resize_to is None and (enc_w, enc_h) != (out_w, out_h) else None
+    writer = FrameWriter(output, width=enc_w, height=enc_h, source=info, options=options)
+    images: list[Any] = []
+    pts: list[int] = []
+    last_pts: list[int] = []
+
+    def flush() -> None:
+        out = upscaler.upscale_frames(np.stack(images), output_size=resize_to)
+        for image, stamp in zip(out, pts, strict=True):
+            writer.write(pad_to(image, *pad) if pad else image, stamp)  # type: ignore[arg-type]
+        last_pts[:] = pts[-1:]
+        images.clear()
+        pts.clear()
+
+    try:
+        writer.open()
+        for frame in decode_chunk(source, info, chunk):
+            images.append(frame.image)
+            pts.append(frame.pts)
+            if len(images) >= upscaler.batch:
+                flush()
+        if images:
+            flush()
+        if not last_pts:
+            raise VsrError(f"chunk {chunk.index}: no frames decoded")
+        # The last frame lasts until the next chunk's first frame (the source end for the last chunk).
+        writer.close(last_duration=chunk.end_pts - last_pts[0])
+    except BaseException:
+        writer.abort()
+        raise
+    if writer.frames_written != chunk.frames:
+        output.unlink(missing_ok=True)
+        raise VsrError(f"chunk {chunk.index}: wrote {writer.frames_written} frames, planned {chunk.frames}")
+
+
+# ---- encode ---------------------------------------------------------------------------------
+
+
+def encode(job: JobDir, settings: Settings) -> bool:
+    """Concatenate the chunks and assemble the destination; False (no-op) when the job is done.
+
+    Raises:
+        VsrError: chunks not done (names them; the job state is left as it is), or the job
+            failed; concatenation/mux/validation errors (the job is then marked failed).
+    """
+    from vsrflow.media.assemble import assemble_output
+    from vsrflow.workflow.chunkio import concat_chunks
+
+    store = ManifestStore(job)
+    manifest = store.load()
+    if manifest.state is JobState.DONE:
+        log.info("job %s: already done; nothing to encode", job.job_id)
+        return False
+    if manifest.state not in (JobState.UPSCALING, JobState.ENCODING) or manifest.plan is None:
+        raise VsrError(
+            f"job {job.job_id} is {manifest.status_text}; encode needs every chunk upscaled",
+            hint="run extract and the chunks first" if manifest.state is not JobState.FAILED else "resubmit",
+        )
+    missing = [
+        r.index
+        for r in manifest.records
+        if r.state is not ChunkState.DONE or not store.verify_chunk(r.index, chunk_output(job, r.index))
+    ]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        raise VsrError(
+            f"job {job.job_id}: {len(missing)} of {manifest.chunk_count} chunks are not done "
+            f"(or their output is missing/changed): {shown}",
+            hint="rerun those chunks (`vsrflow job upscale-chunk JOB_DIR --index I`)",
+        )
+    store.set_state(JobState.ENCODING)
+    intermediate = job.path / INTERMEDIATE_NAME
+    try:
+        spec = job.read_spec()
+        _, info = _probe_source(spec)
+        destination = local_path(spec.destination, "destination")
+        plan = manifest.plan
+        written = concat_chunks(
+            [(c, chunk_output(job, c.index)) for c in plan.chunks], intermediate, plan.time_base
+        )
+        if written != info.frame_count:
+            raise VsrError(
+                f"job {job.job_id}: concatenated {written} frames, the source has {info.frame_count}"
+            )
+        assemble_output(
+            intermediate, info, destination, expected_frames=info.frame_count, ffmpeg=settings.ffmpeg
+        )
+        store.set_state(JobState.DONE)
+    except BaseException as exc:
+        _fail_job(store, f"encode: {_reason(exc)}")
+        raise
+    finally:
+        intermediate.unlink(missing_ok=True)
+    log.info("job %s: wrote %s", job.job_id, destination)
+    return True
+
+
+# ---- finalize -------------------------------------------------------------------------------
+
+
+def finalize(job: JobDir) -> str:
+    """Record the failure of an unfinished job, or clean the scratch of a finished one.
+
+    Returns the job's status text afterwards.
+    """
+    store = ManifestStore(job)
+    if not store.exists():
+        store.create()
+    manifest = store.load()
+    if manifest.state is JobState.DONE:
+        for record in manifest.records:
+            chunk_output(job, record.index).unlink(missing_ok=True)
+        for tmp in job.chunks_dir.glob(".*.partial*"):
+            tmp.unlink(missing_ok=True)
+        return store.load().status_text
+    if manifest.state is not JobState.FAILED:
+        failed = [r for r in manifest.records if r.state is ChunkState.FAILED]
+        if failed:
+            first = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            reason = f"chunk {first.index}: {first.error}{more}"
+        elif manifest.plan is not None and manifest.done_count < manifest.chunk_count:
+            pending = [r.index for r in manifest.records if r.state is not ChunkState.DONE]
+            reason = f"stopped while {manifest.state}: chunks not done: {', '.join(map(str, pending[:20]))}"
+        else:
+            reason = f"stopped while {manifest.state}"
+        store.set_state(JobState.FAILED, reason=reason)
+    return store.load().status_text

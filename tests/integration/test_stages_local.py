@@ -1,0 +1,198 @@
+"""Chunked job stages end to end with the local executor: real model, real ffmpeg, tiny clips.
+
+The chunked result must equal the single-pass ``vsrflow upscale`` of the same source: frame count
+and pts always, decoded pixels too with a lossless codec (ffv1). Resume, failure recording and
+bad-input exit codes are checked through the manifest and ``vsrflow status``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from tests.mediagen import make_audio_only, make_text_file, make_video
+from vsrflow.config import Settings
+from vsrflow.workflow import executors, stages
+from vsrflow.workflow.jobdir import JobDir
+from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
+from vsrflow.workflow.jobspec import EncoderSpec, JobSpec
+
+MODEL = "realesr-animevideov3"
+#: 80 frames at 25 fps with a 25-frame target: 3 chunks (25, 25, 30); the source's only keyframe is
+#: frame 0 (x264 GOP 250), so chunks 1 and 2 decode from frame 0 and drop frames before their start.
+FRAMES = 80
+CHUNK = 25
+
+
+@pytest.fixture(scope="module")
+def env(model_env: dict[str, str]) -> dict[str, str]:
+    return model_env
+
+
+@pytest.fixture(scope="module")
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_video(tmp_path_factory.mktemp("src") / "clip.mp4", frames=FRAMES, audio_tracks=1)
+
+
+def _frames(path: Path) -> tuple[list[int], list[np.ndarray], list[str]]:
+    with av.open(str(path)) as container:
+        kinds = [str(s.type) for s in container.streams]
+        stream = container.streams.video[0]
+        decoded = [(int(f.pts), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+    return [p for p, _ in decoded], [img for _, img in decoded], kinds
+
+
+def _submit(
+    env: dict[str, str], src: Path, out: Path, root: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    root.mkdir(exist_ok=True)
+    args = ["submit", str(src), "-o", str(out), "--model", MODEL, "--jobs-root", str(root), *extra]
+    return run_cli(args, env)
+
+
+def _only_job(root: Path) -> Path:
+    (job,) = [p for p in root.iterdir() if p.is_dir()]
+    return job
+
+
+def _spec(src: Path, out: Path, codec: str = "ffv1") -> JobSpec:
+    return JobSpec(
+        source=str(src),
+        destination=str(out),
+        model=MODEL,
+        scale=4,
+        encoder=EncoderSpec(codec=codec, crf=None, preset=None),
+        chunk_frames=CHUNK,
+        chunk_seconds=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("codec", "suffix", "lossless"), [("ffv1", ".mkv", True), ("libx264", ".mp4", False)]
+)
+def test_local_chain_equals_single_pass(
+    env: dict[str, str], clip: Path, tmp_path: Path, codec: str, suffix: str, lossless: bool
+) -> None:
+    single = tmp_path / f"single{suffix}"
+    proc = run_cli(
+        ["upscale", str(clip), "-o", str(single), "--model", MODEL, "--codec", codec, "--no-progress"], env
+    )
+    assert proc.returncode == 0, proc.stderr
+    chunked = tmp_path / f"chunked{suffix}"
+    root = tmp_path / "jobs"
+    proc = _submit(env, clip, chunked, root, "--chunk-frames", str(CHUNK), "--codec", codec)
+    assert proc.returncode == 0, proc.stderr
+    job = _only_job(root)
+    manifest = ManifestStore(JobDir.open(root, job.name)).load()
+    assert manifest.state is JobState.DONE and manifest.chunk_count == 3
+    assert [c.frames for c in manifest.plan.chunks] == [25, 25, 30]  # type: ignore[union-attr]
+    assert not list((job / "chunks").glob("*.nut")), "scratch is cleaned on success"
+
+    pts_a, img_a, kinds_a = _frames(single)
+    pts_b, img_b, kinds_b = _frames(chunked)
+    assert len(pts_b) == FRAMES and pts_b == pts_a
+    assert kinds_b == kinds_a == ["video", "audio"]
+    if lossless:
+        assert all(np.array_equal(a, b) for a, b in zip(img_a, img_b, strict=True))
+
+    status = run_cli(["status", str(job)], env)
+    assert status.returncode == 0 and "done" in status.stdout and "3/3" in status.stdout
+
+    # Rerunning finished stages is a no-op (the output is not touched).
+    mtime = chunked.stat().st_mtime_ns
+    for stage in ("extract", "encode", "finalize"):
+        proc = run_cli(["job", stage, str(job)], env)
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli(["job", "upscale-chunk", str(job), "--index", "1"], env)
+    assert proc.returncode == 0 and "already done" in proc.stdout
+    assert chunked.stat().st_mtime_ns == mtime
+
+
+def test_resume_redoes_only_the_missing_chunk(settings: Settings, clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    job = JobDir.create(tmp_path, _spec(clip, out))
+    cache = stages.UpscalerCache(settings)
+    assert stages.extract(job) is True
+    assert stages.extract(job) is False  # already planned
+    assert [stages.upscale_chunk(job, i, settings, cache) for i in range(3)] == [True, True, True]
+    outputs = [stages.chunk_output(job, i) for i in range(3)]
+    mtimes = [p.stat().st_mtime_ns for p in outputs]
+    assert [stages.upscale_chunk(job, i, settings, cache) for i in range(3)] == [False, False, False]
+
+    outputs[1].unlink()
+    assert [stages.upscale_chunk(job, i, settings, cache) for i in range(3)] == [False, True, False]
+    assert outputs[0].stat().st_mtime_ns == mtimes[0] and outputs[2].stat().st_mtime_ns == mtimes[2]
+    store = ManifestStore(job)
+    assert [r.attempts for r in store.load().records] == [1, 2, 1]
+
+    # A changed chunk output fails its checksum and is redone, too.
+    outputs[2].write_bytes(b"corrupt")
+    with pytest.raises(Exception, match="not done"):
+        stages.encode(job, settings)
+    assert stages.upscale_chunk(job, 2, settings, cache) is True
+    assert stages.encode(job, settings) is True
+    assert stages.finalize(job) == "done"
+    assert len(_frames(out)[0]) == FRAMES
+
+
+def test_failed_chunk_is_recorded_and_resumed(
+    env: dict[str, str], settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.mkv"
+    job = JobDir.create(tmp_path, _spec(clip, out))
+    real = stages._run_chunk
+
+    def flaky(job_: JobDir, chunk, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if chunk.index == 1:
+            raise RuntimeError("injected GPU fault")
+        return real(job_, chunk, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "_run_chunk", flaky)
+    with pytest.raises(RuntimeError, match="injected"):
+        executors.run_local(job, settings)
+    manifest = ManifestStore(job).load()
+    assert manifest.state is JobState.FAILED
+    assert (
+        manifest.reason is not None
+        and "chunk 1" in manifest.reason
+        and "injected GPU fault" in manifest.reason
+    )
+    assert manifest.records[1].state is ChunkState.FAILED
+    assert stages.chunk_output(job, 0).is_file(), "done chunks are kept for resume"
+    assert not out.exists()
+
+    status = run_cli(["status", str(job.path)], env)
+    assert status.returncode == 0
+    assert "failed: chunk 1" in status.stdout and "chunk 1 failed" in status.stdout
+    assert "injected GPU fault" in status.stdout
+
+    monkeypatch.setattr(stages, "_run_chunk", real)
+    assert executors.run_local(job, settings) == "done"
+    assert [r.attempts for r in ManifestStore(job).load().records] == [1, 2, 1]  # only chunk 1 redone
+    assert len(_frames(out)[0]) == FRAMES
+
+
+def test_bad_inputs_exit_2(env: dict[str, str], clip: Path, tmp_path: Path) -> None:
+    root = tmp_path / "jobs"
+    proc = _submit(env, clip, tmp_path / "a.mkv", root, "--chunk-frames", "0")
+    assert proc.returncode == 2 and "chunk_frames" in proc.stderr
+
+    for bad in (make_text_file(tmp_path / "text.mp4"), make_audio_only(tmp_path / "audio.mp4")):
+        proc = _submit(env, bad, tmp_path / f"{bad.stem}.mkv", root / bad.stem, "--chunk-frames", "25")
+        assert proc.returncode == 2, proc.stderr
+        assert str(bad) in proc.stderr
+        status = run_cli(["status", str(_only_job(root / bad.stem))], env)
+        assert "failed: extract: InputError" in status.stdout
+
+    proc = run_cli(["status", str(tmp_path / "no-such-job")], env)
+    assert proc.returncode == 2
