@@ -7,8 +7,9 @@ and pass it down; nothing below this layer reads the environment.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrflow.errors import InputError
@@ -18,6 +19,66 @@ def _default_cache_dir(env: Mapping[str, str]) -> Path:
     xdg = env.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "vsrflow"
+
+
+#: Where ParallelCluster installs the Slurm client commands.
+DEFAULT_SLURM_BIN_DIR = Path("/opt/slurm/bin")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{name}={raw!r} must be a positive integer", hint=f"unset {name} or fix it")
+    return value
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """Slurm executor settings (``VSRFLOW_SLURM_*``).
+
+    Attributes:
+        bin_dir: directory of ``sbatch``/``scontrol``/``scancel`` (``VSRFLOW_SLURM_BIN_DIR``);
+            default: the directory of ``sbatch`` on PATH, else ``/opt/slurm/bin`` (ParallelCluster).
+        cpu_partition: partition of extract, encode and finalize (``VSRFLOW_SLURM_CPU_PARTITION``, cpu).
+        gpu_partition: partition of the upscale array (``VSRFLOW_SLURM_GPU_PARTITION``, gpu).
+        gpus_per_task: ``--gres=gpu:N`` of each array task (``VSRFLOW_SLURM_GPUS_PER_TASK``, 1).
+        cpus_per_task: ``--cpus-per-task`` of every job (``VSRFLOW_SLURM_CPUS_PER_TASK``; unset: none).
+        mem: ``--mem`` of every job, e.g. ``8G`` (``VSRFLOW_SLURM_MEM``; unset: none).
+        time: ``--time`` of every job, e.g. ``02:00:00`` (``VSRFLOW_SLURM_TIME``; unset: none).
+    """
+
+    bin_dir: Path = DEFAULT_SLURM_BIN_DIR
+    cpu_partition: str = "cpu"
+    gpu_partition: str = "gpu"
+    gpus_per_task: int = 1
+    cpus_per_task: int | None = None
+    mem: str | None = None
+    time: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SlurmSettings:
+        bin_dir = env.get("VSRFLOW_SLURM_BIN_DIR")
+        if bin_dir:
+            path = Path(bin_dir).expanduser()
+        else:
+            found = shutil.which("sbatch", path=env.get("PATH", os.defpath))
+            path = Path(found).parent if found else DEFAULT_SLURM_BIN_DIR
+        gpus = _positive_int(env, "VSRFLOW_SLURM_GPUS_PER_TASK", 1)
+        return cls(
+            bin_dir=path,
+            cpu_partition=env.get("VSRFLOW_SLURM_CPU_PARTITION") or "cpu",
+            gpu_partition=env.get("VSRFLOW_SLURM_GPU_PARTITION") or "gpu",
+            gpus_per_task=gpus if gpus is not None else 1,
+            cpus_per_task=_positive_int(env, "VSRFLOW_SLURM_CPUS_PER_TASK", None),
+            mem=env.get("VSRFLOW_SLURM_MEM") or None,
+            time=env.get("VSRFLOW_SLURM_TIME") or None,
+        )
 
 
 @dataclass(frozen=True)
@@ -31,6 +92,7 @@ class Settings:
         ffmpeg: path or name of the ffmpeg CLI (``VSRFLOW_FFMPEG``); default ``ffmpeg``.
         ffprobe: path or name of ffprobe (``VSRFLOW_FFPROBE``); default ``ffprobe``.
         device: default torch device string (``VSRFLOW_DEVICE``: auto, cpu, cuda, cuda:N).
+        slurm: the Slurm executor settings (:class:`SlurmSettings`, ``VSRFLOW_SLURM_*``).
     """
 
     cache_dir: Path
@@ -38,6 +100,7 @@ class Settings:
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     device: str = "auto"
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
     @property
     def weights_dir(self) -> Path:
@@ -61,4 +124,5 @@ class Settings:
             ffmpeg=env.get("VSRFLOW_FFMPEG", "ffmpeg"),
             ffprobe=env.get("VSRFLOW_FFPROBE", "ffprobe"),
             device=env.get("VSRFLOW_DEVICE", "auto"),
+            slurm=SlurmSettings.from_env(env),
         )

@@ -1,4 +1,8 @@
-"""``vsrflow job extract|upscale-chunk|encode|finalize JOB_DIR [--index I]``: one stage of a job."""
+"""``vsrflow job extract|upscale-chunk|encode|finalize|submit-rest JOB_DIR [--index I]``: one stage of a job.
+
+``submit-rest`` is what the extract Slurm job runs last: it submits the chunk array, encode and
+finalize once the chunk count is known (see :mod:`vsrflow.workflow.slurm`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 
-STAGES = ("extract", "upscale-chunk", "encode", "finalize")
+STAGES = ("extract", "upscale-chunk", "encode", "finalize", "submit-rest")
 
 
 def register(sub: Any) -> None:
@@ -53,6 +57,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     elif args.stage == "encode":
         did = stages.encode(job, settings)
         print(f"{job.job_id}: encode {'done' if did else 'already done'}")
-    else:
+    elif args.stage == "finalize":
         print(f"{job.job_id}: {stages.finalize(job)}")
+    else:
+        from vsrflow.workflow.slurm import submit_rest
+
+        ids = submit_rest(job, settings)
+        print(
+            f"{job.job_id}: Slurm array {ids.array} ({ids.array_spec}), encode {ids.encode}, "
+            f"finalize {ids.finalize}"
+        )
     return 0

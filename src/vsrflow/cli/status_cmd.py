@@ -17,12 +17,25 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
+    from vsrflow.workflow.slurm import read_job_ids
     from vsrflow.workflow.stages import job_from_path
 
     job = job_from_path(args.job_dir)
     store = ManifestStore(job)
+    ids = read_job_ids(job)
+    slurm_line = None
+    if ids is not None:
+        parts = [f"extract {ids.extract}"]
+        if ids.array is not None:
+            parts.append(f"array {ids.array} ({ids.array_spec})")
+        parts += [
+            f"{name} {value}" for name, value in (("encode", ids.encode), ("finalize", ids.finalize)) if value
+        ]
+        slurm_line = "  slurm jobs: " + ", ".join(parts)
     if not store.exists():
         print(f"{job.job_id}: queued (no manifest yet)")
+        if slurm_line:
+            print(slurm_line)
         return 0
     manifest = store.load()
     print(f"{job.job_id}: {manifest.status_text}")
@@ -33,4 +46,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  chunk {record.index} failed (attempt {record.attempts}): {record.error}")
             elif record.state is ChunkState.RUNNING:
                 print(f"  chunk {record.index} running (attempt {record.attempts})")
+    if slurm_line:
+        print(slurm_line)
     return 0

@@ -1,4 +1,9 @@
-"""``vsrflow submit INPUT -o OUTPUT --executor local``: create a chunked job and run it."""
+"""``vsrflow submit INPUT -o OUTPUT --executor local|slurm``: create a chunked job and run it.
+
+``--executor slurm`` submits the extract Slurm job and returns (fire-and-forget); the extract job
+submits the rest of the chain with ``vsrflow job submit-rest JOB_DIR`` (see
+:mod:`vsrflow.workflow.slurm`).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("submit", help="create a chunked job (frame-exact chunks) and run it")
     p.add_argument("input", type=Path, help="source video on storage every worker sees")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
-    p.add_argument("--executor", choices=["local"], default="local", help="where the stages run")
+    p.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="where the stages run: here (local, waits) or as a Slurm job chain (slurm, returns at once)",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`)")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
@@ -24,6 +34,12 @@ def register(sub: Any) -> None:
     size.add_argument("--chunk-frames", type=int, default=None, help="target chunk length in frames")
     p.add_argument(
         "--jobs-root", type=Path, default=None, help="job directories root (default <cache dir>/jobs)"
+    )
+    p.add_argument(
+        "--array-throttle",
+        type=int,
+        default=None,
+        help="slurm: chunks upscaled at once (K in --array=0-N%%K, default 8)",
     )
     p.add_argument("--workers", type=int, default=1, help="chunks upscaled at once (processes, default 1)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
@@ -64,11 +80,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
         chunk_frames=args.chunk_frames,
         chunk_seconds=chunk_seconds,
+        **({} if args.array_throttle is None else {"array_throttle": args.array_throttle}),
     )
     root = (args.jobs_root or settings.cache_dir / "jobs").expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     job = JobDir.create(root, spec, spec.job_id(file_identity(source)))
     print(f"job {job.job_id}: {job.path}")
+    if args.executor == "slurm":
+        from vsrflow.workflow.slurm import submit_slurm
+
+        ids = submit_slurm(job, settings)
+        print(
+            f"job {job.job_id}: submitted to Slurm (extract job {ids.extract}); "
+            f"see `vsrflow status {job.path}`"
+        )
+        return 0
     status = run_local(job, settings, workers=args.workers)
     if not output.is_file():
         raise VsrError(
