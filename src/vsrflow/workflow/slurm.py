@@ -16,9 +16,9 @@ job submit-rest``), calls :func:`submit_rest`, which submits
 
 Every job is ``sbatch --parsable --kill-on-invalid-dep=yes --requeue -J vsrflow-<stage>-<job_id>
 -o <jobdir>/logs/<stage>-%j.log`` (``%A_%a`` for the array) ``-D <jobdir>`` plus the optional
-``--cpus-per-task``/``--mem``/``--time`` of :class:`~vsrflow.config.SlurmSettings`; the jobs inherit the submitting environment
-(PATH with ``vsrflow``, ``VSRFLOW_*``, ``SLURM_CONF``). sbatch is always called with an argument
-list, never through a shell.
+``--cpus-per-task``/``--mem``/``--time`` of :class:`~vsrflow.config.SlurmSettings`; the jobs
+inherit the submitting environment (PATH with ``vsrflow``, ``VSRFLOW_*``, ``SLURM_CONF``). sbatch
+is always called with an argument list, never through a shell.
 
 The Slurm job ids are recorded in ``<jobdir>/logs/slurm.json`` (atomic writes). The extract job
 is submitted held (``--hold``) and released only after its id is recorded, so the extract job's
