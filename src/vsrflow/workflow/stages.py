@@ -354,6 +354,17 @@ def finalize(job: JobDir) -> str:
         for tmp in job.chunks_dir.glob(".*.partial*"):
             tmp.unlink(missing_ok=True)
         return store.load().status_text
+    # Finalize runs after every chunk task has ended (Slurm afterany; the local pool has joined), so
+    # a chunk still "running" lost its process (kill -9, OOM killer, node failure, time limit)
+    # before it could record anything: say so on the chunk, where `vsrflow status` shows it.
+    for record in manifest.records:
+        if record.state is ChunkState.RUNNING:
+            store.fail_chunk(
+                record.index,
+                "task ended without recording a result (killed, out of memory, node failure or "
+                f"time limit); see {job.logs_dir}",
+            )
+    manifest = store.load()
     if manifest.state is not JobState.FAILED:
         failed = [r for r in manifest.records if r.state is ChunkState.FAILED]
         if failed:
