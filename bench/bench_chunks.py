@@ -74,8 +74,13 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
         rec["model_load_s"] = time.perf_counter() - t0
         enc = EncoderSpec()
         t0 = time.perf_counter()
-        upscale_video(clip, out, upscaler=up, progress=False,
-                      encoder=EncoderOptions(codec=enc.codec, crf=enc.crf, preset=enc.preset))
+        upscale_video(
+            clip,
+            out,
+            upscaler=up,
+            progress=False,
+            encoder=EncoderOptions(codec=enc.codec, crf=enc.crf, preset=enc.preset),
+        )
         rec["wall_s"] = time.perf_counter() - t0
         rec["output_bytes"] = out.stat().st_size
         return rec
@@ -89,8 +94,14 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     from vsrflow.workflow.jobspec import JobSpec, file_identity
 
     chunk_frames = None if mode == "default" else int(mode.split("-")[1])
-    spec = JobSpec(source=str(clip), destination=str(out), model=MODEL, scale=4.0,
-                   chunk_frames=chunk_frames, chunk_seconds=None if chunk_frames else 60.0)
+    spec = JobSpec(
+        source=str(clip),
+        destination=str(out),
+        model=MODEL,
+        scale=4.0,
+        chunk_frames=chunk_frames,
+        chunk_seconds=None if chunk_frames else 60.0,
+    )
     root = work / f"jobs-{mode}"
     root.mkdir(parents=True, exist_ok=True)
     job = JobDir.create(root, spec, spec.job_id(file_identity(clip)))
@@ -183,8 +194,11 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     rec["chunks"] = [{"index": c.index, "frames": c.frames, "aligned": c.aligned} for c in plan.chunks]
     rec["chunk_count"] = len(plan.chunks)
     rec["costs_s"] = costs
-    rec["scratch"] = {"sampled_peak_job_dir_bytes": peak["job_dir"],
-                      "sampled_peak_chunks_dir_bytes": peak["chunks_dir"], **exact}
+    rec["scratch"] = {
+        "sampled_peak_job_dir_bytes": peak["job_dir"],
+        "sampled_peak_chunks_dir_bytes": peak["chunks_dir"],
+        **exact,
+    }
     rec["output_bytes"] = out.stat().st_size
     rec["job_dir_bytes_after"] = _dir_bytes(job.path)
     return rec
@@ -216,7 +230,9 @@ def main() -> None:
         W, H = s.codec_context.width, s.codec_context.height
         frames = sum(1 for _ in c.demux(s) if _.size)
     with av.open(str(clip)) as c:
-        keyframes = [i for i, pk in enumerate(x for x in c.demux(c.streams.video[0]) if x.size) if pk.is_keyframe]
+        keyframes = [
+            i for i, pk in enumerate(x for x in c.demux(c.streams.video[0]) if x.size) if pk.is_keyframe
+        ]
 
     modes = ["single", "default", f"frames-{SMALL_CHUNK_FRAMES}"]
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
@@ -225,9 +241,13 @@ def main() -> None:
             for m in modes:
                 work = Path(tmp) / f"r{r}"
                 work.mkdir(exist_ok=True)
-                proc = subprocess.run([sys.executable, __file__, "--child", m, str(clip), str(work)],
-                                      capture_output=True, text=True, check=False,
-                                      env={**__import__("os").environ, "VSRFLOW_LOG_LEVEL": "WARNING"})
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", m, str(clip), str(work)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env={**__import__("os").environ, "VSRFLOW_LOG_LEVEL": "WARNING"},
+                )
                 if proc.returncode != 0:
                     sys.exit(f"child {m} failed:\n{proc.stderr[-3000:]}")
                 rec = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -245,8 +265,14 @@ def main() -> None:
         b = best[m]
         c = b["costs_s"]
         n = b["chunk_count"]
-        fixed_keys = ["decode_open_seek_first_frame_s", "encoder_open_s", "manifest_start_chunk_s",
-                      "manifest_finish_chunk_s", "chunk_sha256_s", "probe_source_s"]
+        fixed_keys = [
+            "decode_open_seek_first_frame_s",
+            "encoder_open_s",
+            "manifest_start_chunk_s",
+            "manifest_finish_chunk_s",
+            "chunk_sha256_s",
+            "probe_source_s",
+        ]
         fixed = sum(c.get(k, 0.0) for k in fixed_keys)
         compute = c.get("compute_upscale_frames_s", 0.0)
         chunk_out = b["output_bytes"]
@@ -262,7 +288,8 @@ def main() -> None:
             "compute_per_chunk_s": compute / n,
             "fixed_over_compute": fixed / compute if compute else None,
             "fixed_plus_close_over_compute": (fixed + c.get("encoder_close_flush_s", 0.0)) / compute
-            if compute else None,
+            if compute
+            else None,
             "job_stages_s": {k: c.get(k, 0.0) for k in ("extract_s", "encode_s", "finalize_s")},
             "scratch_peak_bytes_exact": peak_exact,
             "scratch_peak_bytes_sampled": b["scratch"]["sampled_peak_job_dir_bytes"],
@@ -285,23 +312,38 @@ def main() -> None:
         "git_commit": git_commit(REPO),
         "date": datetime.date.today().isoformat(),
         "model": MODEL,
-        "input": {"clip": f"bikes downscaled /4 (vsrflow.media.samples.downscale): {W}x{H}, {frames} "
-                  "frames, 25 fps, libx264 crf 10", "width": W, "height": H, "frames": frames,
-                  "keyframes": keyframes, "single_pass_output_bytes": out_bytes},
-        "encoder": {"codec": "libx264", "crf": 18, "preset": "medium",
-                    "note": "job default; chunks add bf=0"},
+        "input": {
+            "clip": f"bikes downscaled /4 (vsrflow.media.samples.downscale): {W}x{H}, {frames} "
+            "frames, 25 fps, libx264 crf 10",
+            "width": W,
+            "height": H,
+            "frames": frames,
+            "keyframes": keyframes,
+            "single_pass_output_bytes": out_bytes,
+        },
+        "encoder": {
+            "codec": "libx264",
+            "crf": 18,
+            "preset": "medium",
+            "note": "job default; chunks add bf=0",
+        },
         "executor": "local (run_local, workers=1: one process, model loaded once)",
-        "method": {"repeat": args.repeat,
-                   "timing": "fresh process per measurement, interleaved, best wall time of each; "
-                             "chunked wall excludes model load for over_single_pass",
-                   "scratch": "exact = sum(chunks/*.nut) + video.nut intermediate at encode; sampled "
-                              "= job dir size every 50 ms",
-                   "bmp_formula": f"frames * (54 + ceil4(W*3) * H) at LR size = {bmp_lr} bytes; "
-                                  f"LR+HR (x4) frames = {bmp_lr + bmp_hr} bytes"},
+        "method": {
+            "repeat": args.repeat,
+            "timing": "fresh process per measurement, interleaved, best wall time of each; "
+            "chunked wall excludes model load for over_single_pass",
+            "scratch": "exact = sum(chunks/*.nut) + video.nut intermediate at encode; sampled "
+            "= job dir size every 50 ms",
+            "bmp_formula": f"frames * (54 + ceil4(W*3) * H) at LR size = {bmp_lr} bytes; "
+            f"LR+HR (x4) frames = {bmp_lr + bmp_hr} bytes",
+        },
         "bmp_lr_bytes": bmp_lr,
         "bmp_lr_hr_bytes": bmp_lr + bmp_hr,
-        "single_pass": {"wall_s": single["wall_s"], "model_load_s": single["model_load_s"],
-                        "all_wall_s": [r["wall_s"] for r in runs["single"]]},
+        "single_pass": {
+            "wall_s": single["wall_s"],
+            "model_load_s": single["model_load_s"],
+            "all_wall_s": [r["wall_s"] for r in runs["single"]],
+        },
         "chunked": summary,
         "all_runs": runs,
         "emulated_nodes": "skipped: 2 real CPU cores, and the session time limit",
