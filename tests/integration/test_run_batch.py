@@ -101,6 +101,9 @@ def test_ctrl_c_stops_the_child_and_writes_a_partial_summary(env: dict[str, str]
         [sys.executable, "-m", "vsrflow", "run", "--input-dir", str(inp), "--output-dir", str(out),
          "--model", MODEL],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        # A runner started in the background (nohup, `cmd &`) passes SIGINT down as ignored, and
+        # Python then never raises KeyboardInterrupt: give the child the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     log = out / ".vsrflow-run" / "logs" / "a.mkv.upscale.log"
     deadline = time.monotonic() + 60
