@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -214,25 +215,21 @@ def main() -> None:
         print(json.dumps(_child(mode, Path(clip), Path(work))))
         return
 
-    import av
-
     from vsrflow.bench.clips import sample_path
     from vsrflow.bench.machine import device_name, git_commit, host_tag
     from vsrflow.config import Settings
+    from vsrflow.media.keyframes import keyframe_indices
+    from vsrflow.media.probe import probe
     from vsrflow.media.samples import downscale
 
     settings = Settings.from_env()
     clip = settings.cache_dir / "bench" / "bikes_d4.mp4"
     if not clip.exists():
         downscale(sample_path(settings, "bikes"), clip, 4, ffmpeg=settings.ffmpeg)
-    with av.open(str(clip)) as c:
-        s = c.streams.video[0]
-        W, H = s.codec_context.width, s.codec_context.height
-        frames = sum(1 for _ in c.demux(s) if _.size)
-    with av.open(str(clip)) as c:
-        keyframes = [
-            i for i, pk in enumerate(x for x in c.demux(c.streams.video[0]) if x.size) if pk.is_keyframe
-        ]
+    # One owner each: frame count from media.probe, keyframes (presentation order) from media.keyframes.
+    info = probe(clip)
+    W, H, frames = info.width, info.height, info.frame_count
+    keyframes = keyframe_indices(clip)
 
     modes = ["single", "default", f"frames-{SMALL_CHUNK_FRAMES}"]
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
@@ -246,7 +243,7 @@ def main() -> None:
                     capture_output=True,
                     text=True,
                     check=False,
-                    env={**__import__("os").environ, "VSRFLOW_LOG_LEVEL": "WARNING"},
+                    env={**os.environ, "VSRFLOW_LOG_LEVEL": "WARNING"},
                 )
                 if proc.returncode != 0:
                     sys.exit(f"child {m} failed:\n{proc.stderr[-3000:]}")

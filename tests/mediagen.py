@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import numpy as np
+
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
 #: ffmpeg names for the colour tags of the two matrices tests use.
@@ -307,3 +310,12 @@ def make_undecodable(path: Path) -> Path:
         data[i] = (data[i] * 31 + 7) & 0xFF
     path.write_bytes(bytes(data))
     return path
+
+
+def decode_rgb(path: Path) -> tuple[list[int], list[np.ndarray], list[str]]:
+    """Decode every video frame of ``path``: (pts list, RGB24 frames, stream kinds) for comparisons."""
+    with av.open(str(path)) as container:
+        kinds = [str(s.type) for s in container.streams]
+        stream = container.streams.video[0]
+        decoded = [(int(f.pts), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+    return [p for p, _ in decoded], [img for _, img in decoded], kinds

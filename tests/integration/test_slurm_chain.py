@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -31,7 +30,7 @@ from tests.integration.test_slurm_emulator import (
     _emulator_env,
     _free_port_block,
 )
-from tests.mediagen import make_video
+from tests.mediagen import decode_rgb, make_video
 from vsrflow.workflow.jobdir import JobDir
 from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.jobspec import EncoderSpec, JobSpec, file_identity
@@ -76,14 +75,6 @@ def env(slurm: Slurm, model_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("src") / "clip.mp4", frames=FRAMES, audio_tracks=1)
-
-
-def _frames(path: Path) -> tuple[list[int], list[np.ndarray], list[str]]:
-    with av.open(str(path)) as container:
-        kinds = [str(s.type) for s in container.streams]
-        stream = container.streams.video[0]
-        decoded = [(int(f.pts), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
-    return [p for p, _ in decoded], [img for _, img in decoded], kinds
 
 
 def _submit(env: dict[str, str], src: Path, out: Path, root: Path) -> subprocess.CompletedProcess[str]:
@@ -158,8 +149,8 @@ def test_chain_on_slurm_equals_single_pass(
     assert not list((job / "chunks").glob("*.nut")), "finalize cleaned the scratch"
     assert sorted(p.name.split("-")[0] for p in (job / "logs").glob("*.log")).count("upscale") == 3
 
-    pts_a, img_a, kinds_a = _frames(single)
-    pts_b, img_b, kinds_b = _frames(out)
+    pts_a, img_a, kinds_a = decode_rgb(single)
+    pts_b, img_b, kinds_b = decode_rgb(out)
     assert len(pts_b) == FRAMES and pts_b == pts_a
     assert kinds_b == kinds_a == ["video", "audio"]
     assert all(np.array_equal(a, b) for a, b in zip(img_a, img_b, strict=True))

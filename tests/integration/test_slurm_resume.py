@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_slurm_chain import (  # noqa: F401  (fixtures used by name)
-    _frames,
     _queue_of,
     _submit,
     _wait_chain,
@@ -29,7 +28,7 @@ from tests.integration.test_slurm_chain import (  # noqa: F401  (fixtures used b
     slurm,
 )
 from tests.integration.test_slurm_emulator import Slurm
-from tests.mediagen import make_video
+from tests.mediagen import decode_rgb, make_video
 from vsrflow.workflow.jobdir import JobDir
 from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
 
@@ -63,8 +62,8 @@ def _finish_single_pass(proc: subprocess.Popen[str], timeout: float = 120) -> No
 def _assert_same_video(single: Path, out: Path, frames: int) -> None:
     import numpy as np
 
-    pts_a, img_a, _ = _frames(single)
-    pts_b, img_b, _ = _frames(out)
+    pts_a, img_a, _ = decode_rgb(single)
+    pts_b, img_b, _ = decode_rgb(out)
     assert len(pts_b) == frames and pts_b == pts_a, (len(pts_b), frames)
     assert all(np.array_equal(a, b) for a, b in zip(img_a, img_b, strict=True)), "decoded frames differ"
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.mediagen import make_audio_only, make_text_file, make_video
+from tests.mediagen import decode_rgb, make_audio_only, make_text_file, make_video
 from vsrflow.config import Settings
 from vsrflow.workflow import executors, stages
 from vsrflow.workflow.jobdir import JobDir
@@ -42,14 +41,6 @@ def settings(env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("src") / "clip.mp4", frames=FRAMES, audio_tracks=1)
-
-
-def _frames(path: Path) -> tuple[list[int], list[np.ndarray], list[str]]:
-    with av.open(str(path)) as container:
-        kinds = [str(s.type) for s in container.streams]
-        stream = container.streams.video[0]
-        decoded = [(int(f.pts), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
-    return [p for p, _ in decoded], [img for _, img in decoded], kinds
 
 
 def _submit(
@@ -98,8 +89,8 @@ def test_local_chain_equals_single_pass(
     assert [c.frames for c in manifest.plan.chunks] == [25, 25, 30]  # type: ignore[union-attr]
     assert not list((job / "chunks").glob("*.nut")), "scratch is cleaned on success"
 
-    pts_a, img_a, kinds_a = _frames(single)
-    pts_b, img_b, kinds_b = _frames(chunked)
+    pts_a, img_a, kinds_a = decode_rgb(single)
+    pts_b, img_b, kinds_b = decode_rgb(chunked)
     assert len(pts_b) == FRAMES and pts_b == pts_a
     assert kinds_b == kinds_a == ["video", "audio"]
     if lossless:
@@ -142,7 +133,7 @@ def test_resume_redoes_only_the_missing_chunk(settings: Settings, clip: Path, tm
     assert stages.upscale_chunk(job, 2, settings, cache) is True
     assert stages.encode(job, settings) is True
     assert stages.finalize(job) == "done"
-    assert len(_frames(out)[0]) == FRAMES
+    assert len(decode_rgb(out)[0]) == FRAMES
 
 
 def test_failed_chunk_is_recorded_and_resumed(
@@ -179,7 +170,7 @@ def test_failed_chunk_is_recorded_and_resumed(
     monkeypatch.setattr(stages, "_run_chunk", real)
     assert executors.run_local(job, settings) == "done"
     assert [r.attempts for r in ManifestStore(job).load().records] == [1, 2, 1]  # only chunk 1 redone
-    assert len(_frames(out)[0]) == FRAMES
+    assert len(decode_rgb(out)[0]) == FRAMES
 
 
 def test_bad_inputs_exit_2(env: dict[str, str], clip: Path, tmp_path: Path) -> None:
