@@ -13,8 +13,9 @@ with realesr-animevideov3 x4 and the job's default encoder (libx264 crf 18 prese
   lookahead), manifest writes (``start_chunk``/``finish_chunk``), the chunk sha256, the per-chunk
   probe and spec read; against chunk compute (``upscale_frames``);
 * scratch on the job storage: the job directory's size sampled every 50 ms during the run, and
-  exactly: the sum of chunk outputs plus the concatenated intermediate at encode time; per byte of
-  final output, compared with the BMP-per-frame design.
+  exactly: the job directory at the moment encode has streamed every chunk into the final mux
+  (chunks are piped, no concatenated copy is stored); per byte of final output, compared with the
+  BMP-per-frame design.
 
 Each measurement runs in a fresh process (``--child``), interleaved, best of ``--repeat``.
 Usage: ``python bench/bench_chunks.py [--repeat 2]``; writes ``bench/results/chunks-<host>.json``.
@@ -86,7 +87,6 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
         rec["output_bytes"] = out.stat().st_size
         return rec
 
-    import vsrflow.media.assemble as assemble_mod
     import vsrflow.media.writer as writer_mod
     import vsrflow.workflow.chunkio as chunkio
     from vsrflow.workflow.executors import run_local
@@ -162,16 +162,16 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     timed(stages, "finalize", "finalize_s")
 
     exact: dict[str, int] = {}
-    orig_assemble = assemble_mod.assemble_output
+    orig_stream = chunkio.stream_chunks
 
-    def assemble(intermediate: Path, *a: Any, **k: Any) -> Any:
-        chunks = sum(p.stat().st_size for p in job.chunks_dir.glob("*.nut"))
-        exact["chunks_bytes"] = chunks
-        exact["intermediate_bytes"] = Path(intermediate).stat().st_size
+    def stream(*a: Any, **k: Any) -> Any:
+        written = orig_stream(*a, **k)
+        # Every chunk is in the mux now and all are still on disk: the encode stage's peak.
+        exact["chunks_bytes"] = sum(p.stat().st_size for p in job.chunks_dir.glob("*.nut"))
         exact["job_dir_bytes_at_encode"] = _dir_bytes(job.path)
-        return orig_assemble(intermediate, *a, **k)
+        return written
 
-    assemble_mod.assemble_output = assemble
+    chunkio.stream_chunks = stream
 
     peak = {"job_dir": 0, "chunks_dir": 0}
     stop = threading.Event()
@@ -273,7 +273,7 @@ def main() -> None:
         fixed = sum(c.get(k, 0.0) for k in fixed_keys)
         compute = c.get("compute_upscale_frames_s", 0.0)
         chunk_out = b["output_bytes"]
-        peak_exact = b["scratch"].get("chunks_bytes", 0) + b["scratch"].get("intermediate_bytes", 0)
+        peak_exact = b["scratch"]["job_dir_bytes_at_encode"]
         summary[m] = {
             "chunk_count": n,
             "wall_s": b["wall_s"],
@@ -329,8 +329,8 @@ def main() -> None:
             "repeat": args.repeat,
             "timing": "fresh process per measurement, interleaved, best wall time of each; "
             "chunked wall excludes model load for over_single_pass",
-            "scratch": "exact = sum(chunks/*.nut) + video.nut intermediate at encode; sampled "
-            "= job dir size every 50 ms",
+            "scratch": "exact = job dir size when encode has streamed every chunk into the final "
+            "mux (chunks are piped: no concatenated copy); sampled = job dir size every 50 ms",
             "bmp_formula": f"frames * (54 + ceil4(W*3) * H) at LR size = {bmp_lr} bytes; "
             f"LR+HR (x4) frames = {bmp_lr + bmp_hr} bytes",
         },

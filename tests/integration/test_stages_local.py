@@ -69,10 +69,12 @@ def _spec(src: Path, out: Path, codec: str = "ffv1") -> JobSpec:
 
 
 @pytest.mark.parametrize(
-    ("codec", "suffix", "lossless"), [("ffv1", ".mkv", True), ("libx264", ".mp4", False)]
+    ("codec", "suffix", "lossless", "workers"),
+    [("ffv1", ".mkv", True, 1), ("libx264", ".mp4", False, 2)],
+    ids=["ffv1-in-process", "x264-2-workers"],
 )
 def test_local_chain_equals_single_pass(
-    env: dict[str, str], clip: Path, tmp_path: Path, codec: str, suffix: str, lossless: bool
+    env: dict[str, str], clip: Path, tmp_path: Path, codec: str, suffix: str, lossless: bool, workers: int
 ) -> None:
     single = tmp_path / f"single{suffix}"
     proc = run_cli(
@@ -81,7 +83,9 @@ def test_local_chain_equals_single_pass(
     assert proc.returncode == 0, proc.stderr
     chunked = tmp_path / f"chunked{suffix}"
     root = tmp_path / "jobs"
-    proc = _submit(env, clip, chunked, root, "--chunk-frames", str(CHUNK), "--codec", codec)
+    proc = _submit(
+        env, clip, chunked, root, "--chunk-frames", str(CHUNK), "--codec", codec, "--workers", str(workers)
+    )
     assert proc.returncode == 0, proc.stderr
     job = _only_job(root)
     manifest = ManifestStore(JobDir.open(root, job.name)).load()
@@ -133,6 +137,53 @@ def test_resume_redoes_only_the_missing_chunk(settings: Settings, clip: Path, tm
     assert stages.upscale_chunk(job, 2, settings, cache) is True
     assert stages.encode(job, settings) is True
     assert stages.finalize(job) == "done"
+    assert len(decode_rgb(out)[0]) == FRAMES
+
+
+def test_encode_streams_chunks_without_a_scratch_copy(
+    settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Encode pipes the chunks into the final mux: while it runs, scratch holds the chunks only."""
+    from vsrflow.workflow import chunkio
+
+    out = tmp_path / "out.mkv"
+    job = JobDir.create(tmp_path, _spec(clip, out))
+    stages.extract(job)
+    cache = stages.UpscalerCache(settings)
+    for i in range(3):
+        stages.upscale_chunk(job, i, settings, cache)
+    chunk_bytes = sum(stages.chunk_output(job, i).stat().st_size for i in range(3))
+    seen: list[int] = []
+    real = chunkio.stream_chunks
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        written = real(*args, **kwargs)
+        # Every chunk has been streamed; ffmpeg is still muxing. Nothing but chunks is stored.
+        seen.append(sum(p.stat().st_size for p in job.path.rglob("*") if p.is_file()))
+        return written
+
+    monkeypatch.setattr(chunkio, "stream_chunks", spy)
+    assert stages.encode(job, settings) is True
+    assert len(seen) == 1 and seen[0] < chunk_bytes + 64 * 1024, (seen, chunk_bytes)
+    assert len(decode_rgb(out)[0]) == FRAMES
+
+
+def test_encode_failure_keeps_the_chunks_for_resume(settings: Settings, clip: Path, tmp_path: Path) -> None:
+    """ffmpeg dying under the chunk stream: the job fails with ffmpeg's reason, chunks stay, resume works."""
+    from dataclasses import replace
+
+    out = tmp_path / "out.mkv"
+    job = JobDir.create(tmp_path, _spec(clip, out))
+    broken = replace(settings, ffmpeg="false")  # exits 1 at once: the feed hits a closed pipe
+    with pytest.raises(Exception, match="exited with code 1"):
+        executors.run_local(job, broken)
+    manifest = ManifestStore(job).load()
+    assert manifest.state is JobState.FAILED and manifest.reason is not None
+    assert manifest.reason.startswith("encode: ExternalToolError")
+    assert all(stages.chunk_output(job, i).is_file() for i in range(3))
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    assert executors.run_local(job, settings) == "done"
+    assert [r.attempts for r in ManifestStore(job).load().records] == [1, 1, 1]  # no chunk redone
     assert len(decode_rgb(out)[0]) == FRAMES
 
 

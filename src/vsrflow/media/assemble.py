@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 from vsrflow.errors import InputError, VsrError
-from vsrflow.media.ffmpeg import run_ffmpeg
+from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
 from vsrflow.media.info import StreamInfo, VideoInfo
 from vsrflow.media.probe import probe
 
@@ -149,12 +151,22 @@ def build_argv(
     muxer: str,
     planned: list[PlannedStream],
     ffmpeg: str = "ffmpeg",
+    video_format: str | None = None,
 ) -> list[str]:
-    """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams."""
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y"]
+    """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams.
+
+    ``video_format`` forces the demuxer of the video input (needed for ``pipe:0``); when it is
+    set ffmpeg reads its stdin, so ``-nostdin`` is left out.
+    """
+    argv = [ffmpeg, "-hide_banner", "-v", "error", "-y"]
+    if video_format is None:
+        argv.insert(1, "-nostdin")
     # -copyts keeps every timestamp as it is in the inputs: without it ffmpeg shifts each input to
     # start at 0, and a video starting after the audio (AAC priming) would drift out of sync.
-    argv += ["-copyts", "-i", str(video_path), "-i", str(source.path)]
+    argv += ["-copyts"]
+    if video_format is not None:
+        argv += ["-f", video_format]
+    argv += ["-i", str(video_path), "-i", str(source.path)]
     argv += ["-map", f"0:{video.video_stream_index}"]
     for p in planned:
         argv += ["-map", f"1:{p.source.index}"]
@@ -266,15 +278,54 @@ def assemble_output(
         OutputValidationError: frame count, duration, stream count or rotation mismatch.
     """
     video_path, output = Path(video_path), Path(output)
+    _check_output_dir(output)  # before any work: the cheapest check, and the one users hit most
+    return _assemble(str(video_path), probe(video_path), source, output, expected_frames, ffmpeg)
+
+
+def assemble_streamed(
+    feed: Callable[[IO[bytes]], object],
+    video: VideoInfo,
+    source: VideoInfo,
+    output: Path,
+    *,
+    expected_frames: int | None = None,
+    ffmpeg: str = "ffmpeg",
+    video_format: str = "nut",
+) -> VideoInfo:
+    """Like :func:`assemble_output`, but the video arrives on ffmpeg's stdin, written by ``feed``.
+
+    No intermediate video file is stored: ``feed(pipe)`` writes a ``video_format`` stream (its
+    first stream is the video) straight into the mux. ``video`` describes that stream (codec and
+    colour tags; take it from one of the pieces being fed). Same validation, atomic rename and
+    errors as :func:`assemble_output`; an exception raised by ``feed`` propagates after ffmpeg
+    has been stopped and nothing is left at ``output``.
+    """
+    video = replace(video, video_stream_index=0)
+    return _assemble("pipe:0", video, source, Path(output), expected_frames, ffmpeg, feed, video_format)
+
+
+def _assemble(
+    video_input: str,
+    video: VideoInfo,
+    source: VideoInfo,
+    output: Path,
+    expected_frames: int | None,
+    ffmpeg: str,
+    feed: Callable[[IO[bytes]], object] | None = None,
+    video_format: str | None = None,
+) -> VideoInfo:
     _check_output_dir(output)
     muxer = _muxer_for(output)
-    video = probe(video_path)
     planned = plan_streams(source, muxer)
     expected = source.frame_count if expected_frames is None else expected_frames
     tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
-    argv = build_argv(video_path, video, source, tmp, muxer, planned, ffmpeg)
+    argv = build_argv(Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format)
+    what = f"muxing {output} from {video_input} and {source.path}"
     try:
-        run_ffmpeg(argv, what=f"muxing {output} from {video_path} and {source.path}")
+        if feed is None:
+            run_ffmpeg(argv, what=what)
+        else:
+            run_ffmpeg_fed(argv, feed, what=what)
         result = probe(tmp)
         kinds = Counter(p.source.kind for p in planned)
         kinds["video"] += 1

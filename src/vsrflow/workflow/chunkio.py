@@ -8,23 +8,25 @@ seek overshot and frames would be lost) and the first kept frame must be exactly
 the number of frames kept must equal the chunk's frame count. Nothing is dropped or duplicated
 silently: any mismatch is an error naming the chunk.
 
-Concatenation (:func:`concat_chunks`): packet remux (no re-encode) of the chunk outputs into one
-video-only ``.nut`` file. Chunk outputs keep the SOURCE pts, so no timestamp is shifted. Chunked
-jobs encode chunks WITHOUT B-frames (see :func:`chunk_encoder_extra`), so every packet has
-dts == pts and dts increases monotonically across chunk boundaries; the remux checks that (and
-that every chunk has the codec parameters of the first) and refuses otherwise.
+Concatenation (:func:`remux_chunks`): packet remux (no re-encode) of the chunk outputs into one
+video-only NUT stream written into a pipe (:func:`stream_chunks`: the encode stage feeds ffmpeg's
+final mux with it, so no concatenated copy is ever stored). Chunk outputs keep the SOURCE pts, so
+no timestamp is shifted. Chunked jobs encode chunks WITHOUT B-frames (see
+:func:`chunk_encoder_extra`), so every packet has dts == pts and dts increases monotonically across
+chunk boundaries; the remux checks that (and that every chunk has the codec parameters of the
+first) and refuses otherwise.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 import av
 import av.error
+from av.container import OutputContainer
 from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError, VsrError
@@ -100,77 +102,76 @@ def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk) -> Iterator[Frame]
         )
 
 
-def concat_chunks(chunks: Sequence[tuple[Chunk, Path]], output: Path, time_base: Fraction) -> int:
-    """Remux the chunk outputs (in plan order) into the video-only ``output``; returns packets written.
+def stream_chunks(chunks: Sequence[tuple[Chunk, Path]], sink: IO[bytes], time_base: Fraction) -> int:
+    """Remux the chunk outputs as one NUT stream into the writable ``sink`` (e.g. ffmpeg's stdin).
+
+    This is how the encode stage joins chunks without storing a concatenated copy: peak scratch
+    stays at the chunk outputs themselves. Returns packets written; checks as :func:`remux_chunks`.
+    """
+    try:
+        with av.open(sink, mode="w", format="nut", options={"avoid_negative_ts": "disabled"}) as out:
+            return remux_chunks(chunks, out, time_base)
+    except av.error.FFmpegError as err:
+        raise VsrError(f"streaming the chunk outputs failed: {err}") from err
+
+
+def remux_chunks(chunks: Sequence[tuple[Chunk, Path]], out: OutputContainer, time_base: Fraction) -> int:
+    """Mux every packet of the chunk outputs (in plan order) into the open container ``out``.
 
     ``time_base`` is the plan's (the source video stream's): chunk ranges are checked in it, since
     a chunk file may store another (exactly convertible) time base, as NUT does.
 
-    Written to a hidden temporary name and renamed on success. Raises VsrError when a chunk's
-    packet count or pts range does not match its plan entry, when dts would not increase across
-    a boundary, or when the chunks' codec parameters differ.
+    Raises VsrError when a chunk's packet count or pts range does not match its plan entry, when
+    dts would not increase across a boundary, or when the chunks' codec parameters differ.
     """
-    output = Path(output)
-    tmp = output.with_name(f".{output.stem}.{os.getpid()}.partial{output.suffix}")
     written = 0
-    try:
-        with av.open(str(tmp), mode="w", options={"avoid_negative_ts": "disabled"}) as out:
-            out_stream = None
-            extradata: bytes | None = None
-            last_dts: int | None = None
-            for chunk, path in chunks:
-                with open_input(path) as src:
-                    in_stream = src.streams.video[0]
-                    if out_stream is None:
-                        out_stream = out.add_stream_from_template(in_stream)
-                        out_stream.time_base = in_stream.time_base
-                        extradata = in_stream.codec_context.extradata
-                    elif in_stream.time_base != out_stream.time_base:
-                        raise VsrError(
-                            f"{path}: chunk {chunk.index} has time base {in_stream.time_base}, "
-                            f"chunk 0 {out_stream.time_base}",
-                            hint="reset the job's chunks and rerun them with one vsrflow version",
-                        )
-                    elif in_stream.codec_context.extradata != extradata:
-                        raise VsrError(
-                            f"{path}: chunk {chunk.index} was encoded with other codec parameters "
-                            "than chunk 0; its packets cannot be concatenated",
-                            hint="reset the job's chunks and rerun them with one vsrflow version",
-                        )
-                    count = 0
-                    for packet in src.demux(in_stream):
-                        if packet.size == 0 and packet.pts is None:
-                            continue  # flush packet
-                        in_tb = Fraction(in_stream.time_base or time_base)
-                        pts = None if packet.pts is None else packet.pts * in_tb / time_base
-                        if pts is None or not chunk.start_pts <= pts < chunk.end_pts:
-                            raise VsrError(
-                                f"{path}: chunk {chunk.index} has a packet at pts {pts} ({time_base}), "
-                                f"outside its range [{chunk.start_pts}, {chunk.end_pts})"
-                            )
-                        dts = packet.dts if packet.dts is not None else int(packet.pts or 0)
-                        if last_dts is not None and dts <= last_dts:
-                            raise VsrError(
-                                f"{path}: chunk {chunk.index}: dts {dts} does not increase after {last_dts}",
-                                hint="chunks must be encoded without B-frames (chunk_encoder_extra)",
-                            )
-                        last_dts = dts
-                        packet.stream = out_stream
-                        out.mux(packet)
-                        count += 1
-                    if count != chunk.frames:
-                        raise VsrError(
-                            f"{path}: chunk {chunk.index} has {count} frames, the plan {chunk.frames}",
-                            hint="rerun that chunk (delete its output, then `vsrflow job upscale-chunk`)",
-                        )
-                    written += count
-        os.replace(tmp, output)
-    except av.error.FFmpegError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise VsrError(f"{output}: concatenating the chunk outputs failed: {err}") from err
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    out_stream = None
+    extradata: bytes | None = None
+    last_dts: int | None = None
+    for chunk, path in chunks:
+        with open_input(path) as src:
+            in_stream = src.streams.video[0]
+            if out_stream is None:
+                out_stream = out.add_stream_from_template(in_stream)
+                out_stream.time_base = in_stream.time_base
+                extradata = in_stream.codec_context.extradata
+            elif in_stream.time_base != out_stream.time_base:
+                raise VsrError(
+                    f"{path}: chunk {chunk.index} has time base {in_stream.time_base}, "
+                    f"chunk 0 {out_stream.time_base}",
+                    hint="reset the job's chunks and rerun them with one vsrflow version",
+                )
+            elif in_stream.codec_context.extradata != extradata:
+                raise VsrError(
+                    f"{path}: chunk {chunk.index} was encoded with other codec parameters "
+                    "than chunk 0; its packets cannot be concatenated",
+                    hint="reset the job's chunks and rerun them with one vsrflow version",
+                )
+            count = 0
+            for packet in src.demux(in_stream):
+                if packet.size == 0 and packet.pts is None:
+                    continue  # flush packet
+                in_tb = Fraction(in_stream.time_base or time_base)
+                pts = None if packet.pts is None else packet.pts * in_tb / time_base
+                if pts is None or not chunk.start_pts <= pts < chunk.end_pts:
+                    raise VsrError(
+                        f"{path}: chunk {chunk.index} has a packet at pts {pts} ({time_base}), "
+                        f"outside its range [{chunk.start_pts}, {chunk.end_pts})"
+                    )
+                dts = packet.dts if packet.dts is not None else int(packet.pts or 0)
+                if last_dts is not None and dts <= last_dts:
+                    raise VsrError(
+                        f"{path}: chunk {chunk.index}: dts {dts} does not increase after {last_dts}",
+                        hint="chunks must be encoded without B-frames (chunk_encoder_extra)",
+                    )
+                last_dts = dts
+                packet.stream = out_stream
+                out.mux(packet)
+                count += 1
+            if count != chunk.frames:
+                raise VsrError(
+                    f"{path}: chunk {chunk.index} has {count} frames, the plan {chunk.frames}",
+                    hint="rerun that chunk (delete its output, then `vsrflow job upscale-chunk`)",
+                )
+            written += count
     return written

@@ -13,8 +13,9 @@ manifest (:mod:`vsrflow.workflow.jobmanifest`), so the same functions run under 
 * :func:`upscale_chunk` upscales one chunk into ``chunks/<i>.nut`` (FrameWriter: temporary name,
   atomic rename), recording checksum and timing; a chunk that is done and whose output still has
   the recorded sha256 is skipped (resume); a done chunk whose output is gone is redone.
-* :func:`encode` concatenates the chunk outputs (packet remux, no re-encode) and muxes every
-  non-video source stream into the destination (:func:`vsrflow.media.assemble.assemble_output`).
+* :func:`encode` streams the chunk outputs (packet remux, no re-encode) through a pipe into the
+  final mux with every non-video source stream (:func:`vsrflow.media.assemble.assemble_streamed`);
+  no concatenated copy is stored, so scratch peaks at the chunk outputs themselves.
 * :func:`finalize` records why an unfinished job failed, and removes the chunk outputs of a
   finished one (chunk records stay for ``status``). A failed job keeps its chunks for resume.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +46,6 @@ log = logging.getLogger(__name__)
 
 #: Suffix of chunk outputs: NUT keeps the source time base exactly (see media.writer).
 CHUNK_SUFFIX = ".nut"
-#: Name (inside the job dir) of the concatenated video-only intermediate.
-INTERMEDIATE_NAME = "video.nut"
 
 
 def job_from_path(path: Path | str) -> JobDir:
@@ -174,10 +174,24 @@ class UpscalerCache:
         return self._cache[key]
 
 
-def upscale_chunk(job: JobDir, index: int, settings: Settings, cache: UpscalerCache | None = None) -> bool:
+#: Produces one chunk's output file (atomically, at the given path) and returns its stats (JSON-able).
+#: Arguments: the job, the chunk (:class:`vsrflow.workflow.chunking.Chunk`), the output path. The
+#: model endpoint client is one (wired in by the CLI: workflow never imports serving).
+ChunkRunner = Callable[[JobDir, Any, Path], dict[str, Any]]
+
+
+def upscale_chunk(
+    job: JobDir,
+    index: int,
+    settings: Settings,
+    cache: UpscalerCache | None = None,
+    runner: ChunkRunner | None = None,
+) -> bool:
     """Upscale chunk ``index``; returns False when it was already done and verified (resume).
 
-    On any error the chunk is marked failed with the reason and the error is re-raised.
+    ``runner`` produces the chunk output instead of the in-process :func:`run_chunk` (the manifest,
+    checksum and failure records stay here either way). On any error the chunk is marked failed
+    with the reason and the error is re-raised.
     """
     store = ManifestStore(job)
     manifest = store.load()
@@ -205,7 +219,10 @@ def upscale_chunk(job: JobDir, index: int, settings: Settings, cache: UpscalerCa
     chunk = manifest.plan.chunks[index]
     store.start_chunk(index)
     try:
-        _run_chunk(job, chunk, output, settings, cache or UpscalerCache(settings))
+        if runner is None:
+            _run_chunk(job, chunk, output, settings, cache or UpscalerCache(settings))
+        else:
+            runner(job, chunk, output)
         store.finish_chunk(index, checksum=file_sha256(output))
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -217,6 +234,14 @@ def upscale_chunk(job: JobDir, index: int, settings: Settings, cache: UpscalerCa
         raise
     log.info("job %s: chunk %d done (%d frames)", job.job_id, index, chunk.frames)
     return True
+
+
+def run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache) -> None:
+    """The in-process chunk runner: decode, upscale and encode ``chunk`` into ``output`` (atomic).
+
+    Public so a model endpoint produces exactly the in-process output; no manifest updates here.
+    """
+    _run_chunk(job, chunk, output, settings, cache)
 
 
 def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache) -> None:
@@ -284,8 +309,9 @@ def encode(job: JobDir, settings: Settings) -> bool:
         VsrError: chunks not done (names them; the job state is left as it is), or the job
             failed; concatenation/mux/validation errors (the job is then marked failed).
     """
-    from vsrflow.media.assemble import assemble_output
-    from vsrflow.workflow.chunkio import concat_chunks
+    from vsrflow.media.assemble import assemble_streamed
+    from vsrflow.media.probe import probe
+    from vsrflow.workflow.chunkio import stream_chunks
 
     store = ManifestStore(job)
     manifest = store.load()
@@ -310,28 +336,35 @@ def encode(job: JobDir, settings: Settings) -> bool:
             hint="rerun those chunks (`vsrflow job upscale-chunk JOB_DIR --index I`)",
         )
     store.set_state(JobState.ENCODING)
-    intermediate = job.path / INTERMEDIATE_NAME
     try:
         spec = job.read_spec()
         _, info = _probe_source(spec)
         destination = local_path(spec.destination, "destination")
         plan = manifest.plan
-        written = concat_chunks(
-            [(c, chunk_output(job, c.index)) for c in plan.chunks], intermediate, plan.time_base
-        )
-        if written != info.frame_count:
-            raise VsrError(
-                f"job {job.job_id}: concatenated {written} frames, the source has {info.frame_count}"
-            )
-        assemble_output(
-            intermediate, info, destination, expected_frames=info.frame_count, ffmpeg=settings.ffmpeg
+        pieces = [(c, chunk_output(job, c.index)) for c in plan.chunks]
+        written: list[int] = []
+
+        def feed(pipe: Any) -> None:
+            written.append(stream_chunks(pieces, pipe, plan.time_base))
+            if written[0] != info.frame_count:
+                raise VsrError(
+                    f"job {job.job_id}: concatenated {written[0]} frames, the source has {info.frame_count}"
+                )
+
+        # The chunks are streamed straight into the final mux (no concatenated copy on scratch):
+        # codec and colour tags of the joined stream are those of chunk 0 (remux_chunks checks the rest).
+        assemble_streamed(
+            feed,
+            probe(pieces[0][1]),
+            info,
+            destination,
+            expected_frames=info.frame_count,
+            ffmpeg=settings.ffmpeg,
         )
         store.set_state(JobState.DONE)
     except BaseException as exc:
         _fail_job(store, f"encode: {_reason(exc)}")
         raise
-    finally:
-        intermediate.unlink(missing_ok=True)
     log.info("job %s: wrote %s", job.job_id, destination)
     return True
 

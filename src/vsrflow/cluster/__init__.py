@@ -1,0 +1,1 @@
+"""ParallelCluster configuration: render from templates and validate with ParallelCluster's schema."""
