@@ -51,6 +51,9 @@ class SlurmSettings:
         cpus_per_task: ``--cpus-per-task`` of every job (``VSRFLOW_SLURM_CPUS_PER_TASK``; unset: none).
         mem: ``--mem`` of every job, e.g. ``8G`` (``VSRFLOW_SLURM_MEM``; unset: none).
         time: ``--time`` of every job, e.g. ``02:00:00`` (``VSRFLOW_SLURM_TIME``; unset: none).
+        scripts_dir: directory of the ``<stage>.sbatch`` scripts (``VSRFLOW_SLURM_SCRIPTS_DIR``;
+            unset: ``slurm/`` of the source checkout vsrflow runs from). Installed deployments
+            (bootstrap/head-node.sh) copy the scripts to a fixed place and set it.
     """
 
     bin_dir: Path = DEFAULT_SLURM_BIN_DIR
@@ -60,6 +63,7 @@ class SlurmSettings:
     cpus_per_task: int | None = None
     mem: str | None = None
     time: str | None = None
+    scripts_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SlurmSettings:
@@ -78,6 +82,9 @@ class SlurmSettings:
             cpus_per_task=_positive_int(env, "VSRFLOW_SLURM_CPUS_PER_TASK", None),
             mem=env.get("VSRFLOW_SLURM_MEM") or None,
             time=env.get("VSRFLOW_SLURM_TIME") or None,
+            scripts_dir=Path(scripts).expanduser()
+            if (scripts := env.get("VSRFLOW_SLURM_SCRIPTS_DIR"))
+            else None,
         )
 
 

@@ -42,8 +42,9 @@ from vsrflow.workflow.jobmanifest import JobState, ManifestStore
 
 log = logging.getLogger(__name__)
 
-#: The thin sbatch scripts (``<repo>/slurm/<stage>.sbatch``); sbatch copies a script at submission,
-#: so they need to exist only where the chain is submitted from.
+#: The thin sbatch scripts of a source checkout (``<repo>/slurm/<stage>.sbatch``), used unless
+#: ``settings.slurm.scripts_dir`` says otherwise. sbatch copies a script at submission, so the
+#: scripts need to exist only where the chain is submitted from (the head node).
 SCRIPTS_DIR = Path(__file__).resolve().parents[3] / "slurm"
 RECORD_NAME = "slurm.json"
 _TIMEOUT = 60.0
@@ -130,10 +131,15 @@ def _call(settings: Settings, name: str, args: Sequence[str]) -> str:
     return proc.stdout
 
 
-def _script(stage: str) -> Path:
-    path = SCRIPTS_DIR / f"{stage}.sbatch"
+def _script(stage: str, settings: Settings) -> Path:
+    configured = settings.slurm.scripts_dir
+    path = (configured or SCRIPTS_DIR) / f"{stage}.sbatch"
     if not path.is_file():
-        raise InputError(f"{path}: sbatch script missing", hint="run from a vsrflow checkout with slurm/")
+        raise InputError(
+            f"{path}: sbatch script missing",
+            hint="set VSRFLOW_SLURM_SCRIPTS_DIR to the directory holding vsrflow's slurm/*.sbatch "
+            "(bootstrap/head-node.sh installs them), or run from a vsrflow checkout",
+        )
     return path
 
 
@@ -164,7 +170,7 @@ def stage_argv(
         args.append(f"--mem={slurm.mem}")
     if slurm.time:
         args.append(f"--time={slurm.time}")
-    return [*args, *extra, str(_script(stage)), str(job.path)]
+    return [*args, *extra, str(_script(stage, settings)), str(job.path)]
 
 
 def _sbatch(settings: Settings, args: Sequence[str]) -> str:

@@ -1,0 +1,68 @@
+"""sbatch argument lists of the chain's stages: partitions, GRES and limits from settings; scripts dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vsrflow.config import Settings
+from vsrflow.errors import InputError
+from vsrflow.workflow.jobdir import JobDir
+from vsrflow.workflow.jobspec import EncoderSpec, JobSpec
+from vsrflow.workflow.slurm import SCRIPTS_DIR, stage_argv
+
+
+def _job(tmp_path: Path) -> JobDir:
+    spec = JobSpec(
+        source=str(tmp_path / "in.mp4"),
+        destination=str(tmp_path / "out.mp4"),
+        model="realesr-animevideov3",
+        scale=2,
+        encoder=EncoderSpec(codec="libx264", crf=18, preset="medium"),
+        chunk_frames=25,
+        chunk_seconds=None,
+    )
+    return JobDir.create(tmp_path, spec, "ab" * 8)
+
+
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"VSRFLOW_CACHE_DIR": str(tmp_path / "cache"), "PATH": "", **env})
+
+
+def test_gpu_stage_from_settings(tmp_path: Path) -> None:
+    job = _job(tmp_path)
+    settings = _settings(
+        tmp_path,
+        VSRFLOW_SLURM_GPU_PARTITION="g5",
+        VSRFLOW_SLURM_GPUS_PER_TASK="2",
+        VSRFLOW_SLURM_CPUS_PER_TASK="8",
+        VSRFLOW_SLURM_MEM="16G",
+        VSRFLOW_SLURM_TIME="01:00:00",
+    )
+    argv = stage_argv(job, settings, "upscale-chunk", gpu=True, extra=["--array=0-9%4"])
+    assert argv[:3] == ["--parsable", "--kill-on-invalid-dep=yes", "--requeue"]
+    assert argv[argv.index("-J") + 1] == f"vsrflow-upscale-chunk-{job.job_id}"
+    assert argv[argv.index("-p") + 1] == "g5"
+    assert {"--gres=gpu:2", "--cpus-per-task=8", "--mem=16G", "--time=01:00:00", "--array=0-9%4"} <= set(argv)
+    assert argv[argv.index("-o") + 1].endswith("upscale-chunk-%A_%a.log")
+    assert argv[-2:] == [str(SCRIPTS_DIR / "upscale-chunk.sbatch"), str(job.path)]
+
+
+def test_cpu_stage_has_no_gres(tmp_path: Path) -> None:
+    argv = stage_argv(_job(tmp_path), _settings(tmp_path, VSRFLOW_SLURM_CPU_PARTITION="c6i"), "encode")
+    assert argv[argv.index("-p") + 1] == "c6i"
+    assert not [a for a in argv if a.startswith("--gres")]
+    assert argv[argv.index("-o") + 1].endswith("encode-%j.log")
+
+
+def test_scripts_dir_setting(tmp_path: Path) -> None:
+    scripts = tmp_path / "opt" / "slurm"
+    scripts.mkdir(parents=True)
+    (scripts / "extract.sbatch").write_text("#!/bin/bash\n")
+    settings = _settings(tmp_path, VSRFLOW_SLURM_SCRIPTS_DIR=str(scripts))
+    job = _job(tmp_path)
+    assert stage_argv(job, settings, "extract")[-2] == str(scripts / "extract.sbatch")
+    with pytest.raises(InputError, match=r"encode\.sbatch: sbatch script missing") as info:
+        stage_argv(job, settings, "encode")
+    assert "VSRFLOW_SLURM_SCRIPTS_DIR" in str(info.value.hint)
