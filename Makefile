@@ -61,7 +61,7 @@ typecheck: install ## mypy on the package
 contracts: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
-unit: install slurm-deps ## the test suite only (needs the Slurm packages for the emulator tests)
+unit: install slurm-deps serve-deps pcluster-venv ## the test suite only (needs the Slurm packages for the emulator tests)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck contracts unit ## everything CI checks
@@ -93,8 +93,62 @@ slurm-up: slurm-deps ## start the local Slurm (cpu + gpu partitions, fake GPUs);
 slurm-down: ## stop the local Slurm started by slurm-up
 	SLURM_EMU_STATE_DIR="$(SLURM_STATE_DIR)" bash slurm/emulator/stop.sh
 
+# Model endpoints (vsrflow serve): Multi Model Server needs a Java runtime; images for deployment.
+IMAGE_REPO ?= vsrflow-endpoint
+IMAGE_TAG  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# `make images BAKE_MODELS="realesr-animevideov3 RealESRGAN_x4plus"` bakes weights into the image.
+BAKE_MODELS ?=
+.PHONY: serve-deps images
+
+serve-deps: ## Java runtime for Multi Model Server (Debian openjdk-17-jre-headless)
+	@if command -v java >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "vsrflow serve needs Java: install the Debian package openjdk-17-jre-headless" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+
+images: ## build + push the endpoint image: IMAGE_REPO=<registry>/vsrflow-endpoint [IMAGE_TAG=..] [BAKE_MODELS=..]
+	docker build -f containers/Dockerfile --build-arg BAKE_MODELS="$(BAKE_MODELS)" \
+	  -t $(IMAGE_REPO):$(IMAGE_TAG) .
+	docker push $(IMAGE_REPO):$(IMAGE_TAG)
+
+# ParallelCluster pins old attrs/marshmallow/packaging: its own venv, used by `vsrflow cluster validate`.
+PCLUSTER_VENV    ?= .venv-pcluster
+PCLUSTER_VERSION ?= 3.16.1
+export VSRFLOW_PCLUSTER_VENV ?= $(CURDIR)/$(PCLUSTER_VENV)
+.PHONY: pcluster-venv
+
+$(PCLUSTER_VENV)/.installed-$(PCLUSTER_VERSION):
+	$(PYTHON) -m venv $(PCLUSTER_VENV)
+	$(PCLUSTER_VENV)/bin/pip install -q aws-parallelcluster==$(PCLUSTER_VERSION)
+	$(PCLUSTER_VENV)/bin/pcluster version >/dev/null
+	touch $@
+
+pcluster-venv: $(PCLUSTER_VENV)/.installed-$(PCLUSTER_VERSION) ## venv with aws-parallelcluster (pinned) for `vsrflow cluster validate`
+
+# The S3 trigger's Lambda package (app.py + the pure-Python vsrflow tree; boto3 comes with the runtime).
+LAMBDA_ZIP ?= build/lambda/vsrflow-s3-trigger.zip
+.PHONY: lambda-package
+
+lambda-package: ## build $(LAMBDA_ZIP) for infra/cfn/vsrflow.yaml (upload it to LambdaCodeBucket/LambdaCodeKey)
+	$(PYTHON) lambda/build_package.py -o $(LAMBDA_ZIP)
+
+# The whole event path on this machine (`vsrflow local`, README "Local stack"): moto in server mode
+# with infra/cfn/vsrflow.yaml deployed, the Lambda runner, the SSM agent shim and the local Slurm.
+LOCAL_STATE_DIR ?= $(VSRFLOW_CACHE_DIR)/local
+# e.g. LOCAL_ARGS='--no-slurm --head-env OMP_NUM_THREADS=1'
+LOCAL_ARGS      ?=
+.PHONY: local-stack-up local-stack-down
+
+local-stack-up: install slurm-deps lambda-package ## start the local stack (prints its endpoint); then `vsrflow local upload clip.mp4`
+	$(BIN)/vsrflow models import-ncnn realesr-animevideov3
+	$(BIN)/vsrflow local --state-dir "$(LOCAL_STATE_DIR)" up --lambda-package $(LAMBDA_ZIP) $(LOCAL_ARGS)
+
+local-stack-down: ## stop the local stack and its Slurm
+	$(BIN)/vsrflow local --state-dir "$(LOCAL_STATE_DIR)" down
+
 clean: ## remove outputs and tool caches (keeps the venv and weights)
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
 
 distclean: clean ## also remove the venv and every cache
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) $(PCLUSTER_VENV) .cache

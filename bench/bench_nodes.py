@@ -167,6 +167,7 @@ def main() -> None:
         "schema": 1,
         "device": device_name("cpu"),
         "cores": os.cpu_count(),
+        "load_average_1_5_15_at_end": list(os.getloadavg()),
         "git_commit": git_commit(REPO),
         "date": datetime.date.today().isoformat(),
         "job": {

@@ -7,6 +7,7 @@ and pass it down; nothing below this layer reads the environment.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,239 @@ class SlurmSettings:
         )
 
 
+#: Video suffixes the S3 trigger accepts by default (lower case, with the dot).
+DEFAULT_AWS_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")
+#: Upload folder -> (preset, scale): ``uploads/<folder>/...`` runs that preset at that scale.
+DEFAULT_AWS_PRESETS = (
+    ("anime", "anime", 2.0),
+    ("live-action", "live-action", 4.0),
+    ("fidelity", "fidelity", 2.0),
+)
+
+
+def _csv(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _aws_presets(env: Mapping[str, str]) -> tuple[tuple[str, str, float], ...]:
+    """``VSRFLOW_AWS_PRESETS``: comma list of ``folder=preset:scale`` (or ``folder:scale``)."""
+    name = "VSRFLOW_AWS_PRESETS"
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_AWS_PRESETS
+    out = []
+    for item in (p.strip() for p in raw.split(",") if p.strip()):
+        folder, _, rest = item.partition("=") if "=" in item else ("", "", item)
+        preset, sep, scale_text = rest.rpartition(":")
+        folder = folder or preset
+        try:
+            scale = float(scale_text)
+        except ValueError:
+            scale = 0.0
+        if not sep or not folder or not preset or "/" in folder or not 1 <= scale <= 8:
+            raise InputError(
+                f"{name}: {item!r} is not folder=preset:scale", hint="e.g. anime=anime:2,films=live-action:4"
+            )
+        out.append((folder, preset, scale))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """The AWS event path (``VSRFLOW_AWS_*``); used by :mod:`vsrflow.aws` and the CLI that wires it.
+
+    Attributes:
+        bucket: media bucket holding ``uploads/``, ``outputs/`` and ``jobs/`` (``VSRFLOW_AWS_BUCKET``).
+        table: DynamoDB idempotency table, key ``job_id`` (``VSRFLOW_AWS_TABLE``).
+        topic_arn: SNS topic for done/failed notices (``VSRFLOW_AWS_TOPIC_ARN``; unset: no notices).
+        cluster_name: ParallelCluster name; the head node is found by its tags (``VSRFLOW_AWS_CLUSTER_NAME``).
+        region: region name (``VSRFLOW_AWS_REGION``; unset: boto3's own chain, e.g. ``AWS_REGION``).
+        endpoint_url: one endpoint for every service, e.g. a local moto server
+            (``VSRFLOW_AWS_ENDPOINT_URL``; unset: boto3's own, which honours ``AWS_ENDPOINT_URL``).
+        upload_prefixes: key prefixes that start jobs (``VSRFLOW_AWS_UPLOAD_PREFIXES``, comma list;
+            default ``uploads/``). Keys elsewhere (``outputs/``, ``jobs/``) are ignored.
+        output_prefix: prefix of delivered outputs (``VSRFLOW_AWS_OUTPUT_PREFIX``, ``outputs/``).
+        suffixes: accepted video suffixes, lower case (``VSRFLOW_AWS_SUFFIXES``; .mp4,.mkv,.mov,.m4v).
+        presets: upload folder -> (preset, scale) (``VSRFLOW_AWS_PRESETS``: ``anime=anime:2,...``).
+        max_object_bytes: largest accepted upload in bytes (``VSRFLOW_AWS_MAX_OBJECT_BYTES``, 50 GiB).
+        idempotency_ttl_seconds: how long a job's idempotency record lives
+            (``VSRFLOW_AWS_IDEMPOTENCY_TTL_SECONDS``, 7 days); a redelivery after that starts anew.
+        claim_seconds: how long an unfinished trigger claim blocks others (``VSRFLOW_AWS_CLAIM_SECONDS``,
+            900 = the Lambda maximum timeout: a crashed invocation's retry can take over afterwards).
+        jobs_root: job directories on shared storage on the cluster (``VSRFLOW_AWS_JOBS_ROOT``;
+            default ``<cache dir>/jobs``).
+        executor: how ``vsrflow submit --job-id`` runs the job: slurm or local (``VSRFLOW_AWS_EXECUTOR``).
+        vsrflow_command: the executable the SSM command runs on the head node
+            (``VSRFLOW_AWS_HEAD_NODE_COMMAND``, default ``vsrflow``; a plain path, no spaces).
+        chunk_seconds: chunk length of event-path jobs (``VSRFLOW_AWS_CHUNK_SECONDS``, 60).
+        multipart_threshold: output size from which uploads go multipart
+            (``VSRFLOW_AWS_MULTIPART_BYTES``, 64 MiB).
+    """
+
+    bucket: str | None = None
+    table: str | None = None
+    topic_arn: str | None = None
+    cluster_name: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    upload_prefixes: tuple[str, ...] = ("uploads/",)
+    output_prefix: str = "outputs/"
+    suffixes: tuple[str, ...] = DEFAULT_AWS_SUFFIXES
+    presets: tuple[tuple[str, str, float], ...] = DEFAULT_AWS_PRESETS
+    max_object_bytes: int = 50 * 1024**3
+    idempotency_ttl_seconds: int = 7 * 24 * 3600
+    claim_seconds: int = 900
+    jobs_root: Path | None = None
+    executor: str = "slurm"
+    vsrflow_command: str = "vsrflow"
+    chunk_seconds: float = 60.0
+    multipart_threshold: int = 64 * 1024**2
+
+    def preset_for(self, folder: str) -> tuple[str, float] | None:
+        """(preset, scale) of the upload folder ``folder``, or None when it is not configured."""
+        for name, preset, scale in self.presets:
+            if name == folder:
+                return preset, scale
+        return None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
+        executor = (env.get("VSRFLOW_AWS_EXECUTOR") or "slurm").strip()
+        if executor not in ("slurm", "local"):
+            raise InputError(
+                f"VSRFLOW_AWS_EXECUTOR={executor!r} is not slurm or local", hint="use slurm or local"
+            )
+        command = env.get("VSRFLOW_AWS_HEAD_NODE_COMMAND") or "vsrflow"
+        if not re.fullmatch(r"[A-Za-z0-9_./-]+", command):
+            raise InputError(
+                f"VSRFLOW_AWS_HEAD_NODE_COMMAND={command!r} must be a plain executable path",
+                hint="letters, digits, _ . / - only (it is sent verbatim in an SSM shell command)",
+            )
+        chunk_raw = env.get("VSRFLOW_AWS_CHUNK_SECONDS")
+        try:
+            chunk_seconds = float(chunk_raw) if chunk_raw else 60.0
+        except ValueError:
+            chunk_seconds = 0.0
+        if not chunk_seconds > 0:
+            raise InputError(f"VSRFLOW_AWS_CHUNK_SECONDS={chunk_raw!r} must be a positive number")
+        suffixes = tuple(
+            s.lower() if s.startswith(".") else "." + s.lower()
+            for s in _csv(env, "VSRFLOW_AWS_SUFFIXES", DEFAULT_AWS_SUFFIXES)
+        )
+        prefixes = _csv(env, "VSRFLOW_AWS_UPLOAD_PREFIXES", ("uploads/",))
+        prefixes = tuple(p if p.endswith("/") else p + "/" for p in prefixes)
+        output_prefix = env.get("VSRFLOW_AWS_OUTPUT_PREFIX") or "outputs/"
+        jobs_root = env.get("VSRFLOW_AWS_JOBS_ROOT")
+        return cls(
+            bucket=env.get("VSRFLOW_AWS_BUCKET") or None,
+            table=env.get("VSRFLOW_AWS_TABLE") or None,
+            topic_arn=env.get("VSRFLOW_AWS_TOPIC_ARN") or None,
+            cluster_name=env.get("VSRFLOW_AWS_CLUSTER_NAME") or None,
+            region=env.get("VSRFLOW_AWS_REGION") or None,
+            endpoint_url=env.get("VSRFLOW_AWS_ENDPOINT_URL") or None,
+            upload_prefixes=prefixes,
+            output_prefix=output_prefix if output_prefix.endswith("/") else output_prefix + "/",
+            suffixes=suffixes,
+            presets=_aws_presets(env),
+            max_object_bytes=_positive_int(env, "VSRFLOW_AWS_MAX_OBJECT_BYTES", 50 * 1024**3) or 1,
+            idempotency_ttl_seconds=_positive_int(env, "VSRFLOW_AWS_IDEMPOTENCY_TTL_SECONDS", 7 * 24 * 3600)
+            or 1,
+            claim_seconds=_positive_int(env, "VSRFLOW_AWS_CLAIM_SECONDS", 900) or 1,
+            jobs_root=Path(jobs_root).expanduser() if jobs_root else None,
+            executor=executor,
+            vsrflow_command=command,
+            chunk_seconds=chunk_seconds,
+            multipart_threshold=_positive_int(env, "VSRFLOW_AWS_MULTIPART_BYTES", 64 * 1024**2) or 1,
+        )
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"{name}={raw!r} must be a positive number", hint=f"unset {name} or fix it")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise InputError(f"{name}={raw!r} is not a boolean", hint=f"use 1/0, true/false, or unset {name}")
+
+
+#: Port of the first model endpoint when ``VSRFLOW_ENDPOINT_BASE_PORT`` is unset (`vsrflow serve`).
+DEFAULT_ENDPOINT_BASE_PORT = 8080
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """Model endpoint settings (``VSRFLOW_ENDPOINT_*``): one endpoint per GPU, array tasks are clients.
+
+    Attributes:
+        base_port: port of the endpoint of GPU 0; GPU ``i`` is served on ``base_port + i``
+            (``VSRFLOW_ENDPOINT_BASE_PORT``). Set: ``vsrflow job upscale-chunk`` calls the endpoint
+            of its GPU; unset (None): chunks run in-process and ``vsrflow serve`` uses
+            :data:`DEFAULT_ENDPOINT_BASE_PORT`.
+        host: address the client calls and ``vsrflow serve`` binds (``VSRFLOW_ENDPOINT_HOST``, 127.0.0.1).
+        connect_timeout: seconds to open a connection (``VSRFLOW_ENDPOINT_CONNECT_TIMEOUT``, 5).
+        read_timeout: seconds to wait for one chunk's response; also the server's response timeout
+            (``VSRFLOW_ENDPOINT_READ_TIMEOUT``, 3600).
+        retries: retries after the first attempt while the endpoint is unreachable, warming or
+            restarting (``VSRFLOW_ENDPOINT_RETRIES``, 8).
+        backoff: first retry delay in seconds, doubled per retry up to ``backoff_max``
+            (``VSRFLOW_ENDPOINT_BACKOFF``, 0.5; ``VSRFLOW_ENDPOINT_BACKOFF_MAX``, 15).
+        fallback: run the chunk in-process when the endpoint stays unreachable after the retries
+            (``VSRFLOW_ENDPOINT_FALLBACK``, off: the chunk fails instead).
+    """
+
+    base_port: int | None = None
+    host: str = "127.0.0.1"
+    connect_timeout: float = 5.0
+    read_timeout: float = 3600.0
+    retries: int = 8
+    backoff: float = 0.5
+    backoff_max: float = 15.0
+    fallback: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """True when chunk tasks call endpoints (a base port is configured)."""
+        return self.base_port is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EndpointSettings:
+        port = _positive_int(env, "VSRFLOW_ENDPOINT_BASE_PORT", None)
+        if port is not None and port > 65535:
+            raise InputError(f"VSRFLOW_ENDPOINT_BASE_PORT={port} is not a TCP port", hint="use 1024..65535")
+        retries_raw = (env.get("VSRFLOW_ENDPOINT_RETRIES") or "").strip()
+        if retries_raw and not retries_raw.isdigit():
+            raise InputError(
+                f"VSRFLOW_ENDPOINT_RETRIES={retries_raw!r} must be an integer >= 0",
+                hint="unset VSRFLOW_ENDPOINT_RETRIES or fix it",
+            )
+        return cls(
+            base_port=port,
+            host=(env.get("VSRFLOW_ENDPOINT_HOST") or "127.0.0.1").strip(),
+            connect_timeout=_positive_float(env, "VSRFLOW_ENDPOINT_CONNECT_TIMEOUT", 5.0),
+            read_timeout=_positive_float(env, "VSRFLOW_ENDPOINT_READ_TIMEOUT", 3600.0),
+            retries=int(retries_raw) if retries_raw else 8,
+            backoff=_positive_float(env, "VSRFLOW_ENDPOINT_BACKOFF", 0.5),
+            backoff_max=_positive_float(env, "VSRFLOW_ENDPOINT_BACKOFF_MAX", 15.0),
+            fallback=_flag(env, "VSRFLOW_ENDPOINT_FALLBACK"),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide settings.
@@ -100,6 +334,11 @@ class Settings:
         ffprobe: path or name of ffprobe (``VSRFLOW_FFPROBE``); default ``ffprobe``.
         device: default torch device string (``VSRFLOW_DEVICE``: auto, cpu, cuda, cuda:N).
         slurm: the Slurm executor settings (:class:`SlurmSettings`, ``VSRFLOW_SLURM_*``).
+        endpoint: the model endpoint settings (:class:`EndpointSettings`, ``VSRFLOW_ENDPOINT_*``).
+        aws: the AWS event path settings (:class:`AwsSettings`, ``VSRFLOW_AWS_*``).
+        pcluster_venv: the virtual environment holding ``aws-parallelcluster`` for
+            ``vsrflow cluster validate`` (``VSRFLOW_PCLUSTER_VENV``; default ``.venv-pcluster``,
+            relative to the working directory, as ``make pcluster-venv`` creates it).
     """
 
     cache_dir: Path
@@ -108,6 +347,9 @@ class Settings:
     ffprobe: str = "ffprobe"
     device: str = "auto"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    pcluster_venv: Path = Path(".venv-pcluster")
 
     @property
     def weights_dir(self) -> Path:
@@ -132,4 +374,7 @@ class Settings:
             ffprobe=env.get("VSRFLOW_FFPROBE", "ffprobe"),
             device=env.get("VSRFLOW_DEVICE", "auto"),
             slurm=SlurmSettings.from_env(env),
+            endpoint=EndpointSettings.from_env(env),
+            aws=AwsSettings.from_env(env),
+            pcluster_venv=Path(env.get("VSRFLOW_PCLUSTER_VENV") or ".venv-pcluster").expanduser(),
         )

@@ -187,6 +187,19 @@ def test_encode_failure_keeps_the_chunks_for_resume(settings: Settings, clip: Pa
     assert len(decode_rgb(out)[0]) == FRAMES
 
 
+def test_short_clip_to_mp4_keeps_every_frame(settings: Settings, tmp_path: Path) -> None:
+    """A 10-frame clip (audio shorter than video) into MP4: the joined stream must carry frame
+    durations, or the MP4 mux leaves the last frame without one and it is lost (regression)."""
+    src = make_video(tmp_path / "short.mp4", frames=10, audio_tracks=1)
+    out = tmp_path / "short_x4.mp4"
+    job = JobDir.create(tmp_path, _spec(src, out, codec="libx264"))
+    assert executors.run_local(job, settings) == "done"
+    pts_src = decode_rgb(src)[0]
+    pts_out, _, kinds = decode_rgb(out)
+    assert len(pts_out) == 10 and kinds == ["video", "audio"]
+    assert pts_out == pts_src  # the MP4 keeps the source time base (video_track_timescale)
+
+
 def test_failed_chunk_is_recorded_and_resumed(
     env: dict[str, str], settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

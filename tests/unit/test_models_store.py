@@ -213,7 +213,8 @@ def test_load_model_from_store_and_from_path(tmp_path: Path, server: Server) -> 
     assert loaded.descriptor.scale == 2 and loaded.descriptor.receptive_radius == 4
     assert loaded.spec == spec and "official release" in loaded.provenance
     by_path = load_model(str(store.path_for(spec)))
-    assert by_path.spec is None and by_path.descriptor == loaded.descriptor
+    assert by_path.spec is not None and by_path.spec.path == str(store.path_for(spec).resolve())
+    assert by_path.descriptor == loaded.descriptor and "[user file]" in by_path.provenance
     x = torch.rand(1, 3, 6, 5)
     with torch.no_grad():
         assert torch.equal(loaded.module(x), by_path.module(x))

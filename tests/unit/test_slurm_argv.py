@@ -66,3 +66,28 @@ def test_scripts_dir_setting(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"encode\.sbatch: sbatch script missing") as info:
         stage_argv(job, settings, "encode")
     assert "VSRFLOW_SLURM_SCRIPTS_DIR" in str(info.value.hint)
+
+
+def test_installed_scripts_are_found_without_a_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel install has no <repo>/slurm: the scripts come from <prefix>/share/vsrflow/slurm."""
+    from vsrflow.workflow import slurm
+
+    installed = tmp_path / "share" / "vsrflow" / "slurm"
+    installed.mkdir(parents=True)
+    (installed / "encode.sbatch").write_text("#!/bin/bash\n")
+    monkeypatch.setattr(slurm, "SCRIPTS_DIR", tmp_path / "no-checkout")
+    monkeypatch.setattr(slurm, "INSTALLED_SCRIPTS_DIR", installed)
+    argv = stage_argv(_job(tmp_path), _settings(tmp_path), "encode")
+    assert argv[-2] == str(installed / "encode.sbatch")
+
+
+def test_wheel_ships_every_sbatch_script() -> None:
+    """pyproject's data-files list names every stage script in slurm/ (nothing forgotten)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = sorted(data["share/vsrflow/slurm"])
+    assert shipped == sorted(f"slurm/{p.name}" for p in (root / "slurm").glob("*.sbatch"))

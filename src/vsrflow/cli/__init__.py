@@ -15,13 +15,16 @@ from collections.abc import Sequence
 from vsrflow import __version__
 from vsrflow.cli import (
     bench_cmd,
+    cluster_cmd,
     degrade_cmd,
     evaluate_cmd,
     job_cmd,
+    local_cmd,
     models_cmd,
     probe_cmd,
     run_cmd,
     samples_cmd,
+    serve_cmd,
     status_cmd,
     submit_cmd,
     upscale_cmd,
@@ -62,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         submit_cmd,
         job_cmd,
         status_cmd,
+        serve_cmd,
+        cluster_cmd,
+        local_cmd,
     )
     for command in commands:
         command.register(sub)

@@ -1,5 +1,7 @@
 """``vsrflow job extract|upscale-chunk|encode|finalize|submit-rest JOB_DIR [--index I]``: one stage of a job.
 
+``upscale-chunk`` calls the model endpoint of its GPU when ``VSRFLOW_ENDPOINT_BASE_PORT`` is set
+(:mod:`vsrflow.serving.client`; in-process only as a configured fallback), else runs in-process.
 ``submit-rest`` is what the extract Slurm job runs last: it submits the chunk array, encode and
 finalize once the chunk count is known (see :mod:`vsrflow.workflow.slurm`).
 """
@@ -7,6 +9,7 @@ finalize once the chunk count is known (see :mod:`vsrflow.workflow.slurm`).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,31 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the stage. Event-path jobs (a spec with an S3 delivery target) then mirror the manifest
+    to ``status.json`` and, once the job is done, upload the output and publish done + SNS
+    (:class:`vsrflow.aws.headnode.S3Delivery`); a failed job publishes failed + SNS."""
+    from vsrflow.workflow import stages
+
+    job = stages.job_from_path(args.job_dir)
+    if job.read_spec().delivery is None:
+        return _run_stage(args, settings)
+    from vsrflow.aws.headnode import S3Delivery
+
+    delivery = S3Delivery(job, job.read_spec(), settings)
+    delivery.before_stage(args.stage)
+    try:
+        code = _run_stage(args, settings)
+    except BaseException as exc:
+        try:
+            delivery.after_stage(args.stage, exc)
+        except Exception:  # the stage's own error is the one to report
+            logging.getLogger(__name__).warning("job %s: status update failed", job.job_id, exc_info=True)
+        raise
+    delivery.after_stage(args.stage)
+    return code
+
+
+def _run_stage(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.workflow import stages
 
     job = stages.job_from_path(args.job_dir)
@@ -52,7 +80,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{job.job_id}: extract {'done' if did else 'already done'}")
     elif args.stage == "upscale-chunk":
         index = _index(args)
-        did = stages.upscale_chunk(job, index, settings)
+        runner = None
+        if settings.endpoint.enabled:
+            # Endpoints configured: this task is a thin client of its GPU's endpoint.
+            from vsrflow.serving.client import endpoint_runner
+
+            runner = endpoint_runner(settings, os.environ)
+        did = stages.upscale_chunk(job, index, settings, runner=runner)
         print(f"{job.job_id}: chunk {index} {'done' if did else 'already done'}")
     elif args.stage == "encode":
         did = stages.encode(job, settings)

@@ -1,14 +1,15 @@
-"""``vsrflow models list | fetch ID | import-ncnn [ID...] | verify [ID]``: the weight store."""
+"""``vsrflow models list | fetch ID | import-ncnn [ID...] | verify [ID] | inspect FILE``: the weight store."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from vsrflow.config import Settings
-from vsrflow.models.registry import PRESETS, REGISTRY, get_spec
-from vsrflow.models.store import WeightStore
+from vsrflow.models.registry import PRESENT_ONLY, PRESETS, REGISTRY, get_spec
 
 
 def register(sub: Any) -> None:
@@ -34,18 +35,30 @@ def register(sub: Any) -> None:
     vp.add_argument("model_id", nargs="?", default=None)
     vp.set_defaults(handler=run_verify)
 
+    xp = msub.add_parser(
+        "inspect",
+        help="detect the architecture and hyper-parameters of any weight file (.pth) and check it loads",
+    )
+    xp.add_argument("file", type=Path, help="a PyTorch checkpoint / state dict")
+    xp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    xp.set_defaults(handler=run_inspect)
+
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
+    from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
+
     store = WeightStore(settings.weights_dir)
-    print(f"{'id':28} {'arch':8} {'x':>2} {'local':5} {'offline':8} {'licence':14} suits")
+    w = max(len(i) for i in REGISTRY)
+    print(f"{'id':{w}} {'arch':8} {'x':>2} {'local':5} {'offline':8} {'licence':14} suits")
     for spec in REGISTRY.values():
         local = "yes" if store.has(spec) else "-"
         offline = "ncnn" if spec.ncnn is not None else "-"
         tags = ", ".join(spec.tags)
-        print(f"{spec.id:28} {spec.arch:8} {spec.scale:>2} {local:5} {offline:8} {spec.license:14} {tags}")
+        print(f"{spec.id:{w}} {spec.arch:8} {spec.scale:>2} {local:5} {offline:8} {spec.license:14} {tags}")
     print("\npresets:")
     for name, ids in PRESETS.items():
-        print(f"  {name:12} {' > '.join(ids)}")
+        print(f"  {name:12} {' > '.join(i + ('*' if i in PRESENT_ONLY else '') for i in ids)}")
+    print("  (* used only when its weights are present)")
     print(f"\nweight store: {store.root}")
     return 0
 
@@ -70,6 +83,8 @@ def _progress_printer(label: str) -> Any:
 
 def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
     spec = get_spec(args.model_id)
+    from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
+
     store = WeightStore(settings.weights_dir)
     path = store.fetch(spec, url=args.url, progress=_progress_printer(spec.id))
     print(f"{spec.id}: {path}")
@@ -77,6 +92,8 @@ def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
+
     store = WeightStore(settings.weights_dir)
     for result in store.import_ncnn(args.model_ids or None):
         state = "already present" if result.skipped else "imported"
@@ -85,6 +102,8 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
+
     store = WeightStore(settings.weights_dir)
     spec = get_spec(args.model_id) if args.model_id else None
     reports = store.verify(spec)
@@ -93,3 +112,22 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     # A corrupt file fails the command; missing ones only when asked about by id.
     failed = [r for r in reports if r.status == "corrupt" or (spec is not None and r.status != "ok")]
     return 1 if failed else 0
+
+
+def run_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    """Print what ``args.file`` is; exit 2 (InputError) when it is not a usable weight file."""
+    from vsrflow.models.filespec import describe_file
+
+    report = describe_file(args.file)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    print(f"{args.file}: {report['variant']}")
+    print(f"  architecture : {report['arch']}")
+    print(f"  scale        : x{report['scale']}")
+    print(f"  temporal     : {'yes (recurrent over frames)' if report['temporal'] else 'no'}")
+    print(f"  tensors      : {report['tensors']} ({report['parameters']:,} parameter values)")
+    print("  parameters   : " + ", ".join(f"{k}={v}" for k, v in sorted(report["params"].items())))
+    print("  loads strict : yes")
+    print(f"  use it with  : vsrflow upscale IN -o OUT --model {args.file}")
+    return 0

@@ -1,21 +1,58 @@
-"""``vsrflow status JOB_DIR``: the state of a chunked job, chunk progress and failure reasons."""
+"""``vsrflow status JOB``: the state of a chunked job, chunk progress and failure reasons.
+
+JOB is a job directory, or the 16-hex id of an event-path job: that is read from
+``s3://$VSRFLOW_AWS_BUCKET/jobs/<id>/status.json`` when a bucket is configured and no directory of
+that name exists here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 from vsrflow.config import Settings
+from vsrflow.errors import InputError
+
+_HEX_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="show the state of a chunked job")
-    p.add_argument("job_dir", type=Path, help="the job directory (<jobs root>/<job id>)")
+    p.add_argument(
+        "job_dir",
+        type=Path,
+        metavar="JOB",
+        help="job directory, or an event-path job id (reads S3 status.json)",
+    )
     p.set_defaults(handler=run)
 
 
+def _remote(job_id: str, settings: Settings) -> int:
+    from vsrflow.aws.headnode import remote_status
+
+    status = remote_status(settings, job_id)
+    if status is None:
+        raise InputError(
+            f"job {job_id}: no status in s3://{settings.aws.bucket}/jobs/{job_id}/",
+            hint="check the job id (the trigger's log names it) and VSRFLOW_AWS_BUCKET",
+        )
+    print(f"{job_id}: {status.text}")
+    print(f"  updated: {status.updated}")
+    if status.source:
+        print(f"  source: {status.source}")
+    if status.output:
+        print(f"  output: {status.output}")
+    for name, value in sorted(status.detail.items()):
+        print(f"  {name}: {value}")
+    return 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    text = str(args.job_dir)
+    if settings.aws.bucket and _HEX_ID.match(text) and not args.job_dir.is_dir():
+        return _remote(text, settings)
     from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
     from vsrflow.workflow.slurm import read_job_ids
     from vsrflow.workflow.stages import job_from_path

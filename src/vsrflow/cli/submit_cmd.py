@@ -3,11 +3,18 @@
 ``--executor slurm`` submits the extract Slurm job and returns (fire-and-forget); the extract job
 submits the rest of the chain with ``vsrflow job submit-rest JOB_DIR`` (see
 :mod:`vsrflow.workflow.slurm`).
+
+``vsrflow submit --job-id ID`` is what the S3 trigger runs on the head node (through SSM): the job
+comes from ``s3://<VSRFLOW_AWS_BUCKET>/jobs/ID/request.json`` (:mod:`vsrflow.aws.headnode`), runs
+with ``VSRFLOW_AWS_EXECUTOR`` (slurm by default; ``--executor`` overrides) and is delivered back to
+S3 by the stage wrapper of ``vsrflow job``. Idempotent: a job already submitted is left alone; a
+failed one is resumed. Any failure here is recorded as status failed (+ SNS) before exiting.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +24,23 @@ from vsrflow.errors import InputError, VsrError
 
 def register(sub: Any) -> None:
     p = sub.add_parser("submit", help="create a chunked job (frame-exact chunks) and run it")
-    p.add_argument("input", type=Path, help="source video on storage every worker sees")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
+    p.add_argument("input", type=Path, nargs="?", help="source video on storage every worker sees")
+    p.add_argument("-o", "--output", type=Path, help="output file (.mp4, .mkv, .mov); required with INPUT")
+    p.add_argument(
+        "--job-id",
+        default=None,
+        help="run the event-path job ID (16 hex digits) from s3://$VSRFLOW_AWS_BUCKET/jobs/ID/ "
+        "instead of INPUT",
+    )
     p.add_argument(
         "--executor",
         choices=["local", "slurm"],
-        default="local",
-        help="where the stages run: here (local, waits) or as a Slurm job chain (slurm, returns at once)",
+        default=None,
+        help="where the stages run: here (local, waits; default) or as a Slurm job chain (slurm, returns "
+        "at once); with --job-id the default is VSRFLOW_AWS_EXECUTOR (slurm)",
     )
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", help="model id (see `vsrflow models list`)")
+    which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
     p.add_argument("--scale", type=float, default=4.0, help="output scale (default 4)")
     size = p.add_mutually_exclusive_group()
@@ -51,6 +65,87 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.job_id is not None:
+        if args.input is not None or args.output is not None:
+            raise InputError("--job-id takes no INPUT or -o", hint="the request in S3 names both")
+        return _run_job_id(args, settings)
+    if args.input is None or args.output is None:
+        raise InputError("submit needs INPUT and -o OUTPUT (or --job-id ID)", hint="see `vsrflow submit -h`")
+    return _run_path(args, settings)
+
+
+def _resolver(settings: Settings) -> Any:
+    """(preset, scale) -> model id, picked once at submission so every chunk runs the same model."""
+
+    def resolve_model(preset: str, scale: float) -> str:
+        from vsrflow.models.registry import resolve
+        from vsrflow.models.store import WeightStore
+
+        store = WeightStore(settings.weights_dir)
+        native = int(scale) if float(scale).is_integer() else None
+        return resolve(None, preset, scale=native, available=store.has).id
+
+    return resolve_model
+
+
+def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
+    from vsrflow.aws.clients import AwsClients
+    from vsrflow.aws.headnode import S3Delivery, prepare_job, require_bucket
+    from vsrflow.aws.jobrecords import check_job_id
+    from vsrflow.aws.status import mark_failed
+
+    job_id = check_job_id(args.job_id)
+    bucket = require_bucket(settings)
+    clients = AwsClients(settings.aws)
+    executor = args.executor or settings.aws.executor
+    try:
+        prepared = prepare_job(job_id, settings, clients, resolve_model=_resolver(settings))
+        if not prepared.fresh:
+            print(f"job {job_id}: already submitted ({prepared.job.path}); nothing to do")
+            return 0
+        delivery = S3Delivery(prepared.job, prepared.spec, settings, clients)
+        print(f"job {job_id}: {prepared.job.path}")
+        # Queued before anything runs: a stage's own status must never be overwritten by this one.
+        delivery.queued(executor=executor)
+        if executor == "slurm":
+            from vsrflow.workflow.slurm import submit_slurm
+
+            ids = submit_slurm(prepared.job, settings)
+            print(f"job {job_id}: submitted to Slurm (extract job {ids.extract})")
+            return 0
+    except Exception as exc:
+        mark_failed(clients, settings.aws, bucket, job_id, f"submit: {exc}")
+        raise
+    return _run_local_delivered(prepared.job.path, settings)
+
+
+def _run_local_delivered(job_path: Path, settings: Settings) -> int:
+    """The local executor through ``vsrflow job`` stage by stage, so each stage mirrors its status."""
+    from vsrflow.cli import job_cmd
+    from vsrflow.workflow.jobmanifest import JobState, ManifestStore
+    from vsrflow.workflow.stages import job_from_path
+
+    def stage(name: str, index: int | None = None) -> None:
+        job_cmd.run(argparse.Namespace(stage=name, job_dir=job_path, index=index), settings)
+
+    store = ManifestStore(job_from_path(job_path))
+    try:
+        stage("extract")
+        manifest = store.load()
+        if manifest.state is JobState.UPSCALING:
+            for index in range(manifest.chunk_count):
+                stage("upscale-chunk", index)
+        stage("encode")
+    except BaseException:
+        with contextlib.suppress(Exception):  # the stage error is the one to report
+            stage("finalize")
+        raise
+    stage("finalize")
+    print(f"job {store.job.job_id}: {store.load().status_text}")
+    return 0
+
+
+def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.writer import check_encoder
     from vsrflow.workflow.executors import run_local
@@ -71,10 +166,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:
         chunk_seconds = 60.0
+    model = args.model
+    if model is not None:
+        from vsrflow.models.registry import REGISTRY, get_spec, looks_like_path
+
+        if model not in REGISTRY and looks_like_path(model):
+            get_spec(model)  # a weight file: refuse a bad one now, not in every chunk
+            model = str(Path(model).expanduser().resolve())  # stages may run elsewhere
     spec = JobSpec(
         source=str(source),
         destination=str(output),
-        model=args.model,
+        model=model,
         preset=(args.preset or "fidelity") if args.model is None else None,
         scale=args.scale,
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
@@ -86,7 +188,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     root.mkdir(parents=True, exist_ok=True)
     job = JobDir.create(root, spec, spec.job_id(file_identity(source)))
     print(f"job {job.job_id}: {job.path}")
-    if args.executor == "slurm":
+    if (args.executor or "local") == "slurm":
         from vsrflow.workflow.slurm import submit_slurm
 
         ids = submit_slurm(job, settings)

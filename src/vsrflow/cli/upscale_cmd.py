@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
     p.add_argument("input", type=Path, help="source video (any container/codec ffmpeg reads)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", help="model id (see `vsrflow models list`)")
+    which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
     p.add_argument(
         "--scale",
@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
         "--tile",
         type=_positive_int,
         default=0,
-        help="max tile side in input pixels (0: whole frame; halves itself on out-of-memory)",
+        help="max tile side in input pixels (0: the model's default, whole frames except transformers; "
+        "halves itself on out-of-memory)",
     )
     p.add_argument(
         "--tile-pad",

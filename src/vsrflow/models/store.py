@@ -142,8 +142,8 @@ class WeightStore:
     # ------------------------------------------------------------------ paths
 
     def path_for(self, spec: ModelSpec) -> Path:
-        """Where ``spec``'s weight file lives (it may not exist)."""
-        return self.root / spec.filename
+        """Where ``spec``'s weight file lives (it may not exist); a user file's own path."""
+        return Path(spec.path) if spec.path is not None else self.root / spec.filename
 
     def manifest_path(self, spec: ModelSpec) -> Path:
         return self.root / f"{spec.id}.json"
@@ -195,6 +195,8 @@ class WeightStore:
         if not path.is_file():
             return VerifyReport(spec.id, path, "missing", spec.sha256, None, None, hint)
         actual = sha256_file(path)
+        if spec.path is not None:  # a user file: no manifest, no published checksum
+            return VerifyReport(spec.id, path, "unverified", None, actual, None, hint)
         try:
             manifest = self.read_manifest(spec)
         except ModelError:

@@ -19,6 +19,7 @@ first) and refuses otherwise.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import IO
 
 import av
 import av.error
-from av.container import OutputContainer
+from av.container import InputContainer, OutputContainer
 from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError, VsrError
@@ -49,8 +50,44 @@ def chunk_encoder_extra(codec: str) -> dict[str, str]:
     return {}
 
 
-def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk) -> Iterator[Frame]:
+#: Keyframe intervals to step back at most when looking for warm-up frames before a chunk.
+MAX_WARMUP_SEEKS = 16
+
+
+def _warmup_seek_pts(container: InputContainer, stream: VideoStream, chunk: Chunk, warmup: int) -> int:
+    """Seek target (pts) whose keyframe precedes ``chunk.start`` by at least ``warmup`` frames.
+
+    Steps back one keyframe interval at a time, counting PACKETS (no decoding) with pts below the
+    chunk start, until there are enough or no earlier keyframe exists (the stream start).
+    """
+    target = chunk.start_pts - 1
+    landed: int | None = None
+    for _ in range(MAX_WARMUP_SEEKS):
+        container.seek(target, stream=stream, backward=True, any_frame=False)
+        first: int | None = None
+        before = 0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            pts = int(packet.pts)
+            first = pts if first is None else min(first, pts)
+            if pts >= chunk.start_pts:
+                break
+            before += 1
+        if first is None or before >= warmup or first == landed:
+            break
+        landed = first
+        target = first - 1
+    return target
+
+
+def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk, *, warmup: int = 0) -> Iterator[Frame]:
     """Yield exactly the frames ``[chunk.start, chunk.end)`` of ``source`` with their source pts.
+
+    With ``warmup > 0`` (temporal models), first yield up to ``warmup`` frames immediately BEFORE
+    the chunk (``index < chunk.start``; fewer only near the start of the video, none for the first
+    chunk), so a recurrent model can settle its state before the chunk's first output frame. The
+    caller runs them and discards their outputs; the chunk's own frames follow unchanged.
 
     Raises:
         InputError: the source cannot be decoded, or the decoded frames do not match the plan
@@ -58,6 +95,7 @@ def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk) -> Iterator[Frame]
             the plan was made or its timestamps are broken.
     """
     label = f"{source}: chunk {chunk.index} (frames {chunk.start}..{chunk.end - 1})"
+    warmup = max(0, warmup) if chunk.start > 0 else 0
     container = open_input(source)
     with container:
         stream = container.streams[info.video_stream_index]
@@ -65,11 +103,13 @@ def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk) -> Iterator[Frame]
         stream.thread_type = "AUTO"
         if chunk.start > 0:
             try:
-                container.seek(chunk.start_pts, stream=stream, backward=True, any_frame=False)
+                target = _warmup_seek_pts(container, stream, chunk, warmup) if warmup else chunk.start_pts
+                container.seek(target, stream=stream, backward=True, any_frame=False)
             except av.error.FFmpegError as err:
                 raise InputError(f"{label}: cannot seek to pts {chunk.start_pts}: {err}") from err
         index = chunk.start
         first = True
+        before: deque[tuple[av.VideoFrame, int]] = deque(maxlen=warmup or 1)
         try:
             for frame in container.decode(stream):
                 if frame.pts is None:
@@ -83,6 +123,8 @@ def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk) -> Iterator[Frame]
                             hint="the source changed since extract, or its index is broken; resubmit",
                         )
                 if pts < chunk.start_pts:
+                    if warmup:
+                        before.append((frame, pts))  # converted only if it ends up a warm-up frame
                     continue  # decoded only to reach the chunk start
                 if pts >= chunk.end_pts:
                     break
@@ -91,6 +133,11 @@ def decode_chunk(source: Path, info: VideoInfo, chunk: Chunk) -> Iterator[Frame]
                         f"{label}: first frame at pts {pts}, expected {chunk.start_pts}",
                         hint="the source changed since extract; resubmit the job",
                     )
+                if index == chunk.start and warmup:
+                    for i, (early, early_pts) in enumerate(before):
+                        rgb = frame_to_rgb(early, info)
+                        yield Frame(image=rgb, pts=early_pts, index=chunk.start - len(before) + i)
+                    before.clear()
                 yield Frame(image=frame_to_rgb(frame, info), pts=pts, index=index)
                 index += 1
         except av.error.FFmpegError as err:
@@ -134,6 +181,13 @@ def remux_chunks(chunks: Sequence[tuple[Chunk, Path]], out: OutputContainer, tim
             if out_stream is None:
                 out_stream = out.add_stream_from_template(in_stream)
                 out_stream.time_base = in_stream.time_base
+                # The frame rate is not part of the codec parameters the template copies; without
+                # it the joined stream's packets have no duration, and an MP4 mux of a short clip
+                # gives the last frame none (ffprobe then counts one frame less). The chunks were
+                # written with the source's rate (media.writer), so chunk 0's is the job's.
+                rate = in_stream.average_rate or in_stream.guessed_rate
+                if rate:
+                    out_stream.codec_context.framerate = rate
                 extradata = in_stream.codec_context.extradata
             elif in_stream.time_base != out_stream.time_base:
                 raise VsrError(

@@ -108,13 +108,53 @@ class EncoderSpec:
 
 
 @dataclass(frozen=True)
+class DeliverySpec:
+    """Where the AWS event path delivers a finished job (the CLI does the upload, not the stages).
+
+    Attributes:
+        bucket: bucket of the output object and of ``jobs/<job_id>/status.json``.
+        key: output object key (``outputs/<preset>/<stem>_x<scale>.<ext>``).
+        source_bucket, source_key, source_version: the upload the job came from (object metadata).
+    """
+
+    bucket: str
+    key: str
+    source_bucket: str
+    source_key: str
+    source_version: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("bucket", "key", "source_bucket", "source_key"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or "\x00" in value:
+                raise _fail(f"delivery.{name}", f"expected a non-empty string, got {value!r}", "fix the spec")
+        if self.source_version is not None and not isinstance(self.source_version, str):
+            raise _fail("delivery.source_version", f"{self.source_version!r} is not a string", "use a string")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "source_bucket": self.source_bucket,
+            "source_key": self.source_key,
+            "source_version": self.source_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> DeliverySpec:
+        keys = ("bucket", "key", "source_bucket", "source_key", "source_version")
+        return cls(**_exact_keys("delivery", data, keys))
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """One chunked upscale job (validated on construction; every error is an InputError).
 
     Attributes:
         source: input video, a local path (shared storage) or ``s3://bucket/key``.
         destination: output video, a local path or ``s3://bucket/key``.
-        model: registry model id, or None when ``preset`` picks it (exactly one of the two is set).
+        model: registry model id or an absolute path to a weight file, or None when ``preset``
+            picks it (exactly one of the two is set).
         preset: preset name ('anime', 'live-action', 'fidelity'), or None when ``model`` is set.
         scale: output size / input size, 1 .. 8 (stored as float, so 2 and 2.0 are the same job).
         encoder: final encoder options.
@@ -123,6 +163,8 @@ class JobSpec:
             the planner still enforces its minimum chunk size (see :mod:`vsrflow.workflow.chunking`).
         max_array_size: the cluster's Slurm MaxArraySize; the plan has at most this many chunks.
         array_throttle: K in ``--array=0-N%K``: chunks upscaled at once (1 .. max_array_size).
+        delivery: S3 delivery target of event-path jobs, or None (absent from the JSON when None,
+            and not part of the job id: existing specs and ids are unchanged).
     """
 
     source: str
@@ -135,6 +177,7 @@ class JobSpec:
     chunk_seconds: float | None = 60.0
     max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
     array_throttle: int = 8
+    delivery: DeliverySpec | None = None
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -145,8 +188,12 @@ class JobSpec:
             raise _fail(
                 "model/preset", "exactly one of model and preset must be set", "set one, null the other"
             )
-        if self.model is not None:
-            _check_name("model", self.model, "use a model id from `vsrflow models list`")
+        if self.model is not None and self.model.startswith("/"):
+            # A user weight file on storage every stage can read (architecture detected at load).
+            _check_location("model", self.model)
+        elif self.model is not None:
+            fix = "use a model id from `vsrflow models list` or an absolute .pth path"
+            _check_name("model", self.model, fix)
         if self.preset is not None:
             _check_name("preset", self.preset, "use anime, live-action or fidelity")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int | float):
@@ -183,6 +230,8 @@ class JobSpec:
             self.max_array_size,
             "use the number of chunks to upscale at once (e.g. the number of GPUs), <= max_array_size",
         )
+        if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
+            raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (with ``schema_version``) that :meth:`from_json` reads back equal."""
@@ -198,12 +247,12 @@ class JobSpec:
             "chunk_seconds": self.chunk_seconds,
             "max_array_size": self.max_array_size,
             "array_throttle": self.array_throttle,
-        }
+        } | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
         """Parse and validate; InputError naming the field for any problem."""
-        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS))
+        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery",))
         version = obj["schema_version"]
         if version != SCHEMA_VERSION:
             raise _fail(
@@ -222,6 +271,7 @@ class JobSpec:
             chunk_seconds=obj["chunk_seconds"],
             max_array_size=obj["max_array_size"],
             array_throttle=obj["array_throttle"],
+            delivery=None if obj.get("delivery") is None else DeliverySpec.from_json(obj["delivery"]),
         )
 
     def dumps(self) -> str:
@@ -242,9 +292,12 @@ class JobSpec:
         exists (an S3 version id or ETag, or :func:`file_identity` of a local file), so a replaced
         input is a new job while a resubmitted identical one is the same job.
         """
+        model = self.model
+        if model is not None and model.startswith("/") and Path(model).is_file():
+            model = file_identity(Path(model))  # a replaced weight file is a new job
         return compute_job_id(
             self.source if source_identity is None else source_identity,
-            model=self.model,
+            model=model,
             preset=self.preset,
             scale=self.scale,
             encoder=self.encoder,
@@ -266,11 +319,13 @@ _SPEC_KEYS = (
 )
 
 
-def _exact_keys(what: str, data: object, keys: tuple[str, ...]) -> dict[str, Any]:
+def _exact_keys(
+    what: str, data: object, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{what}: expected a JSON object, got {type(data).__name__}", hint="fix the file")
     missing = [k for k in keys if k not in data]
-    unknown = sorted(k for k in data if k not in keys)
+    unknown = sorted(k for k in data if k not in keys and k not in optional)
     if missing:
         raise InputError(
             f"{what}: missing field(s) {', '.join(missing)}", hint="add them (null where optional)"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,10 +43,12 @@ from vsrflow.workflow.jobmanifest import JobState, ManifestStore
 
 log = logging.getLogger(__name__)
 
-#: The thin sbatch scripts of a source checkout (``<repo>/slurm/<stage>.sbatch``), used unless
-#: ``settings.slurm.scripts_dir`` says otherwise. sbatch copies a script at submission, so the
+#: The thin sbatch scripts of a source checkout (``<repo>/slurm/<stage>.sbatch``). An installed wheel
+#: carries them under ``<prefix>/share/vsrflow/slurm`` (pyproject data-files); the setting
+#: ``settings.slurm.scripts_dir`` overrides both. sbatch copies a script at submission, so the
 #: scripts need to exist only where the chain is submitted from (the head node).
 SCRIPTS_DIR = Path(__file__).resolve().parents[3] / "slurm"
+INSTALLED_SCRIPTS_DIR = Path(sys.prefix) / "share" / "vsrflow" / "slurm"
 RECORD_NAME = "slurm.json"
 _TIMEOUT = 60.0
 
@@ -133,7 +136,9 @@ def _call(settings: Settings, name: str, args: Sequence[str]) -> str:
 
 def _script(stage: str, settings: Settings) -> Path:
     configured = settings.slurm.scripts_dir
-    path = (configured or SCRIPTS_DIR) / f"{stage}.sbatch"
+    if configured is None:
+        configured = SCRIPTS_DIR if (SCRIPTS_DIR / f"{stage}.sbatch").is_file() else INSTALLED_SCRIPTS_DIR
+    path = configured / f"{stage}.sbatch"
     if not path.is_file():
         raise InputError(
             f"{path}: sbatch script missing",

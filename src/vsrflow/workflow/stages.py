@@ -280,7 +280,11 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
 
     try:
         writer.open()
-        for frame in decode_chunk(source, info, chunk):
+        upscaler.reset()  # a temporal model starts each chunk fresh, then warms up on earlier frames
+        for frame in decode_chunk(source, info, chunk, warmup=upscaler.warmup_frames):
+            if frame.index < chunk.start:
+                upscaler.warm_up(frame.image[None])  # state only: this frame belongs to the previous chunk
+                continue
             images.append(frame.image)
             pts.append(frame.pts)
             if len(images) >= upscaler.batch:

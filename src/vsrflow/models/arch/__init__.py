@@ -7,26 +7,38 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from torch import Tensor, nn
 
 from vsrflow.errors import ModelError
-from vsrflow.models.arch import rrdbnet, span, srvgg
+from vsrflow.models.arch import egvsr, rrdbnet, span, srvgg, swin2sr
+from vsrflow.models.arch.egvsr import EGVSR, EGVSRParams
 from vsrflow.models.arch.rrdbnet import RRDBNet, RRDBParams
 from vsrflow.models.arch.span import SPAN, SpanParams
 from vsrflow.models.arch.srvgg import SRVGGNetCompact, SRVGGParams
+from vsrflow.models.arch.swin2sr import Swin2SR, Swin2SRParams
 from vsrflow.models.descriptor import ModelDescriptor
 
-ArchName = Literal["rrdbnet", "srvgg", "span"]
-ARCHS: tuple[ArchName, ...] = ("rrdbnet", "srvgg", "span")
+ArchName = Literal["rrdbnet", "srvgg", "span", "swin2sr", "egvsr"]
+ARCHS: tuple[ArchName, ...] = ("rrdbnet", "srvgg", "span", "swin2sr", "egvsr")
+AnyParams = RRDBParams | SRVGGParams | SpanParams | Swin2SRParams | EGVSRParams
+_PARAMS: dict[str, type[AnyParams]] = {
+    "rrdbnet": RRDBParams,
+    "srvgg": SRVGGParams,
+    "span": SpanParams,
+    "swin2sr": Swin2SRParams,
+    "egvsr": EGVSRParams,
+}
 
 __all__ = [
     "ARCHS",
+    "EGVSR",
     "SPAN",
     "ArchName",
     "RRDBNet",
     "SRVGGNetCompact",
+    "Swin2SR",
     "build",
     "describe",
     "detect",
@@ -34,15 +46,9 @@ __all__ = [
 ]
 
 
-def _params(arch: str, params: Mapping[str, Any]) -> RRDBParams | SRVGGParams | SpanParams:
-    cls: type[RRDBParams] | type[SRVGGParams] | type[SpanParams]
-    if arch == "rrdbnet":
-        cls = RRDBParams
-    elif arch == "srvgg":
-        cls = SRVGGParams
-    elif arch == "span":
-        cls = SpanParams
-    else:
+def _params(arch: str, params: Mapping[str, Any]) -> AnyParams:
+    cls = _PARAMS.get(arch)
+    if cls is None:
         raise ModelError(f"unknown architecture {arch!r}", hint=f"known: {', '.join(ARCHS)}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - names)
@@ -62,6 +68,10 @@ def build(arch: str, params: Mapping[str, Any]) -> nn.Module:
         return RRDBNet(**kwargs)
     if isinstance(p, SRVGGParams):
         return SRVGGNetCompact(**kwargs)
+    if isinstance(p, Swin2SRParams):
+        return Swin2SR(**kwargs)
+    if isinstance(p, EGVSRParams):
+        return EGVSR(**kwargs)
     return SPAN(**kwargs)
 
 
@@ -72,27 +82,29 @@ def describe(arch: str, params: Mapping[str, Any]) -> ModelDescriptor:
         return rrdbnet.descriptor(p)
     if isinstance(p, SRVGGParams):
         return srvgg.descriptor(p)
+    if isinstance(p, Swin2SRParams):
+        return swin2sr.descriptor(p)
+    if isinstance(p, EGVSRParams):
+        return egvsr.descriptor(p)
     return span.descriptor(p)
 
 
 def normalize_state(arch: str, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Rename legacy key schemes to ours (RRDBNet ESRGAN/old-arch -> BasicSR); others unchanged."""
+    """Rename legacy key schemes to ours (RRDBNet ESRGAN/old-arch -> BasicSR), add EGVSR's fixed buffers."""
     if arch == "rrdbnet":
         return rrdbnet.to_basicsr(state)
+    if arch == "egvsr":
+        return egvsr.complete_state(state)
     return dict(state)
 
 
 def detect(state: Mapping[str, Tensor]) -> tuple[ArchName, dict[str, Any]]:
-    """Guess the architecture and its parameters from a state dict's keys and shapes."""
-    if "conv_1.eval_conv.weight" in state or "conv_1.sk.weight" in state:
-        return "span", dataclasses.asdict(span.detect_params(state))
-    if "body.0.weight" in state and state["body.0.weight"].ndim == 4:
-        return "srvgg", dataclasses.asdict(srvgg.detect_params(state))
-    try:
-        rrdbnet.detect_scheme(state)
-    except ModelError:
-        raise ModelError(
-            f"cannot recognise the architecture of these weights (first keys: {', '.join(list(state)[:4])})",
-            hint="supported: RRDBNet (BasicSR/ESRGAN/old-arch keys), SRVGGNetCompact, SPAN",
-        ) from None
-    return "rrdbnet", dataclasses.asdict(rrdbnet.detect_params(state))
+    """Guess the architecture and its parameters from a state dict's keys and shapes.
+
+    See :func:`vsrflow.models.detect.detect_arch`; unknown layouts raise ModelError naming the
+    closest known architecture and the keys that did not fit.
+    """
+    from vsrflow.models.detect import detect_arch  # detect imports the arch modules: import late
+
+    found = detect_arch(state)
+    return cast(ArchName, found.arch), dict(found.params)

@@ -1,0 +1,292 @@
+# shellcheck shell=bash
+# vsrflow bootstrap library, sourced by head-node.sh, cpu-node.sh and gpu-node.sh (ParallelCluster
+# OnNodeConfigured actions). It installs vsrflow at a pinned version into a venv, writes its
+# configuration (VSRFLOW_* env file + a `vsrflow` wrapper on PATH) and, on GPU nodes, starts one
+# model endpoint per GPU and waits until each is warm.
+#
+# Test mode: DRY_RUN=1 with VSRFLOW_BOOTSTRAP_ROOT=<empty temporary dir>. Every path is then under
+# that root, files are really written there, and commands with effects outside it (package
+# managers, aws, pip, systemctl, nvidia-smi) are appended to "$VSRFLOW_BOOTSTRAP_ROOT/commands.log"
+# (one shell-quoted command per line) instead of being run. Readiness checks still run for real.
+
+VSRFLOW_BOOTSTRAP_ROOT="${VSRFLOW_BOOTSTRAP_ROOT:-}"
+DRY_RUN="${DRY_RUN:-0}"
+VSR_ROLE="${VSR_ROLE:-node}"
+
+# Values every value in the env file must match: it is sourced by a shell and read by systemd.
+readonly VSR_SAFE_VALUE='^[A-Za-z0-9._/:@+=,-]*$'
+
+vsr_log() {
+  printf '%s vsrflow-bootstrap[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${VSR_ROLE}" "$*" >&2
+}
+
+# Fail the node loudly: ParallelCluster marks the node's bootstrap failed when this script exits non-zero.
+vsr_die() {
+  vsr_log "FATAL: $*"
+  exit 1
+}
+
+# vsr_path /abs/path -> the path under the bootstrap root ("" on a real node).
+vsr_path() {
+  printf '%s%s\n' "${VSRFLOW_BOOTSTRAP_ROOT}" "$1"
+}
+
+# vsr_run CMD ARGS...: run a command with effects outside the root, or record it in dry-run mode.
+vsr_run() {
+  if [[ "${DRY_RUN}" == "1" ]]; then
+    local line
+    printf -v line '%q ' "$@"
+    printf '%s\n' "${line% }" >>"$(vsr_path /commands.log)"
+    return 0
+  fi
+  "$@"
+}
+
+vsr_check_mode() {
+  if [[ "${DRY_RUN}" == "1" ]]; then
+    [[ -n "${VSRFLOW_BOOTSTRAP_ROOT}" && -d "${VSRFLOW_BOOTSTRAP_ROOT}" ]] \
+      || vsr_die "DRY_RUN=1 needs VSRFLOW_BOOTSTRAP_ROOT set to an existing directory (a temporary root)"
+    : >>"$(vsr_path /commands.log)"
+  elif [[ -n "${VSRFLOW_BOOTSTRAP_ROOT}" ]]; then
+    vsr_die "VSRFLOW_BOOTSTRAP_ROOT is only for DRY_RUN=1 tests; unset it on a real node"
+  elif [[ "$(id -u)" != "0" ]]; then
+    vsr_die "run as root (ParallelCluster runs OnNodeConfigured actions as root)"
+  fi
+}
+
+# vsr_expect NAME VALUE REGEX HINT: die unless VALUE matches REGEX.
+vsr_expect() {
+  local name="$1" value="$2" regex="$3" hint="$4"
+  [[ "${value}" =~ ${regex} ]] || vsr_die "${name}=${value@Q} is not ${hint}"
+}
+
+# vsr_parse_args "$@": the arguments the cluster template passes (see infra/cluster/cluster.yaml.j2).
+vsr_parse_args() {
+  VSR_VERSION="" VSR_WHEEL_URI="" VSR_REGION="" VSR_BUCKET="" VSR_CLUSTER_NAME=""
+  VSR_SHARED_DIR="/fsx" VSR_CPU_PARTITION="cpu" VSR_GPU_PARTITION="gpu" VSR_LOG_LEVEL="INFO"
+  VSR_MODEL="" VSR_GPUS="" VSR_BASE_PORT="8080" VSR_WARM_TIMEOUT="600"
+  while (($# > 0)); do
+    local flag="$1"
+    (($# >= 2)) || vsr_die "${flag} needs a value"
+    local value="$2"
+    shift 2
+    case "${flag}" in
+      --version) VSR_VERSION="${value}" ;;
+      --wheel-uri) VSR_WHEEL_URI="${value}" ;;
+      --lib-uri) ;;  # used by the node script to fetch this file
+      --region) VSR_REGION="${value}" ;;
+      --bucket) VSR_BUCKET="${value}" ;;
+      --cluster-name) VSR_CLUSTER_NAME="${value}" ;;
+      --shared-dir) VSR_SHARED_DIR="${value}" ;;
+      --cpu-partition) VSR_CPU_PARTITION="${value}" ;;
+      --gpu-partition) VSR_GPU_PARTITION="${value}" ;;
+      --log-level) VSR_LOG_LEVEL="${value}" ;;
+      --model) VSR_MODEL="${value}" ;;
+      --gpus) VSR_GPUS="${value}" ;;
+      --base-port) VSR_BASE_PORT="${value}" ;;
+      --warm-timeout) VSR_WARM_TIMEOUT="${value}" ;;
+      *) vsr_die "unknown argument ${flag@Q} (see bootstrap/lib.sh vsr_parse_args)" ;;
+    esac
+  done
+  vsr_expect --version "${VSR_VERSION}" '^[0-9]+\.[0-9]+\.[0-9]+([.-]?(a|b|rc|post|dev)[0-9]+)?$' \
+    "an exact version such as 0.1.0"
+  vsr_expect --wheel-uri "${VSR_WHEEL_URI}" "^s3://[a-z0-9.-]+/([A-Za-z0-9._-]+/)*vsrflow-${VSR_VERSION//./\\.}-py3-none-any\\.whl$" \
+    "an s3:// URI of the vsrflow-${VSR_VERSION} wheel"
+  vsr_expect --region "${VSR_REGION}" '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$' "an AWS region"
+  vsr_expect --bucket "${VSR_BUCKET}" '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' "an S3 bucket name"
+  vsr_expect --cluster-name "${VSR_CLUSTER_NAME}" '^[A-Za-z][A-Za-z0-9-]{0,59}$' "a cluster name"
+  vsr_expect --shared-dir "${VSR_SHARED_DIR}" '^/[A-Za-z0-9._/-]+$' "an absolute directory"
+  vsr_expect --cpu-partition "${VSR_CPU_PARTITION}" '^[a-z][a-z0-9-]*$' "a partition name"
+  vsr_expect --gpu-partition "${VSR_GPU_PARTITION}" '^[a-z][a-z0-9-]*$' "a partition name"
+  vsr_expect --log-level "${VSR_LOG_LEVEL}" '^(DEBUG|INFO|WARNING|ERROR)$' "DEBUG, INFO, WARNING or ERROR"
+  vsr_expect --base-port "${VSR_BASE_PORT}" '^[1-9][0-9]{3,4}$' "a TCP port"
+  vsr_expect --warm-timeout "${VSR_WARM_TIMEOUT}" '^[1-9][0-9]*$' "a positive number of seconds"
+  # Derived layout: venv and wrapper local to the node; weights and job directories on shared storage.
+  VSR_PREFIX="/opt/vsrflow"
+  VSR_VENV="${VSR_PREFIX}/venv"
+  VSR_ENV_FILE="/etc/vsrflow/vsrflow.env"
+  VSR_CACHE_DIR="${VSR_SHARED_DIR}/vsrflow/cache"
+  VSR_JOBS_ROOT="${VSR_SHARED_DIR}/vsrflow/jobs"
+}
+
+vsr_require_gpu_args() {
+  vsr_expect --model "${VSR_MODEL}" '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a model id"
+  vsr_expect --gpus "${VSR_GPUS}" '^[1-9][0-9]?$' "a GPU count (1-99)"
+}
+
+# vsr_ensure_system_packages: python3.11 (vsrflow's interpreter) and the ffmpeg CLI.
+vsr_ensure_system_packages() {
+  local missing=()
+  command -v python3.11 >/dev/null 2>&1 || missing+=(python3.11)
+  command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+  if [[ "${DRY_RUN}" == "1" ]]; then
+    missing=(python3.11 ffmpeg)  # record what a bare node installs, whatever this host has
+  fi
+  ((${#missing[@]} > 0)) || return 0
+  vsr_log "installing system packages: ${missing[*]}"
+  if command -v apt-get >/dev/null 2>&1; then
+    local pkgs=()
+    local p
+    for p in "${missing[@]}"; do
+      if [[ "${p}" == python3.11 ]]; then pkgs+=(python3.11 python3.11-venv); else pkgs+=("${p}"); fi
+    done
+    vsr_run apt-get update -q || vsr_die "apt-get update failed (no route to the package mirror?)"
+    vsr_run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" \
+      || vsr_die "apt-get could not install ${pkgs[*]}"
+  elif command -v dnf >/dev/null 2>&1; then
+    vsr_run dnf install -y -q "${missing[@]}" \
+      || vsr_die "dnf could not install ${missing[*]} (Amazon Linux has no ffmpeg package: use os ubuntu2204 or a custom AMI with ffmpeg)"
+  else
+    vsr_die "no apt-get or dnf to install ${missing[*]}: use a ParallelCluster AMI or install them in a custom AMI"
+  fi
+}
+
+# vsr_install_vsrflow EXTRAS: the pinned wheel from S3 into a fresh venv, then check the version.
+vsr_install_vsrflow() {
+  local extras="$1"
+  local wheel_dir wheel venv
+  wheel_dir="$(vsr_path "${VSR_PREFIX}/wheels")"
+  wheel="${wheel_dir}/${VSR_WHEEL_URI##*/}"
+  venv="$(vsr_path "${VSR_VENV}")"
+  mkdir -p "${wheel_dir}"
+  vsr_log "installing vsrflow ${VSR_VERSION} (${extras}) into ${venv}"
+  vsr_run aws s3 cp --only-show-errors --region "${VSR_REGION}" "${VSR_WHEEL_URI}" "${wheel}" \
+    || vsr_die "cannot download ${VSR_WHEEL_URI} (is it uploaded, and can the node read the bucket?)"
+  vsr_run python3.11 -m venv "${venv}" || vsr_die "cannot create the venv ${venv}"
+  vsr_run "${venv}/bin/pip" install --quiet --upgrade pip || vsr_die "cannot upgrade pip in ${venv}"
+  vsr_run "${venv}/bin/pip" install --quiet "vsrflow[${extras}] @ file://${wheel}" \
+    || vsr_die "pip could not install vsrflow[${extras}] from ${wheel}"
+  if [[ "${DRY_RUN}" != "1" ]]; then
+    local installed
+    installed="$("${venv}/bin/python" -c 'import importlib.metadata as m; print(m.version("vsrflow"))')" \
+      || vsr_die "vsrflow does not import in ${venv}"
+    [[ "${installed}" == "${VSR_VERSION}" ]] \
+      || vsr_die "installed vsrflow ${installed}, but the cluster pins ${VSR_VERSION}"
+  fi
+}
+
+# vsr_env_line NAME VALUE: one checked line of the env file.
+vsr_env_line() {
+  local name="$1" value="$2"
+  [[ "${value}" =~ ${VSR_SAFE_VALUE} ]] || vsr_die "refusing to write ${name}=${value@Q}: unsafe characters"
+  printf '%s=%s\n' "${name}" "${value}"
+}
+
+# vsr_write_config: the VSRFLOW_* env file (what Settings.from_env reads) and the `vsrflow` wrapper.
+vsr_write_config() {
+  local env_file wrapper
+  env_file="$(vsr_path "${VSR_ENV_FILE}")"
+  wrapper="$(vsr_path /usr/local/bin/vsrflow)"
+  mkdir -p "${env_file%/*}" "${wrapper%/*}" "$(vsr_path "${VSR_CACHE_DIR}")" "$(vsr_path "${VSR_JOBS_ROOT}")"
+  {
+    printf '# Written by the vsrflow %s bootstrap (%s node); read by %s and the vsrflow-serve units.\n' \
+      "${VSR_VERSION}" "${VSR_ROLE}" /usr/local/bin/vsrflow
+    vsr_env_line VSRFLOW_LOG_LEVEL "${VSR_LOG_LEVEL}"
+    vsr_env_line VSRFLOW_CACHE_DIR "${VSR_CACHE_DIR}"
+    vsr_env_line VSRFLOW_SLURM_BIN_DIR /opt/slurm/bin
+    vsr_env_line VSRFLOW_SLURM_CPU_PARTITION "${VSR_CPU_PARTITION}"
+    vsr_env_line VSRFLOW_SLURM_GPU_PARTITION "${VSR_GPU_PARTITION}"
+    vsr_env_line VSRFLOW_ENDPOINT_BASE_PORT "${VSR_BASE_PORT}"
+    vsr_env_line VSRFLOW_AWS_BUCKET "${VSR_BUCKET}"
+    vsr_env_line VSRFLOW_AWS_REGION "${VSR_REGION}"
+    vsr_env_line VSRFLOW_AWS_CLUSTER_NAME "${VSR_CLUSTER_NAME}"
+    vsr_env_line VSRFLOW_AWS_JOBS_ROOT "${VSR_JOBS_ROOT}"
+    vsr_env_line VSRFLOW_AWS_EXECUTOR slurm
+    vsr_env_line VSRFLOW_AWS_HEAD_NODE_COMMAND /usr/local/bin/vsrflow
+  } >"${env_file}.tmp"
+  mv -f "${env_file}.tmp" "${env_file}"
+  chmod 0644 "${env_file}"
+  # SSM RunShellScript and Slurm jobs run plain shells: the wrapper gives them the configuration.
+  cat >"${wrapper}.tmp" <<EOF
+#!/bin/bash
+# vsrflow ${VSR_VERSION} with the cluster configuration (written by the vsrflow bootstrap).
+set -a
+# shellcheck source=/dev/null
+. '$(vsr_path "${VSR_ENV_FILE}")'
+set +a
+exec '$(vsr_path "${VSR_VENV}")/bin/vsrflow' "\$@"
+EOF
+  chmod 0755 "${wrapper}.tmp"
+  mv -f "${wrapper}.tmp" "${wrapper}"
+  vsr_log "wrote ${env_file} and ${wrapper}"
+}
+
+# vsr_check_gpus: the node has at least the GPUs the template expects (one endpoint each).
+vsr_check_gpus() {
+  if [[ "${DRY_RUN}" == "1" ]]; then
+    vsr_run nvidia-smi --list-gpus
+    return 0
+  fi
+  local found
+  found="$(nvidia-smi --list-gpus | grep -c '^GPU ')" || vsr_die "nvidia-smi failed: no NVIDIA driver on this GPU node"
+  ((found >= VSR_GPUS)) || vsr_die "found ${found} GPU(s), the template expects ${VSR_GPUS} (instance type mismatch)"
+}
+
+# vsr_start_endpoints: fetch the weights once, then one systemd unit per GPU running `vsrflow serve`.
+vsr_start_endpoints() {
+  local units_dir logs_dir wrapper i port unit
+  units_dir="$(vsr_path /etc/systemd/system)"
+  logs_dir="$(vsr_path /var/log/vsrflow)"
+  wrapper="$(vsr_path /usr/local/bin/vsrflow)"
+  mkdir -p "${units_dir}" "${logs_dir}"
+  vsr_run "${wrapper}" models fetch "${VSR_MODEL}" || vsr_die "cannot fetch the weights of ${VSR_MODEL}"
+  for ((i = 0; i < VSR_GPUS; i++)); do
+    port=$((VSR_BASE_PORT + i))
+    unit="vsrflow-serve-${i}.service"
+    : >"${logs_dir}/serve-${i}.log.new"  # readiness is read from this run's log only
+    mv -f "${logs_dir}/serve-${i}.log.new" "${logs_dir}/serve-${i}.log"
+    cat >"${units_dir}/${unit}" <<EOF
+[Unit]
+Description=vsrflow model endpoint ${VSR_MODEL} on GPU ${i} (port ${port})
+After=network-online.target remote-fs.target
+
+[Service]
+Type=simple
+EnvironmentFile=$(vsr_path "${VSR_ENV_FILE}")
+ExecStart=$(vsr_path "${VSR_VENV}")/bin/vsrflow serve --model ${VSR_MODEL} --port ${port} --gpu ${i} --ready-timeout ${VSR_WARM_TIMEOUT}
+StandardOutput=append:${logs_dir}/serve-${i}.log
+StandardError=append:${logs_dir}/serve-${i}.log
+Restart=on-failure
+RestartSec=5
+KillMode=control-group
+TimeoutStopSec=30
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  done
+  vsr_run systemctl daemon-reload || vsr_die "systemctl daemon-reload failed"
+  for ((i = 0; i < VSR_GPUS; i++)); do
+    vsr_run systemctl enable --now "vsrflow-serve-${i}.service" || vsr_die "cannot start vsrflow-serve-${i}"
+  done
+}
+
+# vsr_wait_endpoints: every endpoint printed its `ready:` line (vsrflow serve prints it after a real
+# warm-up invocation) and answers /ping, within --warm-timeout seconds; otherwise fail the node.
+vsr_wait_endpoints() {
+  local logs_dir deadline i port pending
+  logs_dir="$(vsr_path /var/log/vsrflow)"
+  deadline=$((SECONDS + VSR_WARM_TIMEOUT))
+  while :; do
+    pending=()
+    for ((i = 0; i < VSR_GPUS; i++)); do
+      port=$((VSR_BASE_PORT + i))
+      if ! grep -q '^ready: ' "${logs_dir}/serve-${i}.log" 2>/dev/null \
+        || ! curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:${port}/ping" 2>/dev/null; then
+        pending+=("${i}")
+      fi
+    done
+    if ((${#pending[@]} == 0)); then
+      vsr_log "all ${VSR_GPUS} endpoint(s) of ${VSR_MODEL} are warm (ports ${VSR_BASE_PORT}-$((VSR_BASE_PORT + VSR_GPUS - 1)))"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      for i in "${pending[@]}"; do
+        vsr_log "endpoint GPU ${i} (port $((VSR_BASE_PORT + i))) log tail:"
+        tail -n 20 "${logs_dir}/serve-${i}.log" >&2 2>/dev/null || true
+      done
+      vsr_die "model endpoint(s) on GPU ${pending[*]} not warm after ${VSR_WARM_TIMEOUT} s; see ${logs_dir}/serve-<gpu>.log"
+    fi
+    sleep 1
+  done
+}

@@ -1,0 +1,279 @@
+"""The job records of the event path in S3: ``jobs/<job_id>/request.json`` and ``status.json``.
+
+``request.json`` is written once by the trigger: what to upscale (bucket, key, version, ETag,
+size), how (preset, scale) and where the result goes (``output_key``). ``status.json`` is what a
+media-ops user watches; states move ``queued -> extracting -> upscaling (k/N) -> encoding ->
+done`` or to ``failed`` with a one-line reason (the states of
+:class:`vsrflow.workflow.jobmanifest.JobState`). A terminal status (done/failed) is not
+overwritten by a non-terminal one unless the writer says so (a deliberate resubmission), so a late
+writer (an array task finishing after the job failed) cannot hide the outcome.
+
+Both are JSON objects with ``schema_version`` 1; readers refuse unknown versions and missing
+fields with an :class:`~vsrflow.errors.InputError` naming the object. Times are ISO-8601 UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from vsrflow.errors import InputError, TransientError, VsrError
+
+SCHEMA_VERSION = 1
+#: Job ids of the event path: 16 lowercase hex digits (a sha256 prefix); safe in a shell command.
+JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+STATES = ("queued", "extracting", "upscaling", "encoding", "done", "failed")
+TERMINAL = frozenset({"done", "failed"})
+
+
+def check_job_id(job_id: object) -> str:
+    """``job_id`` when it is 16 lowercase hex digits; InputError otherwise."""
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        raise InputError(f"invalid job id {job_id!r}", hint="a job id is 16 lowercase hex digits")
+    return job_id
+
+
+def compute_job_id(bucket: str, key: str, identity: str, preset: str | None, scale: float | None) -> str:
+    """Deterministic id: sha256 of the canonical JSON of bucket, key, object identity, preset, scale.
+
+    ``identity`` is the version id in a versioned bucket, else ``etag:<ETag>``: the same upload
+    (or a redelivery of its event) is the same job; a new version is a new job.
+    """
+    payload = {
+        "v": "s3-1",
+        "bucket": bucket,
+        "key": key,
+        "identity": identity,
+        "preset": preset,
+        "scale": None if scale is None else float(scale),
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{check_job_id(job_id)}/"
+
+
+def request_key(job_id: str) -> str:
+    return job_prefix(job_id) + "request.json"
+
+
+def status_key(job_id: str) -> str:
+    return job_prefix(job_id) + "status.json"
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def scale_text(scale: float) -> str:
+    """``2.0 -> '2'``, ``1.5 -> '1.5'`` (the ``_x<scale>`` of output names)."""
+    return str(int(scale)) if float(scale).is_integer() else f"{scale:g}"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """``request.json``: one upload to upscale (written by the trigger, read by the head node).
+
+    Attributes:
+        job_id: 16 hex digits (:func:`compute_job_id`).
+        bucket, key: the uploaded object (key decoded, exactly as stored).
+        version_id: its version (None in an unversioned bucket); etag: its ETag without quotes.
+        size: bytes. preset, scale: what to run. output_key: where the result goes (same bucket).
+        created: when the trigger accepted it; event_time: the S3 event's time.
+    """
+
+    job_id: str
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    size: int
+    preset: str
+    scale: float
+    output_key: str
+    created: str = field(default_factory=utc_now)
+    event_time: str | None = None
+
+    @property
+    def source_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def output_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.output_key}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> JobRequest:
+        obj = _fields(data, where, cls)
+        try:
+            request = cls(**obj)
+            check_job_id(request.job_id)
+            if not isinstance(request.size, int) or request.size < 0:
+                raise ValueError(f"size {request.size!r}")
+            if not isinstance(request.scale, int | float) or not 1 <= request.scale <= 8:
+                raise ValueError(f"scale {request.scale!r}")
+            for name in ("bucket", "key", "preset", "output_key"):
+                if not isinstance(getattr(request, name), str) or not getattr(request, name):
+                    raise ValueError(f"{name} is empty")
+        except (TypeError, ValueError, InputError) as err:
+            raise InputError(
+                f"{where}: invalid request: {err}", hint="the trigger writes it; recreate the job"
+            ) from None
+        return replace(request, scale=float(request.scale))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """``status.json``: where a job is.
+
+    Attributes:
+        job_id: the job. state: one of :data:`STATES`. reason: one line, set only when failed.
+        done_chunks, total_chunks: upscaling progress (None before the chunk plan exists).
+        source: ``s3://`` URI of the upload. output: ``s3://`` URI of the result (set when done).
+        updated: when this status was written. detail: extra facts (SSM command id, head node, ...).
+    """
+
+    job_id: str
+    state: str
+    reason: str | None = None
+    done_chunks: int | None = None
+    total_chunks: int | None = None
+    source: str | None = None
+    output: str | None = None
+    updated: str = field(default_factory=utc_now)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_job_id(self.job_id)
+        if self.state not in STATES:
+            raise ValueError(f"unknown job state {self.state!r}")
+        if (self.state == "failed") != bool(self.reason):
+            raise ValueError("reason is required for failed and only for failed")
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def text(self) -> str:
+        """One line: ``queued``, ``upscaling 3/10``, ``failed: <reason>``, ``done: s3://...``."""
+        if self.state == "failed":
+            return f"failed: {self.reason}"
+        if self.state == "upscaling" and self.total_chunks:
+            return f"upscaling {self.done_chunks or 0}/{self.total_chunks}"
+        if self.state == "done" and self.output:
+            return f"done: {self.output}"
+        return self.state
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **asdict(self), "text": self.text}
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> JobStatus:
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "text"}
+        obj = _fields(data, where, cls)
+        try:
+            return cls(**obj)
+        except (TypeError, ValueError, InputError) as err:
+            raise InputError(
+                f"{where}: invalid status: {err}", hint="rewrite it or resubmit the job"
+            ) from None
+
+
+def _fields(data: object, where: str, cls: type) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a JSON object", hint="recreate the job")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise InputError(
+            f"{where}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}",
+            hint="use the vsrflow version that wrote it",
+        )
+    names = {f.name for f in fields(cls)}
+    obj = {k: v for k, v in data.items() if k != "schema_version"}
+    unknown = sorted(set(obj) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(unknown)}", hint="recreate the job")
+    return obj
+
+
+# ---- S3 storage ---------------------------------------------------------------------------------
+
+
+def _put_json(s3: Any, bucket: str, key: str, data: dict[str, Any]) -> None:
+    body = (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except Exception as exc:
+        raise _storage_error(exc, f"write s3://{bucket}/{key}") from exc
+
+
+def _get_json(s3: Any, bucket: str, key: str) -> Any | None:
+    """The parsed object, or None when it does not exist."""
+    from vsrflow.aws.clients import error_code
+
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise _storage_error(exc, f"read s3://{bucket}/{key}") from exc
+    try:
+        return json.loads(body)
+    except ValueError as err:
+        raise InputError(f"s3://{bucket}/{key}: not valid JSON: {err}", hint="rewrite or remove it") from None
+
+
+def _storage_error(exc: BaseException, action: str) -> VsrError:
+    from vsrflow.aws.clients import error_code, is_transient
+
+    code = error_code(exc) or type(exc).__name__
+    if is_transient(exc):
+        return TransientError(f"cannot {action}: {code}", hint="retry later")
+    return VsrError(f"cannot {action}: {code}: {exc}", hint="check the bucket name and the IAM permissions")
+
+
+def write_request(s3: Any, request: JobRequest) -> None:
+    _put_json(s3, request.bucket, request_key(request.job_id), request.to_json())
+
+
+def read_request(s3: Any, bucket: str, job_id: str) -> JobRequest:
+    """The request of ``job_id``; InputError when it does not exist or is invalid."""
+    key = request_key(job_id)
+    data = _get_json(s3, bucket, key)
+    if data is None:
+        raise InputError(f"s3://{bucket}/{key} not found", hint="check the job id and the bucket")
+    return JobRequest.from_json(data, f"s3://{bucket}/{key}")
+
+
+def read_status(s3: Any, bucket: str, job_id: str) -> JobStatus | None:
+    key = status_key(job_id)
+    data = _get_json(s3, bucket, key)
+    return None if data is None else JobStatus.from_json(data, f"s3://{bucket}/{key}")
+
+
+def write_status(s3: Any, bucket: str, status: JobStatus, *, replace_terminal: bool = False) -> bool:
+    """Write ``status``; returns False (nothing written) when a terminal status would be replaced.
+
+    ``replace_terminal`` allows it (a resubmitted failed job going back to queued; a failed
+    delivery of a done job). The check is read-then-write: two writers racing can still both
+    write, so only the sequential stages of a job write terminal states.
+    """
+    if not replace_terminal:
+        try:
+            current = read_status(s3, bucket, status.job_id)
+        except InputError:
+            current = None  # an unreadable status is replaced
+        if current is not None and current.terminal:
+            return False
+    _put_json(s3, bucket, status_key(status.job_id), status.to_json())
+    return True

@@ -1,0 +1,130 @@
+"""The local stack's Slurm: ``slurm/emulator/start.sh`` / ``stop.sh`` under the stack's state dir.
+
+Ports: a block of free consecutive ports (slurmctld, then one per slurmd) below the ephemeral
+range, recorded in ``<state>/slurm/ports.json`` so ``down`` and a second ``up`` find them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from vsrflow.errors import ExternalToolError, InputError
+
+REPO = Path(__file__).resolve().parents[4]
+EMULATOR = REPO / "slurm" / "emulator"
+#: Where Debian and ParallelCluster keep the daemons (added to PATH for the search).
+SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/slurm/sbin")
+
+
+@dataclass(frozen=True)
+class SlurmLayout:
+    """Shape of the local Slurm: cpu partition nodes, gpu partition nodes and fake GPUs."""
+
+    cpu_nodes: int = 1
+    gpu_nodes: int = 2
+    gpus_per_node: int = 2
+    cpus_per_node: int = 8
+
+
+def _search_path() -> str:
+    return os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
+
+
+def free_port_block(count: int) -> int:
+    """First port of ``count`` consecutive ports nothing listens on (12000-30000)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(12000, 30000)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("0.0.0.0", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise InputError(f"no block of {count} free TCP ports found", hint="free some ports in 12000-30000")
+
+
+def _emulator_env(state: Path, base_port: int, layout: SlurmLayout) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SQUEUE_", "SINFO_"))
+    }
+    env.update(
+        PATH=_search_path(),
+        SLURM_EMU_STATE_DIR=str(state),
+        SLURM_EMU_CTLD_PORT=str(base_port),
+        SLURM_EMU_SLURMD_PORT=str(base_port + 1),
+        SLURM_EMU_CPU_NODES=str(layout.cpu_nodes),
+        SLURM_EMU_GPU_NODES=str(layout.gpu_nodes),
+        SLURM_EMU_GPUS_PER_NODE=str(layout.gpus_per_node),
+        SLURM_EMU_CPUS_PER_NODE=str(layout.cpus_per_node),
+        SLURM_EMU_CLUSTER="vsrflow-local",
+        SLURM_EMU_TIMEOUT="90",
+    )
+    return env
+
+
+def start(state: Path, layout: SlurmLayout) -> dict[str, str]:
+    """Start (or find running) the emulator in ``state``; returns the env jobs need (SLURM_CONF, PATH).
+
+    Raises InputError when Slurm is not installed, ExternalToolError when it does not come up.
+    """
+    search = _search_path()
+    sinfo = shutil.which("sinfo", path=search)
+    if not shutil.which("slurmctld", path=search) or not sinfo:
+        raise InputError(
+            "Slurm is not installed", hint="run `make slurm-deps` (Debian: slurmctld slurmd slurm-client)"
+        )
+    state.mkdir(parents=True, exist_ok=True)
+    ports_file = state / "ports.json"
+    if ports_file.is_file():
+        base = int(json.loads(ports_file.read_text())["base_port"])
+    else:
+        base = free_port_block(1 + layout.cpu_nodes + layout.gpu_nodes)
+        ports_file.write_text(json.dumps({"base_port": base}))
+    argv = ["bash", str(EMULATOR / "start.sh")]
+    proc = subprocess.run(
+        argv,
+        env=_emulator_env(state, base, layout),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=150,
+        check=False,
+    )
+    if proc.returncode != 0:
+        ports_file.unlink(missing_ok=True)
+        raise ExternalToolError(
+            argv, proc.returncode, proc.stderr + proc.stdout, what="starting the local Slurm"
+        )
+    bin_dir = str(Path(sinfo).parent)
+    return {"SLURM_CONF": str(state / "etc" / "slurm.conf"), "VSRFLOW_SLURM_BIN_DIR": bin_dir}
+
+
+def stop(state: Path) -> str:
+    """Stop the emulator in ``state`` (safe when nothing runs); returns stop.sh's message."""
+    if not (state / "etc" / "slurm.conf").is_file():
+        return "slurm: nothing to stop"
+    argv = ["bash", str(EMULATOR / "stop.sh")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(PATH=_search_path(), SLURM_EMU_STATE_DIR=str(state))
+    proc = subprocess.run(
+        argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=90, check=False
+    )
+    if proc.returncode != 0:
+        raise ExternalToolError(
+            argv, proc.returncode, proc.stderr + proc.stdout, what="stopping the local Slurm"
+        )
+    return proc.stdout.strip()

@@ -1,0 +1,358 @@
+"""infra/cfn/vsrflow.yaml: cfn-lint clean, least privilege, and deployed into moto (server mode)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "infra" / "cfn" / "vsrflow.yaml"
+REGION = "us-east-1"
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short tags as their long form."""
+
+
+def _tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    data = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
+    assert isinstance(data, dict)
+    return data
+
+
+def test_cfn_lint_is_clean() -> None:
+    exe = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
+    assert exe, "cfn-lint is in the dev extra"
+    proc = subprocess.run([exe, str(TEMPLATE)], capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for res in template["Resources"].values():
+        props = res.get("Properties", {})
+        docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+        if "PolicyDocument" in props:
+            docs.append(props["PolicyDocument"])
+        for doc in docs:
+            out.extend(doc["Statement"])
+    return out
+
+
+def test_least_privilege(template: dict[str, Any]) -> None:
+    text = TEMPLATE.read_text()
+    assert "FullAccess" not in text and "ManagedPolicyArns" not in text
+    allows = [s for s in _statements(template) if s["Effect"] == "Allow"]
+    for statement in allows:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in a for a in actions), statement
+        if statement["Resource"] == "*":
+            assert actions == ["ec2:DescribeInstances"], statement  # no resource-level permissions exist
+    send = [s for s in allows if s["Action"] == "ssm:SendCommand"]
+    assert len(send) == 2
+    by_sid = {s["Sid"]: s for s in send}
+    document = by_sid["SendCommandDocument"]
+    assert document["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript"
+    }
+    instances = by_sid["SendCommandClusterInstances"]
+    assert "instance/*" in instances["Resource"]["Fn::Sub"]
+    assert instances["Condition"] == {
+        "StringEquals": {"ssm:resourceTag/parallelcluster:cluster-name": {"Ref": "ClusterName"}}
+    }
+    # Every bucket blocks public access, is encrypted and denies plain HTTP.
+    resources = template["Resources"]
+    buckets = [k for k, r in resources.items() if r["Type"] == "AWS::S3::Bucket"]
+    assert len(buckets) == 2
+    for name in buckets:
+        props = resources[name]["Properties"]
+        assert all(props["PublicAccessBlockConfiguration"].values())
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        policies = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": name}
+        ]
+        (policy,) = policies
+        deny = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_notifications_cover_every_video_suffix(template: dict[str, Any]) -> None:
+    props = template["Resources"]["MediaBucket"]["Properties"]
+    configs = props["NotificationConfiguration"]["LambdaConfigurations"]
+    seen = set()
+    for config in configs:
+        assert config["Event"] == "s3:ObjectCreated:*"
+        assert config["Function"] == {"Fn::GetAtt": ["TriggerFunction", "Arn"]}
+        rules = {r["Name"]: r["Value"] for r in config["Filter"]["S3Key"]["Rules"]}
+        assert rules["prefix"] == {"Ref": "UploadPrefix"}
+        seen.add(rules["suffix"])
+    assert seen == {s for ext in (".mp4", ".mkv", ".mov", ".m4v") for s in (ext, ext.upper())}
+    permission = template["Resources"]["TriggerPermission"]["Properties"]
+    assert permission["Principal"] == "s3.amazonaws.com" and "SourceAccount" in permission
+    retry = template["Resources"]["TriggerInvokeConfig"]["Properties"]
+    assert retry["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+    }
+
+
+# ---- deployed into moto ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_session(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch_module.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch_module.setenv(name, "testing")
+    monkeypatch_module.delenv("AWS_PROFILE", raising=False)
+    try:
+        yield boto3.session.Session(region_name=REGION)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    moto_session: boto3.session.Session, tmp_path_factory: pytest.TempPathFactory, template: dict[str, Any]
+) -> dict[str, Any]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_package", REPO / "lambda" / "build_package.py")
+    assert spec is not None and spec.loader is not None
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    package = builder.build(tmp_path_factory.mktemp("lambda") / "pkg.zip")
+    s3 = moto_session.client("s3")
+    s3.create_bucket(Bucket="vsrflow-artifacts")
+    s3.put_object(Bucket="vsrflow-artifacts", Key="lambda/pkg.zip", Body=package.read_bytes())
+    cfn = moto_session.client("cloudformation")
+    params = {
+        "MediaBucketName": "vsrflow-media-test",
+        "ClusterName": "vsr-test",
+        "LambdaCodeBucket": "vsrflow-artifacts",
+        "LambdaCodeKey": "lambda/pkg.zip",
+        "MaxObjectBytes": "1000000",
+    }
+    cfn.create_stack(
+        StackName="vsrflow",
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stack = cfn.describe_stacks(StackName="vsrflow")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack
+    resources = cfn.describe_stack_resources(StackName="vsrflow")["StackResources"]
+    physical = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources if "LogicalResourceId" in r
+    }
+    defaults = {k: str(v["Default"]) for k, v in template["Parameters"].items() if "Default" in v}
+    _complete_moto_gaps(moto_session, template, physical, {**defaults, **params})
+    return {
+        "outputs": {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]},
+        # Types moto's CloudFormation does not implement come back without ids.
+        "resources": {
+            r["LogicalResourceId"]: r.get("PhysicalResourceId") for r in resources if "LogicalResourceId" in r
+        },
+    }
+
+
+def _resolve(value: Any, physical: dict[str, str], params: dict[str, str]) -> Any:
+    """The few intrinsics the bucket policies and table use (Ref, GetAtt Arn of a bucket, Sub)."""
+    pseudo = {
+        "AWS::Partition": "aws",
+        "AWS::Region": REGION,
+        "AWS::AccountId": "123456789012",
+        "AWS::StackName": "vsrflow",
+    }
+
+    def ref(name: str) -> str:
+        if name.endswith(".Arn"):
+            return f"arn:aws:s3:::{physical[name[:-4]]}"
+        return {**pseudo, **params, **physical}[name]
+
+    if isinstance(value, list):
+        return [_resolve(v, physical, params) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value:
+        return ref(value["Ref"])
+    if "Fn::GetAtt" in value:
+        return ref(".".join(value["Fn::GetAtt"]))
+    if "Fn::Sub" in value:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: ref(m.group(1)), value["Fn::Sub"])
+    return {k: _resolve(v, physical, params) for k, v in value.items()}
+
+
+def _complete_moto_gaps(
+    session: boto3.session.Session, template: dict[str, Any], physical: dict[str, str], params: dict[str, str]
+) -> None:
+    """Apply, through the real APIs, the template properties moto's CloudFormation skips:
+    bucket public access blocks and policies, and the table's TTL."""
+    s3, ddb = session.client("s3"), session.client("dynamodb")
+    for logical, res in template["Resources"].items():
+        props = _resolve(res.get("Properties", {}), physical, params)
+        if res["Type"] == "AWS::S3::Bucket":
+            s3.put_public_access_block(
+                Bucket=physical[logical],
+                PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"],
+            )
+        elif res["Type"] == "AWS::S3::BucketPolicy":
+            s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+        elif res["Type"] == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
+            ddb.update_time_to_live(
+                TableName=physical[logical], TimeToLiveSpecification=props["TimeToLiveSpecification"]
+            )
+
+
+def test_stack_outputs_and_data_stores(moto_session: boto3.session.Session, deployed: dict[str, Any]) -> None:
+    out = deployed["outputs"]
+    assert {"BucketName", "TableName", "TopicArn", "DLQUrl", "FunctionName"} <= set(out)
+    assert out["BucketName"] == "vsrflow-media-test"
+    s3 = moto_session.client("s3")
+    rules = s3.get_bucket_encryption(Bucket=out["BucketName"])["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=out["BucketName"])["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    policy = json.loads(s3.get_bucket_policy(Bucket=out["BucketName"])["Policy"])
+    (deny,) = policy["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == ["arn:aws:s3:::vsrflow-media-test", "arn:aws:s3:::vsrflow-media-test/*"]
+    ddb = moto_session.client("dynamodb")
+    ttl = ddb.describe_time_to_live(TableName=out["TableName"])["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    table = ddb.describe_table(TableName=out["TableName"])["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
+    sns = moto_session.client("sns")
+    assert sns.get_topic_attributes(TopicArn=out["TopicArn"])["Attributes"]["TopicArn"] == out["TopicArn"]
+    sqs = moto_session.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=out["DLQUrl"], AttributeNames=["All"])["Attributes"]
+    assert attrs["MessageRetentionPeriod"] == "1209600"
+
+
+def test_function_is_wired_to_the_stack(
+    moto_session: boto3.session.Session, deployed: dict[str, Any]
+) -> None:
+    out = deployed["outputs"]
+    lam = moto_session.client("lambda")
+    config = lam.get_function_configuration(FunctionName=out["FunctionName"])
+    assert (config["Runtime"], config["Handler"], config["Timeout"]) == ("python3.11", "app.handler", 60)
+    env = config["Environment"]["Variables"]
+    assert env["VSRFLOW_AWS_BUCKET"] == out["BucketName"]
+    assert env["VSRFLOW_AWS_TABLE"] == out["TableName"]
+    assert env["VSRFLOW_AWS_TOPIC_ARN"] == out["TopicArn"]
+    assert env["VSRFLOW_AWS_CLUSTER_NAME"] == "vsr-test"
+    assert str(env["VSRFLOW_AWS_MAX_OBJECT_BYTES"]) == "1000000"  # moto keeps the Number type
+    # The settings the function will build from this environment are valid.
+    from vsrflow.config import Settings
+
+    aws = Settings.from_env({k: str(v) for k, v in env.items()}).aws
+    assert aws.upload_prefixes == ("uploads/",) and aws.preset_for("anime") == ("anime", 2.0)
+    assert int(env["VSRFLOW_AWS_CLAIM_SECONDS"]) > config["Timeout"]
+    # The execution role carries the template's inline policy, nothing managed.
+    iam = moto_session.client("iam")
+    role = config["Role"].rsplit("/", 1)[1]
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    if isinstance(document, str):  # moto's CloudFormation stores the Python repr of the document
+        document = ast.literal_eval(document)
+    send = [s for s in document["Statement"] if s["Action"] == "ssm:SendCommand"]
+    assert {s["Resource"] for s in send} == {
+        "arn:aws:ssm:us-east-1::document/AWS-RunShellScript",
+        "arn:aws:ec2:us-east-1:123456789012:instance/*",
+    }
+    cond = [s["Condition"] for s in send if "Condition" in s]
+    assert cond == [{"StringEquals": {"ssm:resourceTag/parallelcluster:cluster-name": "vsr-test"}}]
+    reads = [s for s in document["Statement"] if s.get("Sid") == "ReadUploads"]
+    assert reads[0]["Resource"] == "arn:aws:s3:::vsrflow-media-test/uploads/*"
+
+
+def test_template_notifications_apply_to_the_bucket(
+    moto_session: boto3.session.Session, deployed: dict[str, Any], template: dict[str, Any]
+) -> None:
+    """moto's CloudFormation skips NotificationConfiguration; S3 itself accepts the template's."""
+    out = deployed["outputs"]
+    lam = moto_session.client("lambda")
+    arn = lam.get_function_configuration(FunctionName=out["FunctionName"])["FunctionArn"]
+    configs = template["Resources"]["MediaBucket"]["Properties"]["NotificationConfiguration"]
+    resolved = [
+        {
+            "Events": [c["Event"]],
+            "LambdaFunctionArn": arn,
+            "Filter": {
+                "Key": {
+                    "FilterRules": [
+                        {
+                            "Name": r["Name"],
+                            "Value": "uploads/" if isinstance(r["Value"], dict) else r["Value"],
+                        }
+                        for r in c["Filter"]["S3Key"]["Rules"]
+                    ]
+                }
+            },
+        }
+        for c in configs["LambdaConfigurations"]
+    ]
+    s3 = moto_session.client("s3")
+    s3.put_bucket_notification_configuration(
+        Bucket=out["BucketName"], NotificationConfiguration={"LambdaFunctionConfigurations": resolved}
+    )
+    applied = s3.get_bucket_notification_configuration(Bucket=out["BucketName"])
+    assert len(applied["LambdaFunctionConfigurations"]) == 8
+    suffixes = {
+        r["Value"]
+        for c in applied["LambdaFunctionConfigurations"]
+        for r in c["Filter"]["Key"]["FilterRules"]
+        if r["Name"].lower() == "suffix"
+    }
+    assert ".mp4" in suffixes and ".M4V" in suffixes

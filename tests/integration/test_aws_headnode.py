@@ -1,0 +1,243 @@
+"""The head-node side against moto in server mode: trigger -> `vsrflow submit --job-id` -> S3.
+
+The real CLI runs in a child process (as SSM would run it) and reaches the same moto server through
+``AWS_ENDPOINT_URL``; the stages run with the local executor (the Slurm chain runs the same
+``vsrflow job <stage>`` commands, each wrapped the same way).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import boto3
+import pytest
+
+from tests.conftest import run_cli
+from tests.mediagen import make_video
+from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.trigger import handle_event
+from vsrflow.config import Settings
+
+REGION = "us-east-1"
+BUCKET = "vsrflow-media-it"
+TABLE = "vsrflow-jobs-it"
+CLUSTER = "vsr-it"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class World:
+    """A moto server with the stack's data stores, a head node and an SNS -> SQS subscriber."""
+
+    def __init__(self, endpoint: str, jobs_root: Path, base_env: dict[str, str]) -> None:
+        session = boto3.session.Session(region_name=REGION)
+        self.s3 = session.client("s3", endpoint_url=endpoint)
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        session.client("dynamodb", endpoint_url=endpoint).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        sns = session.client("sns", endpoint_url=endpoint)
+        topic = sns.create_topic(Name="vsrflow-it")["TopicArn"]
+        self.sqs = session.client("sqs", endpoint_url=endpoint)
+        self.queue = self.sqs.create_queue(QueueName="notices-it")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]
+        sns.subscribe(
+            TopicArn=topic,
+            Protocol="sqs",
+            Endpoint=arn["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        tags = [
+            {"Key": "parallelcluster:cluster-name", "Value": CLUSTER},
+            {"Key": "parallelcluster:node-type", "Value": "HeadNode"},
+        ]
+        session.client("ec2", endpoint_url=endpoint).run_instances(
+            ImageId="ami-12c6146b",
+            MinCount=1,
+            MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        self.env = {
+            **base_env,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "VSRFLOW_AWS_BUCKET": BUCKET,
+            "VSRFLOW_AWS_TABLE": TABLE,
+            "VSRFLOW_AWS_TOPIC_ARN": topic,
+            "VSRFLOW_AWS_CLUSTER_NAME": CLUSTER,
+            "VSRFLOW_AWS_REGION": REGION,
+            "VSRFLOW_AWS_ENDPOINT_URL": endpoint,
+            "VSRFLOW_AWS_EXECUTOR": "local",
+            "VSRFLOW_AWS_JOBS_ROOT": str(jobs_root),
+            "VSRFLOW_AWS_CHUNK_SECONDS": "0.2",
+            # Tiny outputs still go through the multipart path (one part).
+            "VSRFLOW_AWS_MULTIPART_BYTES": "1024",
+        }
+        self.settings = Settings.from_env(self.env)
+        self.clients = AwsClients(self.settings.aws)
+
+    def trigger(self, key: str, body: bytes) -> dict[str, Any]:
+        put = self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        record = {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "eventTime": "2026-11-21T10:00:00.000Z",
+            "s3": {
+                "bucket": {"name": BUCKET},
+                "object": {
+                    "key": quote_plus(key, safe="/"),
+                    "size": len(body),
+                    "eTag": put["ETag"].strip('"'),
+                    "versionId": put["VersionId"],
+                },
+            },
+        }
+        (summary,) = handle_event({"Records": [record]}, self.settings, self.clients)["records"]
+        assert summary["outcome"] == "submitted", summary
+        return dict(summary)
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        body = self.s3.get_object(Bucket=BUCKET, Key=f"jobs/{job_id}/status.json")["Body"].read()
+        return dict(json.loads(body))
+
+    def history(self, job_id: str) -> list[str]:
+        """Every state status.json went through, oldest first (the bucket is versioned)."""
+        key = f"jobs/{job_id}/status.json"
+        versions = self.s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
+        states = []
+        for v in reversed(versions):  # S3 lists versions newest first (LastModified is per second)
+            body = self.s3.get_object(Bucket=BUCKET, Key=key, VersionId=v["VersionId"])["Body"].read()
+            states.append(json.loads(body)["text"].split(":")[0])
+        return states
+
+    def notices(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            msgs = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+
+    def outputs(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix="outputs/").get("Contents", [])
+        return [o["Key"] for o in listing]
+
+
+@pytest.fixture(scope="module")
+def world(model_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        with pytest.MonkeyPatch.context() as mp:  # this process's clients (the trigger) too
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                mp.setenv(name, "testing")
+            mp.delenv("AWS_PROFILE", raising=False)
+            yield World(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("jobs"), model_env)
+    finally:
+        server.stop()
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return dict(json.loads(proc.stdout))
+
+
+def test_upload_is_upscaled_delivered_and_announced(world: World, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "clip.mp4", size=(64, 48), frames=12, audio_tracks=1)
+    key = "uploads/anime/my clip $(touch x) `id`.mp4"
+    summary = world.trigger(key, clip.read_bytes())
+    job_id = summary["job_id"]
+    assert world.status(job_id)["state"] == "queued"
+
+    proc = run_cli(["submit", "--job-id", job_id], world.env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+    out_key = "outputs/anime/my clip $(touch x) `id`_x2.mp4"
+    assert world.outputs() == [out_key]
+    status = world.status(job_id)
+    assert status["state"] == "done", status
+    assert status["output"] == f"s3://{BUCKET}/{out_key}"
+    assert status["text"].startswith("done") and status["done_chunks"] == status["total_chunks"] >= 1
+    # queued (trigger, then head node) -> extracting -> upscaling k/N per chunk -> encoding -> done
+    steps = [
+        state
+        for i, state in enumerate(world.history(job_id))
+        if i == 0 or state != world.history(job_id)[i - 1]
+    ]
+    n = status["total_chunks"]
+    assert steps[:2] == ["queued", "extracting"] and steps[-2:] == ["encoding", "done"], steps
+    assert steps[2:-2] == [f"upscaling {k}/{n}" for k in range(n + 1)], steps
+    head = world.s3.head_object(Bucket=BUCKET, Key=out_key)
+    assert head["ETag"].strip('"').endswith("-1")  # a (one-part) multipart upload
+    meta = head["Metadata"]
+    assert meta["job-id"] == job_id and meta["scale"] == "2" and meta["model"] == "realesr-animevideov3"
+    assert meta["source-key"] == quote(key, safe="/") and meta["source-version"]
+    got = tmp_path / "out.mp4"
+    world.s3.download_file(BUCKET, out_key, str(got))
+    streams = _probe(got)["streams"]
+    video = [s for s in streams if s["codec_type"] == "video"]
+    assert (video[0]["width"], video[0]["height"]) == (128, 96)
+    assert [s["codec_type"] for s in streams].count("audio") == 1
+    notices = world.notices()
+    assert [(n["job_id"], n["state"], n["output"]) for n in notices] == [
+        (job_id, "done", f"s3://{BUCKET}/{out_key}")
+    ]
+    # The same command again (SSM retried it) does nothing; `vsrflow status` reads S3.
+    again = run_cli(["submit", "--job-id", job_id], world.env, timeout=120)
+    assert again.returncode == 0 and "already submitted" in again.stdout, again.stderr
+    shown = run_cli(["status", job_id], world.env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert f"{job_id}: done: s3://{BUCKET}/{out_key}" in shown.stdout
+    assert world.notices() == []
+
+
+def test_corrupt_upload_fails_with_a_reason_and_no_output(world: World) -> None:
+    before = world.outputs()
+    summary = world.trigger("uploads/anime/corrupt.mp4", b"this is not a video" * 100)
+    job_id = summary["job_id"]
+    proc = run_cli(["submit", "--job-id", job_id], world.env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    status = world.status(job_id)
+    assert status["state"] == "failed" and status["reason"].startswith("extract:"), status
+    # The reason names what the user uploaded, not the staged copy's head-node path.
+    assert "s3://" in status["reason"] and "corrupt.mp4" in status["reason"], status
+    assert "/source/input" not in status["reason"], status
+    assert world.outputs() == before
+    (notice,) = world.notices()
+    assert (notice["job_id"], notice["state"]) == (job_id, "failed")
+    shown = run_cli(["status", job_id], world.env, timeout=120)
+    assert shown.returncode == 0 and "failed: extract:" in shown.stdout
+
+
+def test_bad_job_ids_never_reach_s3(world: World) -> None:
+    proc = run_cli(["submit", "--job-id", "../$(id)"], world.env, timeout=120)
+    assert proc.returncode == 2 and "invalid job id" in proc.stderr
+    missing = run_cli(["submit", "--job-id", "0123456789abcdef"], world.env, timeout=120)
+    assert missing.returncode == 2 and "request.json not found" in missing.stderr

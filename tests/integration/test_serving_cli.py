@@ -1,0 +1,63 @@
+"""``vsrflow serve``: ready only after a real invocation, loopback only, clean stop of the whole tree."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import run_cli
+from tests.servinglib import MODEL, free_ports, server_processes
+from vsrflow.serving.client import EndpointClient
+
+
+def test_serve_warms_up_reports_ready_and_stops_cleanly(model_env: dict[str, str], tmp_path: Path) -> None:
+    port = free_ports(1)
+    state, ready = tmp_path / "state", tmp_path / "ready"
+    argv = [
+        sys.executable, "-m", "vsrflow", "serve", "--model", MODEL, "--scale", "2", "--port", str(port),
+        "--state-dir", str(state), "--ready-file", str(ready),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        argv,
+        env=model_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the warm-up invocation has answered
+        assert line.startswith(f"ready: http://127.0.0.1:{port} model {MODEL} x2 on CPU"), line + (
+            proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+        )
+        assert ready.read_text().strip() == f"http://127.0.0.1:{port}"
+        assert "first invocation" in line and (state / "server.log").is_file()
+        out = EndpointClient("127.0.0.1", port).upscale_frames(np.zeros((1, 8, 8, 3), np.uint8))
+        assert out.shape == (1, 16, 16, 3)
+        assert server_processes(state), "the server tree runs under the state dir"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not ready.exists(), "the ready file goes with the endpoint"
+    deadline = time.monotonic() + 10
+    while server_processes(state) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server_processes(state) == [], "no Java server or Python worker outlives `vsrflow serve`"
+    assert not EndpointClient("127.0.0.1", port).ping()
+
+
+def test_serve_refuses_bad_input_before_starting(model_env: dict[str, str], tmp_path: Path) -> None:
+    proc = run_cli(["serve", "--model", "no-such-model", "--port", "9"], model_env, timeout=60)
+    assert proc.returncode == 2 and "no-such-model" in proc.stderr
+    env = dict(model_env, VSRFLOW_CACHE_DIR=str(tmp_path / "empty"))
+    proc = run_cli(["serve", "--model", MODEL], env, timeout=60)
+    assert proc.returncode == 2 and f"no weights for {MODEL}" in proc.stderr

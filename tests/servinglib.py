@@ -1,0 +1,77 @@
+"""Helpers for the model endpoint tests: start real endpoints (Multi Model Server) and prepare jobs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import psutil
+
+from tests.integration.test_slurm_emulator import _free_port_block
+from vsrflow.serving.server import Endpoint
+from vsrflow.serving.spec import EndpointSpec
+from vsrflow.workflow import stages
+from vsrflow.workflow.jobdir import JobDir
+from vsrflow.workflow.jobspec import EncoderSpec, JobSpec, file_identity
+
+MODEL = "realesr-animevideov3"
+SCALE = 2.0
+READY_TIMEOUT = 120.0
+
+
+def free_ports(count: int) -> int:
+    """First of ``count`` consecutive free ports."""
+    return _free_port_block(count)
+
+
+def endpoint(cache_dir: Path, port: int, state_dir: Path, *, read_timeout: float = 600.0) -> Endpoint:
+    """A CPU endpoint serving :data:`MODEL` at :data:`SCALE` from the test weight cache."""
+    spec = EndpointSpec(model=MODEL, scale=SCALE, device="cpu", cache_dir=cache_dir, port=port)
+    return Endpoint(spec, state_dir=state_dir, response_timeout=read_timeout)
+
+
+@contextlib.contextmanager
+def running(endpoints: Sequence[Endpoint]) -> Iterator[Sequence[Endpoint]]:
+    """Start every endpoint at once, wait until each is warm, stop them all on exit."""
+    try:
+        for ep in endpoints:
+            ep.start()
+        for ep in endpoints:
+            ep.wait_ready(READY_TIMEOUT)
+        yield endpoints
+    finally:
+        for ep in endpoints:
+            ep.terminate()
+        for ep in endpoints:
+            ep.stop()
+
+
+def server_processes(state_dir: Path) -> list[psutil.Process]:
+    """Live processes whose command line names ``state_dir`` (Java server, launcher, worker)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and any(str(state_dir) in a for a in proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def prepare_job(root: Path, clip: Path, *, chunk_frames: int = 25, codec: str = "ffv1") -> JobDir:
+    """A job for ``clip`` at :data:`MODEL` x :data:`SCALE`, extracted (planned) and ready for chunks."""
+    root.mkdir(parents=True, exist_ok=True)
+    spec = JobSpec(
+        source=str(clip.resolve()),
+        destination=str((root / "out.mkv").resolve()),
+        model=MODEL,
+        preset=None,
+        scale=SCALE,
+        encoder=EncoderSpec(codec=codec, crf=18, preset="medium", pix_fmt=None),
+        chunk_frames=chunk_frames,
+        chunk_seconds=None,
+    )
+    job = JobDir.create(root, spec, spec.job_id(file_identity(clip.resolve())))
+    stages.extract(job)
+    return job

@@ -1,0 +1,296 @@
+"""bootstrap/*.sh: shellcheck clean, and the node scripts run for real in dry-run mode under a
+temporary root (DRY_RUN=1 + VSRFLOW_BOOTSTRAP_ROOT): files are written there, commands with effects
+outside it are recorded, and the GPU endpoints' readiness is checked for real against stand-ins
+that a tiny fake systemd starts from the unit files the script wrote."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from vsrflow.cluster.render import render_values
+from vsrflow.config import Settings
+
+BOOTSTRAP = REPO / "bootstrap"
+# The arguments the cluster template really passes (values/dev.yaml): scripts and template agree.
+DEV = render_values(REPO / "infra" / "cluster" / "values" / "dev.yaml").config
+QUEUES = {q["Name"]: q for q in DEV["Scheduling"]["SlurmQueues"]}
+HEAD_ARGS: list[str] = DEV["HeadNode"]["CustomActions"]["OnNodeConfigured"]["Args"]
+CPU_ARGS: list[str] = QUEUES["cpu"]["CustomActions"]["OnNodeConfigured"]["Args"]
+GPU_ARGS: list[str] = QUEUES["gpu"]["CustomActions"]["OnNodeConfigured"]["Args"]
+COMMON_ARGS = HEAD_ARGS
+
+
+def _with(args: list[str], **changes: str) -> list[str]:
+    """``args`` with flag values replaced: ``_with(a, base_port="9000")`` sets ``--base-port 9000``."""
+    out = list(args)
+    for name, value in changes.items():
+        flag = "--" + name.replace("_", "-")
+        out[out.index(flag) + 1] = value
+    return out
+
+
+def _run(
+    script: str, args: list[str], root: Path | None, *, dry_run: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root or "/tmp")}
+    if dry_run:
+        env["DRY_RUN"] = "1"
+    if root is not None:
+        env["VSRFLOW_BOOTSTRAP_ROOT"] = str(root)
+    return subprocess.run(
+        ["bash", str(BOOTSTRAP / script), *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def _commands(root: Path) -> list[str]:
+    log = root / "commands.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _env_file(root: Path) -> dict[str, str]:
+    lines = (root / "etc" / "vsrflow" / "vsrflow.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: `make slurm-deps` installs it (Debian package shellcheck)"
+    scripts = sorted(str(p) for p in BOOTSTRAP.glob("*.sh"))
+    assert len(scripts) == 4
+    proc = subprocess.run(
+        [shellcheck, "-x", "--severity=style", *scripts], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_every_script_is_strict() -> None:
+    for name in ("head-node.sh", "cpu-node.sh", "gpu-node.sh"):
+        text = (BOOTSTRAP / name).read_text()
+        assert text.startswith("#!/bin/bash\n") and "\nset -euo pipefail\n" in text, name
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "extras"), [("head-node.sh", HEAD_ARGS, "aws"), ("cpu-node.sh", CPU_ARGS, "aws")]
+)
+def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
+    tmp_path: Path, script: str, args: list[str], extras: str
+) -> None:
+    proc = _run(script, args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    commands = _commands(tmp_path)
+    wheel = f"{tmp_path}/opt/vsrflow/wheels/vsrflow-0.1.0-py3-none-any.whl"
+    assert (
+        "aws s3 cp --only-show-errors --region us-east-1 "
+        f"s3://vsrflow-artifacts-dev/wheels/vsrflow-0.1.0-py3-none-any.whl {wheel}"
+    ) in commands
+    assert f"python3.11 -m venv {tmp_path}/opt/vsrflow/venv" in commands
+    pip = [c for c in commands if " install --quiet vsrflow" in c]
+    assert len(pip) == 1 and f"vsrflow\\[{extras}\\]\\ @\\ file://{wheel}" in pip[0], pip
+    assert not any(c.startswith(("systemctl", "nvidia-smi")) for c in commands)
+
+    # The env file speaks Settings' language: what vsrflow on the node will actually use.
+    settings = Settings.from_env(_env_file(tmp_path))
+    assert settings.slurm.cpu_partition == "cpu" and settings.slurm.gpu_partition == "gpu"
+    assert settings.slurm.bin_dir == Path("/opt/slurm/bin")
+    assert settings.aws.bucket == "vsrflow-media-dev" and settings.aws.region == "us-east-1"
+    assert settings.aws.cluster_name == "vsrflow-dev"
+    assert settings.aws.jobs_root == Path("/fsx/vsrflow/jobs")
+    assert settings.cache_dir == Path("/fsx/vsrflow/cache")
+    assert settings.endpoint.base_port == 8080 and settings.log_level == "DEBUG"
+    assert (tmp_path / "fsx" / "vsrflow" / "jobs").is_dir()
+    assert "ready: vsrflow 0.1.0" in proc.stderr
+
+    # Rerunning (a node replaced, a retried action) converges to the same files.
+    before = (tmp_path / "etc" / "vsrflow" / "vsrflow.env").read_text()
+    assert _run(script, args, tmp_path).returncode == 0
+    assert (tmp_path / "etc" / "vsrflow" / "vsrflow.env").read_text() == before
+
+
+def test_wrapper_loads_the_configuration_and_passes_arguments_verbatim(tmp_path: Path) -> None:
+    assert _run("head-node.sh", COMMON_ARGS, tmp_path).returncode == 0
+    fake = tmp_path / "opt" / "vsrflow" / "venv" / "bin" / "vsrflow"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/bash\nprintf "%s\\n" "$VSRFLOW_AWS_BUCKET" "$@"\n')
+    fake.chmod(0o755)
+    wrapper = tmp_path / "usr" / "local" / "bin" / "vsrflow"
+    proc = subprocess.run(
+        [str(wrapper), "submit", "--job-id", "a b;$(touch x)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["vsrflow-media-dev", "submit", "--job-id", "a b;$(touch x)"]
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--region"], "--region needs a value"),
+        (["--colour", "blue"], "unknown argument '--colour'"),
+        (["--version", ">=0.1"], "--version='>=0.1' is not an exact version"),
+        (["--bucket", "bad bucket; rm -rf /"], "--bucket='bad bucket; rm -rf /' is not an S3 bucket name"),
+        (["--shared-dir", "/fsx/$(reboot)"], "--shared-dir="),
+        (["--wheel-uri", "s3://b/wheels/vsrflow-9.9.9-py3-none-any.whl"], "wheel"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_runs(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = _run("head-node.sh", [*COMMON_ARGS, *args], tmp_path)
+    assert proc.returncode == 1
+    assert "FATAL" in proc.stderr and message in proc.stderr, proc.stderr
+    assert _commands(tmp_path) == []
+    assert not (tmp_path / "etc").exists()
+
+
+def test_gpu_model_id_is_validated(tmp_path: Path) -> None:
+    args = _with(GPU_ARGS, model="x;reboot")
+    proc = _run("gpu-node.sh", args, tmp_path)
+    assert proc.returncode == 1 and "--model='x;reboot' is not a model id" in proc.stderr
+    assert _commands(tmp_path) == []
+
+
+def test_dry_run_needs_a_temporary_root_and_real_runs_refuse_one(tmp_path: Path) -> None:
+    proc = _run("cpu-node.sh", COMMON_ARGS, None)
+    assert proc.returncode == 1 and "DRY_RUN=1 needs VSRFLOW_BOOTSTRAP_ROOT" in proc.stderr
+    proc = _run("cpu-node.sh", COMMON_ARGS, tmp_path, dry_run=False)
+    assert proc.returncode == 1 and "only for DRY_RUN=1 tests" in proc.stderr
+
+
+def test_script_without_lib_and_lib_uri_fails_loudly(tmp_path: Path) -> None:
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(BOOTSTRAP / "cpu-node.sh", alone / "cpu-node.sh")
+    args = [a for a in COMMON_ARGS if "lib" not in a]
+    proc = subprocess.run(
+        ["bash", str(alone / "cpu-node.sh"), *args], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1 and "no lib.sh next to" in proc.stderr
+
+
+# --- GPU nodes: endpoints, one per GPU, must come up warm --------------------------------------
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            base: int = a.getsockname()[1]
+            if base >= 65000:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", base + 1))
+                except OSError:
+                    continue
+            return base
+    raise RuntimeError("no two consecutive free ports")
+
+
+class _Ping(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/ping" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+class FakeSystemd:
+    """Stands in for systemd + ``vsrflow serve``: for every unit the script enables (seen in the
+    recorded commands), it reads the unit file, serves /ping on the ExecStart port and, if
+    ``warm``, appends the ``ready:`` line to the unit's StandardOutput log as vsrflow serve does."""
+
+    def __init__(self, root: Path, *, warm: bool) -> None:
+        self.root, self.warm = root, warm
+        self.started: list[tuple[int, int]] = []  # (gpu, port)
+        self.servers: list[http.server.HTTPServer] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> FakeSystemd:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for line in _commands(self.root):
+                m = re.fullmatch(r"systemctl enable --now (vsrflow-serve-(\d+)\.service)", line)
+                if m and int(m.group(2)) not in {g for g, _ in self.started}:
+                    self._start(m.group(1), int(m.group(2)))
+            time.sleep(0.05)
+
+    def _start(self, unit: str, gpu: int) -> None:
+        text = (self.root / "etc" / "systemd" / "system" / unit).read_text()
+        exec_start = re.search(r"^ExecStart=(.*)$", text, re.M)
+        log = re.search(r"^StandardOutput=append:(.*)$", text, re.M)
+        assert exec_start and log, text
+        argv = exec_start.group(1).split()
+        assert argv[1:3] == ["serve", "--model"] and argv[argv.index("--gpu") + 1] == str(gpu), argv
+        port = int(argv[argv.index("--port") + 1])
+        server = http.server.HTTPServer(("127.0.0.1", port), _Ping)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers.append(server)
+        self.started.append((gpu, port))
+        if self.warm:
+            with open(log.group(1), "a") as fh:
+                fh.write(f"ready: http://127.0.0.1:{port} model {argv[3]} on GPU {gpu}\n")
+
+
+@pytest.fixture()
+def base_port() -> Iterator[int]:
+    yield _free_port_pair()
+
+
+def test_gpu_node_starts_one_warm_endpoint_per_gpu(tmp_path: Path, base_port: int) -> None:
+    args = _with(GPU_ARGS, gpus="2", base_port=str(base_port), warm_timeout="60")
+    with FakeSystemd(tmp_path, warm=True) as systemd:
+        proc = _run("gpu-node.sh", args, tmp_path, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(systemd.started) == [(0, base_port), (1, base_port + 1)]
+    assert (
+        f"all 2 endpoint(s) of realesr-animevideov3 are warm (ports {base_port}-{base_port + 1})"
+        in proc.stderr
+    )
+    commands = _commands(tmp_path)
+    assert commands[0] == "nvidia-smi --list-gpus"
+    pip = next(c for c in commands if " install --quiet vsrflow" in c)
+    assert "vsrflow\\[gpu\\,serve\\,aws\\]" in pip
+    fetch = f"{tmp_path}/usr/local/bin/vsrflow models fetch realesr-animevideov3"
+    assert commands.index(fetch) < commands.index("systemctl daemon-reload")
+    unit = (tmp_path / "etc" / "systemd" / "system" / "vsrflow-serve-1.service").read_text()
+    assert f"--model realesr-animevideov3 --port {base_port + 1} --gpu 1 --ready-timeout 60" in unit
+    assert "Restart=on-failure" in unit
+
+
+def test_gpu_node_fails_loudly_when_endpoints_do_not_warm(tmp_path: Path, base_port: int) -> None:
+    # Endpoint 0 answers /ping but never finishes its warm-up invocation; endpoint 1 never starts.
+    args = _with(GPU_ARGS, gpus="2", base_port=str(base_port), warm_timeout="2")
+    with FakeSystemd(tmp_path, warm=False):
+        start = time.monotonic()
+        proc = _run("gpu-node.sh", args, tmp_path, timeout=60)
+        elapsed = time.monotonic() - start
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "FATAL: model endpoint(s) on GPU 0 1 not warm after 2 s" in last, proc.stderr
+    assert elapsed < 30
