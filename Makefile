@@ -98,7 +98,7 @@ IMAGE_REPO ?= vsrflow-endpoint
 IMAGE_TAG  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # `make images BAKE_MODELS="realesr-animevideov3 RealESRGAN_x4plus"` bakes weights into the image.
 BAKE_MODELS ?=
-.PHONY: serve-deps images
+.PHONY: serve-deps images bench-endpoint
 
 serve-deps: ## Java runtime for Multi Model Server (Debian openjdk-17-jre-headless)
 	@if command -v java >/dev/null; then exit 0; fi; \
@@ -106,6 +106,10 @@ serve-deps: ## Java runtime for Multi Model Server (Debian openjdk-17-jre-headle
 	else echo "vsrflow serve needs Java: install the Debian package openjdk-17-jre-headless" >&2; exit 1; fi; \
 	$$SUDO apt-get update -qq; \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+
+bench-endpoint: install serve-deps ## endpoint overhead per 60 s chunk vs in-process -> bench/results/endpoint-<host>.json
+	$(BIN)/vsrflow models import-ncnn realesr-animevideov3
+	$(BIN)/python bench/bench_endpoint.py
 
 images: ## build + push the endpoint image: IMAGE_REPO=<registry>/vsrflow-endpoint [IMAGE_TAG=..] [BAKE_MODELS=..]
 	docker build -f containers/Dockerfile --build-arg BAKE_MODELS="$(BAKE_MODELS)" \

@@ -17,25 +17,28 @@ from vsrflow.serving.client import EndpointClient
 
 def test_serve_warms_up_reports_ready_and_stops_cleanly(model_env: dict[str, str], tmp_path: Path) -> None:
     port = free_ports(1)
-    state, ready = tmp_path / "state", tmp_path / "ready"
+    state, ready, errors = tmp_path / "state", tmp_path / "ready", tmp_path / "stderr.txt"
     argv = [
         sys.executable, "-m", "vsrflow", "serve", "--model", MODEL, "--scale", "2", "--port", str(port),
         "--state-dir", str(state), "--ready-file", str(ready),
     ]  # fmt: skip
+    err_fh = errors.open("w")  # a file, not a pipe nobody drains
     proc = subprocess.Popen(
         argv,
         env=model_env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=err_fh,
         text=True,
         stdin=subprocess.DEVNULL,
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # blocks until the warm-up invocation has answered
-        assert line.startswith(f"ready: http://127.0.0.1:{port} model {MODEL} x2 on CPU"), line + (
-            proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
-        )
+        if not line.startswith(f"ready: http://127.0.0.1:{port} model {MODEL} x2 on CPU"):
+            proc.kill()
+            proc.wait(30)
+            log = (state / "server.log").read_text() if (state / "server.log").exists() else ""
+            raise AssertionError(f"{line!r}\n{errors.read_text()}\n{log[-3000:]}")
         assert ready.read_text().strip() == f"http://127.0.0.1:{port}"
         assert "first invocation" in line and (state / "server.log").is_file()
         out = EndpointClient("127.0.0.1", port).upscale_frames(np.zeros((1, 8, 8, 3), np.uint8))
@@ -47,6 +50,7 @@ def test_serve_warms_up_reports_ready_and_stops_cleanly(model_env: dict[str, str
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        err_fh.close()
     assert not ready.exists(), "the ready file goes with the endpoint"
     deadline = time.monotonic() + 10
     while server_processes(state) and time.monotonic() < deadline:
@@ -61,3 +65,34 @@ def test_serve_refuses_bad_input_before_starting(model_env: dict[str, str], tmp_
     env = dict(model_env, VSRFLOW_CACHE_DIR=str(tmp_path / "empty"))
     proc = run_cli(["serve", "--model", MODEL], env, timeout=60)
     assert proc.returncode == 2 and f"no weights for {MODEL}" in proc.stderr
+
+
+def test_server_tree_dies_with_a_killed_serve(model_env: dict[str, str], tmp_path: Path) -> None:
+    """`vsrflow serve` killed with SIGKILL cannot clean up: the launcher's watchdog does."""
+    port = free_ports(1)
+    state = tmp_path / "state"
+    argv = [
+        sys.executable,
+        "-m",
+        "vsrflow",
+        "serve",
+        "--model",
+        MODEL,
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+    ]
+    proc = subprocess.Popen(argv, env=model_env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("ready:")
+        assert server_processes(state)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while server_processes(state) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server_processes(state) == [], "the orphaned endpoint was not stopped"
+    assert "parent" in (state / "server.log").read_text()

@@ -181,7 +181,6 @@ def test_endpoint_killed_mid_chunk_and_restarted(cache_dir: Path, tmp_path: Path
     settings = _settings(cache_dir, port, retries=40, backoff=0.2, backoff_max=1.0)
     first = endpoint(cache_dir, port, tmp_path / "first")
     second = endpoint(cache_dir, port, tmp_path / "second")
-    partial = job.chunks_dir / ".00000.partial.nut"
     outcome: dict[str, Any] = {}
 
     def task() -> None:
@@ -194,7 +193,7 @@ def test_endpoint_killed_mid_chunk_and_restarted(cache_dir: Path, tmp_path: Path
         worker = threading.Thread(target=task)
         worker.start()
         deadline = time.monotonic() + 60
-        while not partial.exists():  # the endpoint has opened the chunk's output: it is mid-run
+        while not list(job.chunks_dir.glob(".*partial*")):  # the endpoint opened its output: mid-run
             assert time.monotonic() < deadline and worker.is_alive(), outcome
             time.sleep(0.01)
         first.kill()
@@ -211,3 +210,13 @@ def test_endpoint_killed_mid_chunk_and_restarted(cache_dir: Path, tmp_path: Path
     assert '"POST /invocations HTTP/1.1" 200' in second.log_path.read_text()
     pts, images, _ = decode_rgb(served)  # (identity with in-process: test_chunks_round_trip...)
     assert len(pts) == 30 and images[0].shape == (192, 256, 3)
+
+
+def test_file_request_runs_the_upscale_engine(endpoints: Sequence[Endpoint], tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", frames=10, audio_tracks=1)
+    out = tmp_path / "out.mkv"
+    body = {"input": str(src), "output": str(out), "scale": 2, "encoder": {"codec": "ffv1"}}
+    status, stats = _post(endpoints[1], json.dumps(body).encode(), "application/json")
+    assert status == 200 and stats["kind"] == "file" and stats["frames"] == 10, stats
+    pts, images, kinds = decode_rgb(out)
+    assert len(pts) == 10 and images[0].shape == (96, 128, 3) and kinds == ["video", "audio"]

@@ -115,6 +115,10 @@ def test_gpu_to_port() -> None:
         gpu_index({"CUDA_VISIBLE_DEVICES": "GPU-8a7b"})
     with pytest.raises(InputError, match="VSRFLOW_ENDPOINT_BASE_PORT"):
         endpoint_port(EndpointSettings(), {})
+    # ConstrainDevices=yes: every job sees its GPU as 0; Slurm's global ids still tell them apart.
+    constrained = {"CUDA_VISIBLE_DEVICES": "0", "SLURM_JOB_GPUS": "3"}
+    assert endpoint_port(cfg, constrained) == 9103
+    assert gpu_index({**constrained, "SLURM_STEP_GPUS": "2"}) == 2
 
 
 def test_endpoint_spec_file(tmp_path: Path) -> None:

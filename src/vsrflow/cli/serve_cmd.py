@@ -10,6 +10,7 @@ the port ``vsrflow job upscale-chunk`` calls from an array task on that GPU.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import time
@@ -25,7 +26,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a model endpoint (SageMaker inference toolkit + Multi Model Server)",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=(
+            "Start Multi Model Server with the SageMaker inference toolkit, wait for /ping and one real "
+            "invocation through the model, print one 'ready' line, and serve until SIGTERM/SIGINT (which "
+            "stops the whole server process group). One endpoint per GPU: --port defaults to "
+            "VSRFLOW_ENDPOINT_BASE_PORT (8080) + the GPU index, the port `vsrflow job upscale-chunk` calls "
+            "from an array task on that GPU."
+        ),
     )
     p.add_argument("--model", required=True, help="registry model id, loaded once (`vsrflow models list`)")
     p.add_argument("--port", type=int, default=None, help="port (default: base port + GPU index)")
@@ -80,23 +87,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stopping.append(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    clean = False
     try:
         endpoint.start()
         warm = endpoint.wait_ready(args.ready_timeout)
+        ready.append(True)
+        if args.ready_file is not None:  # before the ready line: whoever reads the line may look
+            args.ready_file.write_text(f"{endpoint.url}\n")
         print(
             f"ready: {endpoint.url} model {spec.model} x{spec.scale:g} on "
             f"{'GPU ' + str(args.gpu) if args.gpu is not None else 'CPU'} (ping {warm.ping_seconds:.1f} s, "
             f"first invocation {warm.first_invocation_seconds:.1f} s; log {endpoint.log_path})",
             flush=True,
         )
-        ready.append(True)
-        if args.ready_file is not None:
-            args.ready_file.write_text(f"{endpoint.url}\n")
         while not stopping and endpoint.alive():
             time.sleep(0.2)
         if not stopping:
             print(f"vsrflow: endpoint {endpoint.url} exited; see {endpoint.log_path}", file=sys.stderr)
             return 1
+        clean = True
         return 0
     finally:
         if args.ready_file is not None:
@@ -104,3 +113,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         endpoint.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if clean and args.state_dir is None:  # our temporary state dir; kept (with its logs) on failure
+            shutil.rmtree(endpoint.state_dir, ignore_errors=True)

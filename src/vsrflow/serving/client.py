@@ -7,7 +7,7 @@
   4xx answers are :class:`~vsrflow.errors.InputError` (never retried), 500 a
   :class:`~vsrflow.errors.VsrError`. A 200 without the expected stats is an error, never success.
 * :func:`endpoint_port` picks the endpoint of this task's GPU: ``base_port + i`` where ``i`` is the
-  first GPU index in ``CUDA_VISIBLE_DEVICES`` (0 when unset or empty).
+  first GPU index in ``SLURM_STEP_GPUS``/``SLURM_JOB_GPUS``/``CUDA_VISIBLE_DEVICES`` (0 when none is set).
 * :func:`endpoint_runner` is the :data:`vsrflow.workflow.stages.ChunkRunner` the CLI wires into
   :func:`~vsrflow.workflow.stages.upscale_chunk`; with ``fallback`` set it runs the chunk in-process
   when the endpoint stays unreachable after every retry (and only then).
@@ -192,22 +192,26 @@ def _reason(data: bytes) -> str:
 
 
 def gpu_index(env: Mapping[str, str]) -> int:
-    """Index of this task's GPU: the first entry of ``CUDA_VISIBLE_DEVICES`` (0 when unset/empty).
+    """Index of this task's GPU on its node (0 when nothing says): picks the endpoint port.
 
-    Slurm sets ``CUDA_VISIBLE_DEVICES`` to the allocated GPU indices. Caveat: with
-    ``ConstrainDevices=yes`` (cgroups) Slurm renumbers them from 0 in every job; there, give each
-    node a single endpoint or run one GPU per node.
+    Order: ``SLURM_STEP_GPUS``, ``SLURM_JOB_GPUS``, then ``CUDA_VISIBLE_DEVICES``; the first entry
+    of the first one set. Slurm's ``*_GPUS`` hold the node's global GPU ids even when
+    ``ConstrainDevices=yes`` renumbers ``CUDA_VISIBLE_DEVICES`` from 0 in every job (cgroups), so
+    two tasks on one multi-GPU node still reach their own endpoints. Endpoints are numbered the same
+    way (``vsrflow serve --gpu N`` on port base + N, N in PCI bus order as Slurm and nvidia-smi count).
     """
-    raw = (env.get("CUDA_VISIBLE_DEVICES") or "").strip()
-    if not raw:
-        return 0
-    first = raw.split(",")[0].strip()
-    if not first.isdigit():
-        raise InputError(
-            f"CUDA_VISIBLE_DEVICES={raw!r}: cannot map {first!r} to an endpoint port",
-            hint="use GPU indices (not UUIDs) in CUDA_VISIBLE_DEVICES",
-        )
-    return int(first)
+    for name in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            continue
+        first = raw.split(",")[0].strip()
+        if not first.isdigit():
+            raise InputError(
+                f"{name}={raw!r}: cannot map {first!r} to an endpoint port",
+                hint="use GPU indices (not UUIDs) in CUDA_VISIBLE_DEVICES",
+            )
+        return int(first)
+    return 0
 
 
 def endpoint_port(settings: EndpointSettings, env: Mapping[str, str]) -> int:

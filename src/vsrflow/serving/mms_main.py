@@ -11,13 +11,19 @@ with three per-instance adjustments the toolkit has no setting for (FIELD-NOTES.
 * the toolkit finds "its" Java server by scanning every process and refuses when there are two:
   here it picks the one started with this instance's config file.
 
-Blocks until the server exits; stop it by signalling the whole process group.
+Blocks until the server exits; stop it by signalling the whole process group. If the process
+that started it dies without stopping it (SIGKILL, OOM killer), a watchdog kills the group, so no
+orphaned endpoint keeps holding the port and a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=0, help="number_of_gpu for MMS (0 on CPU)")
     parser.add_argument("--max-bytes", type=int, default=1 << 30, help="max request/response size")
     args = parser.parse_args(argv)
+    _watch_parent(os.getppid())
 
     import psutil
     from sagemaker_inference import model_server
@@ -66,6 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_server._retrieve_mms_server_process = retrieve
     model_server.start_model_server(handler_service=HANDLER_SERVICE)
     return 0
+
+
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
+    """Kill this process group once ``parent`` is gone (we were re-parented)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        print(f"vsrflow.serving.mms_main: parent {parent} exited; stopping the server group", flush=True)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 if __name__ == "__main__":
