@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.integration.test_slurm_chain import _wait_chain
-from tests.integration.test_slurm_emulator import EMU, N_NODES, SEARCH_PATH, Slurm, _emulator_env
+from tests.integration.test_slurm_emulator import N_NODES, Slurm, running_emulator
 from tests.mediagen import decode_rgb, make_video
 from tests.servinglib import MODEL, SCALE, endpoint, free_ports, running
 from vsrflow.serving.server import Endpoint
@@ -35,22 +33,8 @@ CHUNK = 25  # 2 chunks, both at once (array throttle 2)
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
-    sinfo = shutil.which("sinfo", path=SEARCH_PATH)
-    if not shutil.which("slurmctld", path=SEARCH_PATH) or not sinfo:
-        pytest.fail("Slurm is not installed: run `make slurm-deps`", pytrace=False)
-    root = tmp_path_factory.mktemp("slurmserve")
-    state, work = root / "state", root / "work"
-    work.mkdir()
-    env = _emulator_env(state, free_ports(1 + N_NODES))
-    run = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False}
-    proc = subprocess.run(["bash", str(EMU / "start.sh")], env=env, timeout=90, **run)  # type: ignore[call-overload]
-    try:
-        assert proc.returncode == 0, f"start.sh failed:\n{proc.stdout}\n{proc.stderr}"
-        env["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
-        yield Slurm(env=env, state=state, work=work, bin_dir=Path(sinfo).parent)
-    finally:
-        stop = subprocess.run(["bash", str(EMU / "stop.sh")], env=env, timeout=60, **run)  # type: ignore[call-overload]
-        assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
+    with running_emulator(tmp_path_factory.mktemp("slurmserve"), free_ports(1 + N_NODES)) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,14 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.test_slurm_emulator import (
-    EMU,
-    N_NODES,
-    SEARCH_PATH,
-    Slurm,
-    _emulator_env,
-    _free_port_block,
-)
+from tests.integration.test_slurm_emulator import N_NODES, Slurm, _free_port_block, running_emulator
 from tests.mediagen import decode_rgb, make_video
 from vsrflow.workflow.jobdir import JobDir
 from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
@@ -43,22 +35,8 @@ THROTTLE = 2
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
-    sinfo = shutil.which("sinfo", path=SEARCH_PATH)
-    if not shutil.which("slurmctld", path=SEARCH_PATH) or not sinfo:
-        pytest.fail("Slurm is not installed: run `make slurm-deps`", pytrace=False)
-    root = tmp_path_factory.mktemp("slurmchain")
-    state, work = root / "state", root / "work"
-    work.mkdir()
-    env = _emulator_env(state, _free_port_block(1 + N_NODES))
-    run = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False}
-    proc = subprocess.run(["bash", str(EMU / "start.sh")], env=env, timeout=90, **run)  # type: ignore[call-overload]
-    try:
-        assert proc.returncode == 0, f"start.sh failed:\n{proc.stdout}\n{proc.stderr}"
-        env["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
-        yield Slurm(env=env, state=state, work=work, bin_dir=Path(sinfo).parent)
-    finally:
-        stop = subprocess.run(["bash", str(EMU / "stop.sh")], env=env, timeout=60, **run)  # type: ignore[call-overload]
-        assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
+    with running_emulator(tmp_path_factory.mktemp("slurmchain"), _free_port_block(1 + N_NODES)) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")

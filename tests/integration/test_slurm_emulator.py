@@ -7,6 +7,7 @@ they are missing the tests fail (they never skip), because the Slurm executor de
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -125,6 +127,26 @@ def _emulator_env(state: Path, base_port: int) -> dict[str, str]:
         PATH=SEARCH_PATH,
     )
     return env
+
+
+@contextlib.contextmanager
+def running_emulator(root: Path, base_port: int) -> Iterator[Slurm]:
+    """A started emulator (state and work dirs under ``root``) for the workflow tests; stopped after."""
+    sinfo = shutil.which("sinfo", path=SEARCH_PATH)
+    if not shutil.which("slurmctld", path=SEARCH_PATH) or not sinfo:
+        pytest.fail("Slurm is not installed: run `make slurm-deps`", pytrace=False)
+    state, work = root / "state", root / "work"
+    work.mkdir(parents=True)
+    env = _emulator_env(state, base_port)
+    run: dict[str, Any] = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False}
+    proc = subprocess.run(["bash", str(EMU / "start.sh")], env=env, timeout=90, **run)
+    try:
+        assert proc.returncode == 0, f"start.sh failed:\n{proc.stdout}\n{proc.stderr}"
+        env["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
+        yield Slurm(env=env, state=state, work=work, bin_dir=Path(sinfo).parent)
+    finally:
+        stop = subprocess.run(["bash", str(EMU / "stop.sh")], env=env, timeout=60, **run)
+        assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
 
 
 @pytest.fixture(scope="module")
