@@ -113,7 +113,11 @@ def main() -> None:
         espec = EndpointSpec(
             model=MODEL, scale=SCALE, device="cpu", cache_dir=settings.cache_dir.resolve(), port=port
         )
-        endpoint = Endpoint(espec, state_dir=root / "endpoint")
+        # The bench's jobs (under root) and its clip are the only paths the endpoint may touch.
+        roots = os.pathsep.join([str(root.resolve()), str(clip.resolve().parent)])
+        endpoint = Endpoint(
+            espec, state_dir=root / "endpoint", extra_env={"VSRFLOW_ENDPOINT_ALLOWED_ROOTS": roots}
+        )
         t0 = time.perf_counter()
         endpoint.start()
         try:

@@ -35,6 +35,7 @@ vsr_check_gpus
 vsr_ensure_system_packages
 vsr_install_vsrflow gpu,serve,aws
 vsr_write_config
+vsr_ensure_service_user
 vsr_start_endpoints
 vsr_wait_endpoints
 vsr_log "gpu node ready: vsrflow ${VSR_VERSION}"

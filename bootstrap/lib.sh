@@ -64,7 +64,7 @@ vsr_expect() {
 vsr_parse_args() {
   VSR_VERSION="" VSR_WHEEL_URI="" VSR_REGION="" VSR_BUCKET="" VSR_CLUSTER_NAME=""
   VSR_SHARED_DIR="/fsx" VSR_CPU_PARTITION="cpu" VSR_GPU_PARTITION="gpu" VSR_LOG_LEVEL="INFO"
-  VSR_MODEL="" VSR_GPUS="" VSR_BASE_PORT="8080" VSR_WARM_TIMEOUT="600"
+  VSR_MODEL="" VSR_GPUS="" VSR_BASE_PORT="8080" VSR_WARM_TIMEOUT="600" VSR_TOPIC_ARN=""
   while (($# > 0)); do
     local flag="$1"
     (($# >= 2)) || vsr_die "${flag} needs a value"
@@ -81,6 +81,7 @@ vsr_parse_args() {
       --cpu-partition) VSR_CPU_PARTITION="${value}" ;;
       --gpu-partition) VSR_GPU_PARTITION="${value}" ;;
       --log-level) VSR_LOG_LEVEL="${value}" ;;
+      --topic-arn) VSR_TOPIC_ARN="${value}" ;;
       --model) VSR_MODEL="${value}" ;;
       --gpus) VSR_GPUS="${value}" ;;
       --base-port) VSR_BASE_PORT="${value}" ;;
@@ -99,12 +100,15 @@ vsr_parse_args() {
   vsr_expect --cpu-partition "${VSR_CPU_PARTITION}" '^[a-z][a-z0-9-]*$' "a partition name"
   vsr_expect --gpu-partition "${VSR_GPU_PARTITION}" '^[a-z][a-z0-9-]*$' "a partition name"
   vsr_expect --log-level "${VSR_LOG_LEVEL}" '^(DEBUG|INFO|WARNING|ERROR)$' "DEBUG, INFO, WARNING or ERROR"
+  vsr_expect --topic-arn "${VSR_TOPIC_ARN}" '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$' \
+    "an SNS topic ARN (the TopicArn output of the infra/cfn stack)"
   vsr_expect --base-port "${VSR_BASE_PORT}" '^[1-9][0-9]{3,4}$' "a TCP port"
   vsr_expect --warm-timeout "${VSR_WARM_TIMEOUT}" '^[1-9][0-9]*$' "a positive number of seconds"
   # Derived layout: venv and wrapper local to the node; weights and job directories on shared storage.
   VSR_PREFIX="/opt/vsrflow"
   VSR_VENV="${VSR_PREFIX}/venv"
   VSR_ENV_FILE="/etc/vsrflow/vsrflow.env"
+  VSR_SERVICE_USER="vsrflow"  # endpoints never run as root
   VSR_CACHE_DIR="${VSR_SHARED_DIR}/vsrflow/cache"
   VSR_JOBS_ROOT="${VSR_SHARED_DIR}/vsrflow/jobs"
 }
@@ -190,6 +194,8 @@ vsr_write_config() {
     vsr_env_line VSRFLOW_AWS_BUCKET "${VSR_BUCKET}"
     vsr_env_line VSRFLOW_AWS_REGION "${VSR_REGION}"
     vsr_env_line VSRFLOW_AWS_CLUSTER_NAME "${VSR_CLUSTER_NAME}"
+    # done/failed notices: published from the head node and the encode jobs (ClusterNodePolicy allows it).
+    vsr_env_line VSRFLOW_AWS_TOPIC_ARN "${VSR_TOPIC_ARN}"
     vsr_env_line VSRFLOW_AWS_JOBS_ROOT "${VSR_JOBS_ROOT}"
     vsr_env_line VSRFLOW_AWS_EXECUTOR slurm
     vsr_env_line VSRFLOW_AWS_HEAD_NODE_COMMAND /usr/local/bin/vsrflow
@@ -222,6 +228,15 @@ vsr_check_gpus() {
   ((found >= VSR_GPUS)) || vsr_die "found ${found} GPU(s), the template expects ${VSR_GPUS} (instance type mismatch)"
 }
 
+# vsr_ensure_service_user: the unprivileged system user the endpoint units run as (no login, no home).
+vsr_ensure_service_user() {
+  if [[ "${DRY_RUN}" != "1" ]] && id -u "${VSR_SERVICE_USER}" >/dev/null 2>&1; then
+    return 0
+  fi
+  vsr_run useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    "${VSR_SERVICE_USER}" || vsr_die "cannot create the service user ${VSR_SERVICE_USER}"
+}
+
 # vsr_start_endpoints: fetch the weights once, then one systemd unit per GPU running `vsrflow serve`.
 vsr_start_endpoints() {
   local units_dir logs_dir wrapper i port unit
@@ -242,6 +257,8 @@ After=network-online.target remote-fs.target
 
 [Service]
 Type=simple
+User=${VSR_SERVICE_USER}
+Group=${VSR_SERVICE_USER}
 EnvironmentFile=$(vsr_path "${VSR_ENV_FILE}")
 ExecStart=$(vsr_path "${VSR_VENV}")/bin/vsrflow serve --model ${VSR_MODEL} --port ${port} --gpu ${i} --ready-timeout ${VSR_WARM_TIMEOUT}
 StandardOutput=append:${logs_dir}/serve-${i}.log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,10 +26,22 @@ def free_ports(count: int) -> int:
     return _free_port_block(count)
 
 
-def endpoint(cache_dir: Path, port: int, state_dir: Path, *, read_timeout: float = 600.0) -> Endpoint:
-    """A CPU endpoint serving :data:`MODEL` at :data:`SCALE` from the test weight cache."""
+def endpoint(
+    cache_dir: Path,
+    port: int,
+    state_dir: Path,
+    *,
+    roots: Sequence[Path] = (),
+    read_timeout: float = 600.0,
+) -> Endpoint:
+    """A CPU endpoint serving :data:`MODEL` at :data:`SCALE` from the test weight cache.
+
+    ``roots``: the directories requests may name (``VSRFLOW_ENDPOINT_ALLOWED_ROOTS``; tests pass
+    pytest's base temp dir); empty: the endpoint's default (``<cache_dir>/jobs``).
+    """
     spec = EndpointSpec(model=MODEL, scale=SCALE, device="cpu", cache_dir=cache_dir, port=port)
-    return Endpoint(spec, state_dir=state_dir, response_timeout=read_timeout)
+    env = {"VSRFLOW_ENDPOINT_ALLOWED_ROOTS": os.pathsep.join(map(str, roots))} if roots else {}
+    return Endpoint(spec, state_dir=state_dir, response_timeout=read_timeout, extra_env=env)
 
 
 @contextlib.contextmanager

@@ -283,6 +283,11 @@ class EndpointSettings:
             (``VSRFLOW_ENDPOINT_BACKOFF``, 0.5; ``VSRFLOW_ENDPOINT_BACKOFF_MAX``, 15).
         fallback: run the chunk in-process when the endpoint stays unreachable after the retries
             (``VSRFLOW_ENDPOINT_FALLBACK``, off: the chunk fails instead).
+        max_models: networks one endpoint keeps loaded at once, least recently used dropped first
+            (``VSRFLOW_ENDPOINT_MAX_MODELS``, 3).
+        allowed_roots: the only directories (symlinks resolved) whose job dirs, sources and
+            input/output files an endpoint touches (``VSRFLOW_ENDPOINT_ALLOWED_ROOTS``,
+            ``os.pathsep``-separated); empty: :meth:`Settings.endpoint_roots` picks the jobs root.
     """
 
     base_port: int | None = None
@@ -293,6 +298,8 @@ class EndpointSettings:
     backoff: float = 0.5
     backoff_max: float = 15.0
     fallback: bool = False
+    max_models: int = 3
+    allowed_roots: tuple[Path, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -319,6 +326,12 @@ class EndpointSettings:
             backoff=_positive_float(env, "VSRFLOW_ENDPOINT_BACKOFF", 0.5),
             backoff_max=_positive_float(env, "VSRFLOW_ENDPOINT_BACKOFF_MAX", 15.0),
             fallback=_flag(env, "VSRFLOW_ENDPOINT_FALLBACK"),
+            max_models=_positive_int(env, "VSRFLOW_ENDPOINT_MAX_MODELS", 3) or 3,
+            allowed_roots=tuple(
+                Path(p.strip()).expanduser()
+                for p in (env.get("VSRFLOW_ENDPOINT_ALLOWED_ROOTS") or "").split(os.pathsep)
+                if p.strip()
+            ),
         )
 
 
@@ -355,6 +368,14 @@ class Settings:
     def weights_dir(self) -> Path:
         """Directory holding converted/downloaded weight files (``<cache_dir>/weights``)."""
         return self.cache_dir / "weights"
+
+    def endpoint_roots(self) -> tuple[Path, ...]:
+        """Directories a model endpoint may read and write: ``endpoint.allowed_roots`` when set,
+        else the jobs root the workflow uses (``VSRFLOW_AWS_JOBS_ROOT``, else ``<cache_dir>/jobs``,
+        the default ``vsrflow submit --jobs-root``)."""
+        if self.endpoint.allowed_roots:
+            return self.endpoint.allowed_roots
+        return (self.aws.jobs_root or self.cache_dir / "jobs",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

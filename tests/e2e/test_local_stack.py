@@ -380,13 +380,14 @@ def test_hostile_keys_work_and_execute_nothing(stack: Stack, burst: Burst) -> No
 
 
 def test_failed_head_node_command_fails_the_job_with_its_stderr(stack: Stack) -> None:
-    """A command that dies before the job can record anything (here: a CLI it does not understand)."""
+    """A command that fails before the job can record anything (here: a script the agent refuses,
+    since it is not exactly ``vsrflow submit --job-id <hex>``; nothing of it runs)."""
     ssm = stack.client("ssm")
     job_id = uuid.uuid4().hex[:16]
     command = ssm.send_command(
         InstanceIds=[stack.state.head_node],
         DocumentName="AWS-RunShellScript",
-        Parameters={"commands": [f"vsrflow --no-such-option submit --job-id {job_id}"]},
+        Parameters={"commands": [f"vsrflow --no-such-option submit --job-id {job_id}; touch pwned"]},
         Comment=f"vsrflow job {job_id}",
     )["Command"]
     deadline = time.monotonic() + 60
@@ -396,14 +397,14 @@ def test_failed_head_node_command_fails_the_job_with_its_stderr(stack: Stack) ->
             break
         assert time.monotonic() < deadline, inv
         time.sleep(0.3)
-    assert inv["Status"] == "Failed" and inv["ResponseCode"] == 2, inv
-    assert "unrecognized arguments: --no-such-option" in inv["StandardErrorContent"], inv
+    assert inv["Status"] == "Failed" and inv["ResponseCode"] == -1, inv
+    assert "runs only 'vsrflow submit --job-id <16 hex>'" in inv["StandardErrorContent"], inv
     deadline = time.monotonic() + 20
     while (status := stack.status(job_id)) is None:
         assert time.monotonic() < deadline, stack.log_tail()
         time.sleep(0.3)
     assert status["state"] == "failed", status
-    assert "exit 2" in status["reason"] and "unrecognized arguments" in status["reason"], status
+    assert "exit -1" in status["reason"] and "runs only" in status["reason"], status
     notices = [n for n in stack.drain_notices() if n["job_id"] == job_id]
     assert [n["state"] for n in notices] == ["failed"], notices
 

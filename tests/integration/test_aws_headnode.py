@@ -8,6 +8,7 @@ The real CLI runs in a child process (as SSM would run it) and reaches the same 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -21,8 +22,11 @@ import pytest
 from tests.conftest import run_cli
 from tests.mediagen import make_video
 from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.jobrecords import JobStatus
+from vsrflow.aws.status import publish
 from vsrflow.aws.trigger import handle_event
 from vsrflow.config import Settings
+from vsrflow.workflow.jobdir import JobDir
 
 REGION = "us-east-1"
 BUCKET = "vsrflow-media-it"
@@ -216,6 +220,22 @@ def test_upload_is_upscaled_delivered_and_announced(world: World, tmp_path: Path
     assert shown.returncode == 0, shown.stderr
     assert f"{job_id}: done: s3://{BUCKET}/{out_key}" in shown.stdout
     assert world.notices() == []
+
+    # A delivery that failed after a finished encode (output kept, no delivery record, status
+    # failed): the same command delivers it again instead of saying "nothing to do".
+    job = JobDir(Path(world.env["VSRFLOW_AWS_JOBS_ROOT"]), job_id)
+    shutil.copyfile(got, job.read_spec().destination)
+    (job.path / "delivery.json").unlink()
+    world.s3.delete_object(Bucket=BUCKET, Key=out_key)
+    failed = JobStatus(job_id=job_id, state="failed", reason=f"delivery to s3://{BUCKET}/{out_key}: boom")
+    assert publish(world.clients, world.settings.aws, BUCKET, failed, replace_terminal=True)
+    assert world.status(job_id)["state"] == "failed" and world.outputs() == []
+    resumed = run_cli(["submit", "--job-id", job_id], world.env, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "delivery resumed" in resumed.stdout, resumed.stdout
+    assert world.outputs() == [out_key] and world.status(job_id)["state"] == "done"
+    assert (job.path / "delivery.json").is_file()
+    assert [n["state"] for n in world.notices()] == ["failed", "done"]
 
 
 def test_corrupt_upload_fails_with_a_reason_and_no_output(world: World) -> None:

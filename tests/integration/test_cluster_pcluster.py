@@ -153,7 +153,21 @@ def fake_aws(moto_server: str) -> dict[str, str]:
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     ec2.associate_route_table(RouteTableId=table, SubnetId=public["Subnet"]["SubnetId"])
     s3 = boto3.client("s3", **kw)
+    iam = boto3.client("iam", **kw)
     for env_name in ("dev", "prod"):
+        # The infra/cfn stack's ClusterNodePolicy, at the ARN the values name (IamPolicyValidator).
+        values = yaml.safe_load((CLUSTER_DIR / "values" / f"{env_name}.yaml").read_text())
+        arn = values["cluster_node_policy_arn"]
+        assert arn.startswith("arn:aws:iam::123456789012:policy/"), arn
+        iam.create_policy(
+            PolicyName=arn.rsplit("/", 1)[1],
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}],
+                }
+            ),
+        )
         s3.create_bucket(Bucket=f"vsrflow-media-{env_name}")
         artifacts = f"vsrflow-artifacts-{env_name}"
         s3.create_bucket(Bucket=artifacts)

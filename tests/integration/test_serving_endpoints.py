@@ -42,7 +42,8 @@ def cache_dir(model_env: dict[str, str]) -> Path:
 def endpoints(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sequence[Endpoint]]:
     base = free_ports(2)
     root = tmp_path_factory.mktemp("endpoints")
-    eps = [endpoint(cache_dir, base + i, root / f"ep{i}") for i in range(2)]
+    roots = [tmp_path_factory.getbasetemp()]  # every test's jobs, clips and outputs live under it
+    eps = [endpoint(cache_dir, base + i, root / f"ep{i}", roots=roots) for i in range(2)]
     with running(eps):
         yield eps
 
@@ -153,8 +154,13 @@ def test_bad_requests_get_the_right_codes(endpoints: Sequence[Endpoint], clip: P
     job = prepare_job(tmp_path / "jobs", clip)
     cases = [
         (b'{"job_dir": ', "application/json", 400, "not valid JSON"),
-        (json.dumps({"job_dir": str(job.path), "index": 0, "model": "RealESRGAN_x4plus"}), "application/json",
-         400, "unknown model 'RealESRGAN_x4plus'"),
+        (json.dumps({"job_dir": str(job.path), "index": 0, "model": "no-such-model"}), "application/json",
+         400, "unknown model 'no-such-model'"),
+        (json.dumps({"input": str(clip), "output": str(tmp_path / "o.mkv"),
+                     "model": "RealESRGAN_x4plus"}), "application/json",  # a model whose weights are absent
+         400, "model 'RealESRGAN_x4plus': no weights in this endpoint's weight store"),
+        (json.dumps({"job_dir": "/etc", "index": 0}), "application/json",
+         400, "job_dir /etc is outside this endpoint's allowed roots"),
         (json.dumps({"job_dir": str(tmp_path / "nope"), "index": 0}), "application/json",
          400, "does not exist"),
         (json.dumps({"input": str(tmp_path / "missing.mp4"), "output": str(tmp_path / "o.mkv")}),
@@ -168,7 +174,7 @@ def test_bad_requests_get_the_right_codes(endpoints: Sequence[Endpoint], clip: P
         assert reason in answer["error"], answer
     # The client turns a 4xx into an InputError at once: no retries for a bad request.
     client = EndpointClient("127.0.0.1", ep.spec.port, retries=5)
-    with pytest.raises(InputError, match="unknown model"):
+    with pytest.raises(InputError, match="differs from job"):
         client.upscale_chunk(ChunkRequest(job_dir=job.path, index=0, model="SPAN_x2_ch48"))
     assert client.attempts == 1
     assert ManifestStore(job).record(0).state is ChunkState.PENDING  # refused requests changed nothing
@@ -179,8 +185,8 @@ def test_endpoint_killed_mid_chunk_and_restarted(cache_dir: Path, tmp_path: Path
     clip = make_video(tmp_path / "big.mp4", size=(128, 96), frames=30)
     job = prepare_job(tmp_path / "jobs", clip, chunk_frames=30)
     settings = _settings(cache_dir, port, retries=40, backoff=0.2, backoff_max=1.0)
-    first = endpoint(cache_dir, port, tmp_path / "first")
-    second = endpoint(cache_dir, port, tmp_path / "second")
+    first = endpoint(cache_dir, port, tmp_path / "first", roots=[tmp_path])
+    second = endpoint(cache_dir, port, tmp_path / "second", roots=[tmp_path])
     outcome: dict[str, Any] = {}
 
     def task() -> None:

@@ -44,7 +44,8 @@ def endpoints(
     cache = Path(model_env["VSRFLOW_CACHE_DIR"]).resolve()
     base = free_ports(2)
     root = tmp_path_factory.mktemp("slurm-endpoints")
-    with running([endpoint(cache, base + gpu, root / f"gpu{gpu}") for gpu in range(2)]) as eps:
+    roots = [tmp_path_factory.getbasetemp()]  # the jobs (and their sources) live under it
+    with running([endpoint(cache, base + gpu, root / f"gpu{gpu}", roots=roots) for gpu in range(2)]) as eps:
         yield eps
 
 

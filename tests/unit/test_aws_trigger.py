@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from vsrflow.aws.clients import AwsClients
-from vsrflow.aws.jobrecords import read_request, read_status
+from vsrflow.aws.jobrecords import compute_job_id, read_request, read_status
 from vsrflow.aws.status import mark_command_failed
 from vsrflow.aws.trigger import handle_event
 from vsrflow.config import AwsSettings, Settings
@@ -366,3 +366,81 @@ def test_throttled_idempotency_table_is_transient(stack: Stack) -> None:
     with pytest.raises(TransientError, match="ProvisionedThroughputExceededException"):
         stack.handle(event(record(obj)))
     assert stack.commands() == []
+
+
+def command_event(command_id: str, instance_id: str, status: str = "Failed") -> dict[str, Any]:
+    """An EventBridge SSM invocation status change in the recorded shape of ssm-command-failed.json."""
+    ev: dict[str, Any] = json.loads((EVENTS / "ssm-command-failed.json").read_text())
+    ev["detail"].update({"command-id": command_id, "instance-id": instance_id, "status": status})
+    ev["resources"] = [f"arn:aws:ec2:{REGION}:123456789012:instance/{instance_id}"]
+    return ev
+
+
+def test_ssm_command_failure_event_fails_the_job_and_frees_it_for_a_retry(stack: Stack) -> None:
+    head = stack.head_node()
+    obj = stack.upload("uploads/anime/clip.mp4")
+    (summary,) = stack.handle(event(record(obj)))
+    job_id, command_id = summary["job_id"], summary["command_id"]
+    # moto runs no command: its invocation reads Success with empty stderr. The real agent's
+    # failure output is laid over moto's answer (Comment, ids and the rest are moto's).
+    real_get = stack.clients.ssm.get_command_invocation
+
+    def get_command_invocation(**kwargs: Any) -> Any:
+        out = dict(real_get(**kwargs))
+        out.update(Status="Failed", ResponseCode=2, StandardErrorContent="boom\nvsrflow: error: no Slurm\n")
+        return out
+
+    stack.clients.ssm.get_command_invocation = get_command_invocation
+    # Not a failure, and not our command: nothing happens.
+    (ok,) = stack.handle(command_event(command_id, head, status="Success"))
+    assert ok["outcome"] == "ignored"
+    (failed,) = stack.handle(command_event(command_id, head))
+    assert failed["outcome"] == "command_failed" and failed["job_id"] == job_id, failed
+    status = read_status(stack.s3, stack.bucket, job_id)
+    assert status is not None and status.state == "failed"
+    assert status.reason == "head node command failed (exit 2): boom | vsrflow: error: no Slurm"
+    assert status.detail.get("command_id") == command_id
+    assert [(n["job_id"], n["state"]) for n in stack.notices()] == [(job_id, "failed")]
+    # The idempotency record is released: the redelivered upload event starts the job again.
+    item = stack.ddb.get_item(TableName=stack.table, Key={"job_id": {"S": job_id}})
+    assert "Item" not in item
+    (again,) = stack.handle(event(record(obj)))
+    assert again["outcome"] == "submitted" and again["job_id"] == job_id
+    status = read_status(stack.s3, stack.bucket, job_id)
+    assert status is not None and status.state == "queued"
+    # A late duplicate of the old command's failure no longer touches the new submission.
+    (stale,) = stack.handle(command_event(command_id, head))
+    assert stale["outcome"] == "ignored" and "newer command" in stale["reason"]
+    status = read_status(stack.s3, stack.bucket, job_id)
+    assert status is not None and status.state == "queued"
+
+
+def test_ssm_event_of_another_command_is_ignored(stack: Stack) -> None:
+    head = stack.head_node()
+    other = stack.ssm.send_command(
+        InstanceIds=[head], DocumentName="AWS-RunShellScript", Parameters={"commands": ["uptime"]}
+    )["Command"]["CommandId"]
+    (summary,) = stack.handle(command_event(other, head, status="TimedOut"))
+    assert summary["outcome"] == "ignored" and "not a vsrflow command" in summary["reason"]
+    assert stack.job_objects() == [] and stack.notices() == []
+
+
+def test_rejected_job_id_uses_the_preset_folder_not_the_parent_folder(stack: Stack) -> None:
+    stack.head_node()
+    unknown = stack.upload("uploads/cartoons/season 1/x.mp4")
+    text = stack.upload("uploads/anime/extras/notes.txt")
+    summaries = stack.handle(event(record(unknown), record(text)))
+    assert [s["outcome"] for s in summaries] == ["rejected", "rejected"], summaries
+    for obj, folder in ((unknown, "cartoons"), (text, "anime")):
+        (summary,) = [s for s in summaries if s["key"] == obj["key"]]
+        assert summary["job_id"] == compute_job_id(stack.bucket, obj["key"], obj["version"], folder, None)
+        status = read_status(stack.s3, stack.bucket, summary["job_id"])
+        assert status is not None and status.state == "failed"
+
+
+def test_suffix_case_does_not_matter(stack: Stack) -> None:
+    stack.head_node()
+    (summary,) = stack.handle(event(record(stack.upload("uploads/anime/clip.Mp4"))))
+    assert summary["outcome"] == "submitted", summary
+    request = read_request(stack.s3, stack.bucket, summary["job_id"])
+    assert request.output_key == "outputs/anime/clip_x2.mp4"

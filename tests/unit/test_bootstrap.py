@@ -106,6 +106,8 @@ def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
     assert settings.slurm.bin_dir == Path("/opt/slurm/bin")
     assert settings.aws.bucket == "vsrflow-media-dev" and settings.aws.region == "us-east-1"
     assert settings.aws.cluster_name == "vsrflow-dev"
+    # Notices go out from the cluster: the topic the template passes reaches Settings.
+    assert settings.aws.topic_arn == "arn:aws:sns:us-east-1:123456789012:vsrflow-dev-events"
     assert settings.aws.jobs_root == Path("/fsx/vsrflow/jobs")
     assert settings.cache_dir == Path("/fsx/vsrflow/cache")
     assert settings.endpoint.base_port == 8080 and settings.log_level == "DEBUG"
@@ -145,6 +147,10 @@ def test_wrapper_loads_the_configuration_and_passes_arguments_verbatim(tmp_path:
         (["--version", ">=0.1"], "--version='>=0.1' is not an exact version"),
         (["--bucket", "bad bucket; rm -rf /"], "--bucket='bad bucket; rm -rf /' is not an S3 bucket name"),
         (["--shared-dir", "/fsx/$(reboot)"], "--shared-dir="),
+        (
+            ["--topic-arn", "arn:aws:sns:us-east-1:1:t;id"],
+            "--topic-arn='arn:aws:sns:us-east-1:1:t;id' is not",
+        ),
         (["--wheel-uri", "s3://b/wheels/vsrflow-9.9.9-py3-none-any.whl"], "wheel"),
     ],
 )
@@ -278,7 +284,10 @@ def test_gpu_node_starts_one_warm_endpoint_per_gpu(tmp_path: Path, base_port: in
     assert "vsrflow\\[gpu\\,serve\\,aws\\]" in pip
     fetch = f"{tmp_path}/usr/local/bin/vsrflow models fetch realesr-animevideov3"
     assert commands.index(fetch) < commands.index("systemctl daemon-reload")
+    useradd = "useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vsrflow"
+    assert commands.index(useradd) < commands.index("systemctl daemon-reload")
     unit = (tmp_path / "etc" / "systemd" / "system" / "vsrflow-serve-1.service").read_text()
+    assert "\nUser=vsrflow\nGroup=vsrflow\n" in unit  # endpoints never run as root
     assert f"--model realesr-animevideov3 --port {base_port + 1} --gpu 1 --ready-timeout 60" in unit
     assert "Restart=on-failure" in unit
 

@@ -46,18 +46,18 @@ def test_dev_renders_everything_the_workflow_needs() -> None:
     config = rendered.config
     assert rendered.cluster_name == "vsrflow-dev" and config["Region"] == "us-east-1"
     head = config["HeadNode"]
-    assert head["Iam"]["AdditionalIamPolicies"] == [{"Policy": SSM_POLICY_ARN}]
-    # S3 access scoped to the two buckets by name, write only where outputs go.
-    assert head["Iam"]["S3Access"] == [
-        {"BucketName": "vsrflow-media-dev", "EnableWriteAccess": True},
-        {"BucketName": "vsrflow-artifacts-dev", "EnableWriteAccess": False},
-    ]
+    node_policy = "arn:aws:iam::123456789012:policy/vsrflow-dev-ClusterNodePolicy"
+    assert head["Iam"]["AdditionalIamPolicies"] == [{"Policy": SSM_POLICY_ARN}, {"Policy": node_policy}]
+    # Media bucket rights come only from the stack's scoped ClusterNodePolicy (no broad S3Access
+    # write); the artifacts bucket is read-only.
+    assert head["Iam"]["S3Access"] == [{"BucketName": "vsrflow-artifacts-dev", "EnableWriteAccess": False}]
     assert (
         head["CustomActions"]["OnNodeConfigured"]["Script"]
         == "s3://vsrflow-artifacts-dev/bootstrap/head-node.sh"
     )
     args = head["CustomActions"]["OnNodeConfigured"]["Args"]
     assert args[args.index("--version") + 1] == "0.1.0"
+    assert args[args.index("--topic-arn") + 1] == "arn:aws:sns:us-east-1:123456789012:vsrflow-dev-events"
     assert (
         args[args.index("--wheel-uri") + 1]
         == "s3://vsrflow-artifacts-dev/wheels/vsrflow-0.1.0-py3-none-any.whl"
@@ -71,10 +71,10 @@ def test_dev_renders_everything_the_workflow_needs() -> None:
     ]
     for queue, script in ((cpu, "cpu-node.sh"), (gpu, "gpu-node.sh")):
         assert queue["CustomActions"]["OnNodeConfigured"]["Script"].endswith(f"/bootstrap/{script}")
-        assert {b["BucketName"] for b in queue["Iam"]["S3Access"]} == {
-            "vsrflow-media-dev",
-            "vsrflow-artifacts-dev",
-        }
+        assert queue["Iam"]["AdditionalIamPolicies"] == [{"Policy": node_policy}]
+        assert queue["Iam"]["S3Access"] == [
+            {"BucketName": "vsrflow-artifacts-dev", "EnableWriteAccess": False}
+        ]
     gpu_args = gpu["CustomActions"]["OnNodeConfigured"]["Args"]
     assert gpu_args[gpu_args.index("--model") + 1] == "realesr-animevideov3"
     assert gpu_args[gpu_args.index("--gpus") + 1] == "1"
@@ -168,6 +168,9 @@ BAD_VALUES = [
     ("network.head_subnet_id", _set("network.head_subnet_id", "subnet-xyz"), "does not match"),
     ("tags", _set("tags", {"aws:owner": "me"}), "not an allowed tag key"),
     ("slurm.max_array_size", _set("slurm.max_array_size", 1), "less than the minimum"),
+    ("cluster_node_policy_arn", _set("cluster_node_policy_arn", "AmazonS3FullAccess"), "not an IAM policy"),
+    ("topic_arn", _set("topic_arn", "arn:aws:sns:eu-west-1:123456789012:t"), "is in eu-west-1"),
+    ("(top level)", _drop("topic_arn"), "'topic_arn' is a required property"),
 ]
 
 
@@ -288,6 +291,8 @@ def test_minimal_values_get_the_schema_defaults(tmp_path: Path) -> None:
             "compute_subnet_ids": ["subnet-0123456789abcdef1"],
         },
         "buckets": {"media": "m-bucket", "artifacts": "a-bucket"},
+        "cluster_node_policy_arn": "arn:aws:iam::111122223333:policy/tiny-nodes",
+        "topic_arn": "arn:aws:sns:eu-west-1:111122223333:tiny-events",
         "head_node": {"instance_type": "m6i.large"},
         "cpu_queue": {"instance_types": ["c6i.2xlarge"], "max_count": 2},
         "gpu_queue": {"instance_type": "p5.48xlarge", "max_count": 1, "model": "RealESRGAN_x4plus"},

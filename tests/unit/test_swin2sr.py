@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+
+# A declared test dependency (the `dev` extra): a missing install fails loudly, never skips.
+import transformers
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -20,8 +23,6 @@ from vsrflow.models.arch.swin2sr import Swin2SR, Swin2SRParams
 from vsrflow.models.checkpoint import load_strict
 from vsrflow.models.detect import detect_arch
 from vsrflow.models.registry import REGISTRY, resolve
-
-transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(autouse=True)

@@ -65,12 +65,25 @@ def _suffix(key: str, allowed: tuple[str, ...], default: str) -> str:
 
 @dataclass(frozen=True)
 class PreparedJob:
-    """A staged event-path job: ``fresh`` is False when it was already submitted (nothing to do)."""
+    """A staged event-path job: ``fresh`` is False when it was already submitted (nothing to run).
+
+    ``deliver`` is True when the chain finished (manifest done) but the output never reached S3
+    (no delivery record): the caller delivers it directly instead of running anything.
+    """
 
     job: JobDir
     request: JobRequest
     spec: JobSpec
     fresh: bool
+    deliver: bool = False
+
+
+def _done_undelivered(job: JobDir) -> bool:
+    """True when the manifest of ``job`` is done but its delivery record is missing."""
+    store = ManifestStore(job)
+    return (
+        store.exists() and store.load().state is JobState.DONE and not (job.path / DELIVERY_RECORD).is_file()
+    )
 
 
 def _already_submitted(job: JobDir) -> bool:
@@ -87,7 +100,8 @@ def prepare_job(
     """Read the request of ``job_id``, create its job directory and download the source.
 
     Idempotent: a job directory that exists keeps its spec; a job already submitted (and not
-    failed) is returned with ``fresh=False``; a failed one is resumed (its manifest goes back to
+    failed) is returned with ``fresh=False``; a done job whose delivery failed (no delivery
+    record) with ``fresh=False, deliver=True``; a failed one is resumed (its manifest goes back to
     queued, done chunks are kept). Raises InputError (bad request, missing upload) or
     TransientError/VsrError (S3 or storage trouble).
     """
@@ -106,6 +120,8 @@ def prepare_job(
     job = JobDir(root, job_id)
     if job.spec_path.is_file():
         spec = job.read_spec()
+        if _done_undelivered(job):  # a failed delivery: resumable without rerunning the chain
+            return PreparedJob(job, request, spec, fresh=False, deliver=True)
         if _already_submitted(job):
             return PreparedJob(job, request, spec, fresh=False)
     else:

@@ -53,6 +53,7 @@ from vsrflow.aws.jobrecords import (
     scale_text,
     write_request,
 )
+from vsrflow.aws.ssm_events import handle_command_event, is_command_event
 from vsrflow.aws.status import publish
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError, TransientError, VsrError
@@ -87,11 +88,18 @@ class Accepted:
 
 
 class Rejected(InputError):
-    """Bad input in one record; ``job_id`` is set when a status can be written for it."""
+    """Bad input in one record; ``job_id`` is set when a status can be written for it.
 
-    def __init__(self, message: str, *, job_id: str | None = None, hint: str | None = None) -> None:
+    ``folder`` is the preset folder :func:`classify` parsed (``uploads/<folder>/...``), None when
+    the key has none.
+    """
+
+    def __init__(
+        self, message: str, *, job_id: str | None = None, hint: str | None = None, folder: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.job_id = job_id
+        self.folder = folder
 
 
 class Ignored(Exception):
@@ -142,13 +150,16 @@ def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
         )
     mapping = aws.preset_for(folder)
     if mapping is None:
-        raise Rejected(f"{event.key}: unknown preset folder {folder!r}", hint=f"upload into {known}")
+        raise Rejected(
+            f"{event.key}: unknown preset folder {folder!r}", hint=f"upload into {known}", folder=folder
+        )
     name = relative.rpartition("/")[2]
     suffix = "." + name.rpartition(".")[2].lower() if "." in name else ""
     if suffix not in aws.suffixes:
         raise Rejected(
             f"{event.key}: unsupported file type {suffix or '(no suffix)'!r}",
             hint=f"upload a video ending in {', '.join(aws.suffixes)}",
+            folder=folder,
         )
     preset, scale = mapping
     return Accepted(event, folder, preset, scale, output_key(aws, folder, relative, scale))
@@ -215,10 +226,10 @@ class Trigger:
         try:
             accepted = classify(self.aws, event)
         except Rejected as err:
-            # Inside the upload prefixes: the uploader deserves a status. Identity from the event.
-            folder = event.key.split("/")[-2] if "/" in event.key else ""
+            # Inside the upload prefixes: the uploader deserves a status. Identity from the event;
+            # the preset folder is the one classify parsed (not the key's parent folder).
             err.job_id = compute_job_id(
-                event.bucket, event.key, _identity(event.version_id, event.etag), folder or None, None
+                event.bucket, event.key, _identity(event.version_id, event.etag), err.folder, None
             )
             raise
         try:
@@ -300,7 +311,11 @@ class Trigger:
             )
             write_request(self.clients.s3, request)
             queued = JobStatus(job_id=job_id, state="queued", source=request.source_uri)
-            publish(self.clients, self.aws, ev.bucket, queued)
+            # A job whose head-node command failed had its claim released (vsrflow.aws.ssm_events):
+            # this start replaces that failed status. A done status is never replaced.
+            previous = read_status(self.clients.s3, ev.bucket, job_id)
+            retry = previous is not None and previous.state == "failed"
+            publish(self.clients, self.aws, ev.bucket, queued, replace_terminal=retry)
             instance = self.find_head_node()
             command_id = self.send(instance, job_id)
             self._mark_submitted(job_id, token, command_id)
@@ -456,10 +471,14 @@ def handle_event(
 ) -> dict[str, Any]:
     """Process every record of ``event``; returns ``{"records": [summary, ...]}``.
 
+    An EventBridge SSM command status change goes to :mod:`vsrflow.aws.ssm_events` instead.
+
     A malformed envelope is logged and returned as one rejected record (never retried). After all
     records ran, the first retryable error is raised (TransientError first, then any other).
     """
     clients = clients or AwsClients(settings.aws)
+    if is_command_event(event):  # EventBridge: a head-node command ended Failed/TimedOut/...
+        return handle_command_event(event, settings, clients)
     try:
         records = parse_event(event)
     except InputError as err:

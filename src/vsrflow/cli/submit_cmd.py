@@ -8,7 +8,8 @@ submits the rest of the chain with ``vsrflow job submit-rest JOB_DIR`` (see
 comes from ``s3://<VSRFLOW_AWS_BUCKET>/jobs/ID/request.json`` (:mod:`vsrflow.aws.headnode`), runs
 with ``VSRFLOW_AWS_EXECUTOR`` (slurm by default; ``--executor`` overrides) and is delivered back to
 S3 by the stage wrapper of ``vsrflow job``. Idempotent: a job already submitted is left alone; a
-failed one is resumed. Any failure here is recorded as status failed (+ SNS) before exiting.
+failed one is resumed; a finished one whose delivery failed is delivered. Any failure here is
+recorded as status failed (+ SNS) before exiting.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
     executor = args.executor or settings.aws.executor
     try:
         prepared = prepare_job(job_id, settings, clients, resolve_model=_resolver(settings))
+        if prepared.deliver:  # encoded before, delivery failed: upload it now
+            uri = S3Delivery(prepared.job, prepared.spec, settings, clients).deliver()
+            print(f"job {job_id}: finished before, delivery resumed: {uri}")
+            return 0
         if not prepared.fresh:
             print(f"job {job_id}: already submitted ({prepared.job.path}); nothing to do")
             return 0

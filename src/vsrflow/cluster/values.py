@@ -106,6 +106,12 @@ def check_rules(values: Mapping[str, Any], *, source: str) -> None:
     if gpu["base_port"] + GPU_COUNTS[gpu["instance_type"]] - 1 > 65535:
         fail("gpu_queue.base_port", "base_port + GPUs per node runs past port 65535")
 
+    topic_region = values["topic_arn"].split(":")[3]
+    if topic_region != values["region"]:
+        fail(
+            "topic_arn", f"is in {topic_region}, the cluster in {values['region']} (use that region's stack)"
+        )
+
     fsx = values["fsx"]
     if fsx["mode"] == "existing":
         if "file_system_id" not in fsx:
@@ -163,6 +169,7 @@ def render_context(values: Mapping[str, Any], *, values_name: str) -> dict[str, 
         "--cpu-partition", cpu["name"],
         "--gpu-partition", gpu["name"],
         "--log-level", vsr["log_level"],
+        "--topic-arn", ctx["topic_arn"],
         # Every node: Slurm jobs carry the submitting (head) node's environment to the GPU nodes.
         "--base-port", str(gpu["base_port"]),
     ]  # fmt: skip

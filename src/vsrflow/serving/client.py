@@ -243,8 +243,8 @@ def endpoint_runner(
             from vsrflow.workflow import stages
 
             t0 = time.monotonic()
-            stages.run_chunk(job, chunk, output, settings, stages.UpscalerCache(settings))
-            return {"frames": chunk.frames, "seconds": time.monotonic() - t0, "device": "in-process"}
+            frames = stages.run_chunk(job, chunk, output, settings, stages.UpscalerCache(settings))
+            return {"frames": frames, "seconds": time.monotonic() - t0, "device": "in-process"}
         log.info(
             "chunk %d via %s: %d frames in %.2f s on %s (CUDA_VISIBLE_DEVICES=%s)",
             chunk.index, client.url, stats["frames"], float(stats.get("seconds", 0)), stats.get("device"),

@@ -6,12 +6,13 @@
 
       {"job_dir": "/fsx/jobs/<id>", "index": 3,
        "output": "/fsx/jobs/<id>/chunks/00003.nut",      # optional, default: the chunk's output path
-       "model": "realesr-animevideov3", "scale": 2.0,     # optional: must match the job and endpoint
+       "model": "realesr-animevideov3", "scale": 2.0,     # optional: must match the job's
        "precision": "auto"}                                # optional: must be the endpoint's
 
   The endpoint decodes exactly the chunk's frames from the job's source (shared storage), upscales
   them with the in-process chunk code (:func:`vsrflow.workflow.stages.run_chunk`) and writes the
-  chunk output atomically. Response: JSON stats (``frames``, ``seconds``, ``fps``, ``device``, ...).
+  chunk output atomically. Response: JSON stats (``frames`` actually written, ``seconds``, ``fps``,
+  ``device``, ...). Paths must lie under the endpoint's allowed roots (400 otherwise).
 * ``application/json`` **file request**: ``{"input": path, "output": path, "model", "scale",
   "precision", "encoder": {"codec", "crf", "preset", "pix_fmt"}}`` (all but input/output optional):
   the same engine as ``vsrflow upscale`` on one file (e.g. a chunk file on shared storage).

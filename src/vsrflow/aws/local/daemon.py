@@ -161,6 +161,7 @@ def serve(state_dir: Path) -> int:
         head_env = _head_env(config, state_dir, lambda_env, endpoint)
         (state_dir / "fsx" / "jobs").mkdir(parents=True, exist_ok=True)
         agent.env = head_env
+        agent.head_node_command = lambda_env.get("VSRFLOW_AWS_HEAD_NODE_COMMAND") or "vsrflow"
         agent.on_failure = _failure_hook(lambda_env)
         agent.manage(deployment.head_node)
         agent.start()

@@ -3,8 +3,7 @@
 moto's ``ssm:SendCommand`` records a command and runs nothing (its invocations even read
 ``Success`` at once). This shim lives in the process that hosts moto: it wraps the SSM backend's
 ``send_command`` so that every command addressed to an instance it manages starts ``Pending``,
-is executed here the way the agent does it (the document's ``commands`` joined into one script,
-run by ``bash -c`` in its own process group, ``executionTimeout`` honoured), and its outcome is
+is executed here (in its own process group, ``executionTimeout`` honoured), and its outcome is
 written back into moto's own record, so ``ssm:GetCommandInvocation`` / ``ListCommands`` return
 what happened:
 
@@ -20,8 +19,11 @@ output tails, timings) for tests and for ``vsrflow local status``. A failed comm
 ``on_failure(command_id, command_text, exit_code, stderr)``: the local stand-in for the cluster's
 "command failed" notification, which marks the job failed with the command's stderr tail.
 
-The shim executes whatever it is sent, as the real agent would: what keeps user-controlled text
-out of the command is the trigger, and the end-to-end tests check exactly that.
+Unlike the real agent, the shim runs only the one script the trigger sends: the document's
+``commands`` joined must fully match ``<head node command> submit --job-id <16 hex>`` (the
+configured ``VSRFLOW_AWS_HEAD_NODE_COMMAND``, a plain path). That is run as an argument list,
+without a shell; any other script is marked ``Failed`` with a stderr naming the rule, and nothing
+runs. So a defect upstream can never turn the local stack into a shell for uploaded key text.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import datetime
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -49,6 +52,8 @@ DOCUMENT = "AWS-RunShellScript"
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
 DEFAULT_EXECUTION_TIMEOUT = 3600
+#: The one script shape the shim runs (after the configured head-node command).
+SUBMIT_ARGS_RE = re.compile(r" submit --job-id ([0-9a-f]{16})")
 
 
 def _now() -> datetime.datetime:
@@ -77,6 +82,8 @@ class SsmAgentShim:
         on_failure: called with (command id, command text, exit code, stderr) when a command fails,
             times out or cannot be delivered.
         instance_running: tells whether an instance may receive commands (default: always).
+        head_node_command: the executable every accepted script starts with (a plain path, the
+            trigger's ``VSRFLOW_AWS_HEAD_NODE_COMMAND``).
     """
 
     def __init__(
@@ -89,6 +96,7 @@ class SsmAgentShim:
         workers: int = 4,
         on_failure: Callable[[str, str, int, str], None] | None = None,
         instance_running: Callable[[str], bool] | None = None,
+        head_node_command: str = "vsrflow",
     ) -> None:
         self.region = region
         self.env = dict(env)
@@ -97,6 +105,7 @@ class SsmAgentShim:
         self.workers = max(1, workers)
         self.on_failure = on_failure
         self.instance_running = instance_running or (lambda _instance: True)
+        self.head_node_command = head_node_command
         self._instances: set[str] = set()
         self._queue: queue.Queue[_Work | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
@@ -184,6 +193,14 @@ class SsmAgentShim:
             why = f"instance {instance} is not running"
             self._finish(work, "Undeliverable", -1, "", why, 0.0, script=script)
             return
+        argv = self.submit_argv(script)
+        if argv is None:
+            why = (
+                f"the local SSM agent runs only '{self.head_node_command} submit --job-id <16 hex>'; "
+                f"refused script {script[:200]!r}"
+            )
+            self._finish(work, "Failed", -1, "", why, 0.0, script=script)
+            return
         timeout = _int_param(params, "executionTimeout", DEFAULT_EXECUTION_TIMEOUT)
         cwd = _str_param(params, "workingDirectory") or str(self.cwd)
         started = _now()
@@ -193,10 +210,9 @@ class SsmAgentShim:
         command.status = command.status_details = "InProgress"
         log.info("ssm agent: running command %s on %s: %r", command.command_id, instance, script)
         t0 = time.monotonic()
-        # The agent's own job: run the document's script with a shell (the command text is the
-        # trigger's, never user input; see the module docstring).
+        # An argument list, no shell: the script was checked to be exactly the trigger's command.
         proc = subprocess.Popen(
-            ["bash", "-c", script],
+            argv,
             cwd=cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -223,6 +239,16 @@ class SsmAgentShim:
         if self._stopping.is_set() and status != "Success":
             status = "Cancelled"
         self._finish(work, status, code, out, err, time.monotonic() - t0, script=script)
+
+    def submit_argv(self, script: str) -> list[str] | None:
+        """``[command, "submit", "--job-id", id]`` when ``script`` is exactly that command, else None."""
+        command = self.head_node_command
+        if not command or not all(c.isalnum() or c in "_./-" for c in command):
+            return None  # misconfigured: nothing is trusted
+        if not script.startswith(command):
+            return None
+        match = SUBMIT_ARGS_RE.fullmatch(script[len(command) :])
+        return None if match is None else [command, "submit", "--job-id", match.group(1)]
 
     def _finish(
         self,
