@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -209,26 +210,49 @@ def _fields(data: object, where: str, cls: type) -> dict[str, Any]:
 # ---- S3 storage ---------------------------------------------------------------------------------
 
 
-def _put_json(s3: Any, bucket: str, key: str, data: dict[str, Any]) -> None:
+def _put_json(
+    s3: Any, bucket: str, key: str, data: dict[str, Any], *, expect_etag: str | bool | None = False
+) -> bool:
+    """Write ``data``; returns False when the precondition did not hold (nothing written).
+
+    ``expect_etag``: False writes unconditionally; a string writes only over the object with that
+    ETag (S3 ``If-Match``); None writes only when the object does not exist (``If-None-Match: *``).
+    """
     body = (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    extra: dict[str, str] = {}
+    if isinstance(expect_etag, str):
+        extra["IfMatch"] = expect_etag
+    elif expect_etag is None:
+        extra["IfNoneMatch"] = "*"
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **extra)
     except Exception as exc:
+        from vsrflow.aws.clients import error_code
+
+        if extra and error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            return False
         raise _storage_error(exc, f"write s3://{bucket}/{key}") from exc
+    return True
 
 
 def _get_json(s3: Any, bucket: str, key: str) -> Any | None:
     """The parsed object, or None when it does not exist."""
+    return _get_json_etag(s3, bucket, key)[0]
+
+
+def _get_json_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | None]:
+    """(parsed object, its ETag), or (None, None) when it does not exist."""
     from vsrflow.aws.clients import error_code
 
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        response = s3.get_object(Bucket=bucket, Key=key)
+        body = response["Body"].read()
     except Exception as exc:
         if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
-            return None
+            return None, None
         raise _storage_error(exc, f"read s3://{bucket}/{key}") from exc
     try:
-        return json.loads(body)
+        return json.loads(body), response.get("ETag")
     except ValueError as err:
         raise InputError(f"s3://{bucket}/{key}: not valid JSON: {err}", hint="rewrite or remove it") from None
 
@@ -261,19 +285,45 @@ def read_status(s3: Any, bucket: str, job_id: str) -> JobStatus | None:
     return None if data is None else JobStatus.from_json(data, f"s3://{bucket}/{key}")
 
 
-def write_status(s3: Any, bucket: str, status: JobStatus, *, replace_terminal: bool = False) -> bool:
-    """Write ``status``; returns False (nothing written) when a terminal status would be replaced.
+#: Attempts of a conditional status write before giving up on a busy status (racing writers).
+STATUS_WRITE_ATTEMPTS = 5
 
-    ``replace_terminal`` allows it (a resubmitted failed job going back to queued; a failed
-    delivery of a done job). The check is read-then-write: two writers racing can still both
-    write, so only the sequential stages of a job write terminal states.
+
+def write_status(
+    s3: Any,
+    bucket: str,
+    status: JobStatus,
+    *,
+    replace_terminal: bool = False,
+    only_over: Callable[[JobStatus], bool] | None = None,
+) -> bool:
+    """Write ``status``; returns False (nothing written) when the current status must be kept.
+
+    The current status is kept when it is terminal (unless ``replace_terminal``: a resubmitted
+    failed job going back to queued, a failed delivery of a done job) or when ``only_over`` says
+    so for it. The write is conditional on the status read (S3 ``If-Match`` on its ETag, or
+    ``If-None-Match`` when there was none), so a writer that raced in between is never
+    overwritten blindly: the decision is made again on what it wrote.
+
+    Raises:
+        TransientError: the status kept changing under us for ``STATUS_WRITE_ATTEMPTS`` tries.
     """
-    if not replace_terminal:
+    key = status_key(status.job_id)
+    for _ in range(STATUS_WRITE_ATTEMPTS):
         try:
-            current = read_status(s3, bucket, status.job_id)
+            data, etag = _get_json_etag(s3, bucket, key)
+            current = None if data is None else JobStatus.from_json(data, f"s3://{bucket}/{key}")
         except InputError:
-            current = None  # an unreadable status is replaced
-        if current is not None and current.terminal:
-            return False
-    _put_json(s3, bucket, status_key(status.job_id), status.to_json())
-    return True
+            # An unreadable status is replaced (conditionally on the unreadable object itself).
+            current, etag = None, s3.head_object(Bucket=bucket, Key=key).get("ETag")
+        if current is not None:
+            if current.terminal and not replace_terminal:
+                return False
+            if only_over is not None and not only_over(current):
+                return False
+        if _put_json(s3, bucket, key, status.to_json(), expect_etag=etag):
+            return True
+    raise TransientError(
+        f"s3://{bucket}/{key}: the status changed under every one of {STATUS_WRITE_ATTEMPTS} writes",
+        hint="retry later",
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from vsrflow.aws.clients import AwsClients
@@ -90,13 +91,15 @@ def publish(
     status: JobStatus,
     *,
     replace_terminal: bool = False,
+    only_over: Callable[[JobStatus], bool] | None = None,
 ) -> bool:
     """Write ``status`` to ``jobs/<id>/status.json`` and, when it is terminal, notify SNS.
 
-    Returns False when nothing was written because the job already has a terminal status (then
-    nothing is published either: each terminal state is announced once).
+    Returns False when nothing was written because the job already has a terminal status, or
+    ``only_over`` refused the current one (then nothing is published either: each terminal state
+    is announced once). The write is conditional on the status it decided on (see write_status).
     """
-    written = write_status(clients.s3, bucket, status, replace_terminal=replace_terminal)
+    written = write_status(clients.s3, bucket, status, replace_terminal=replace_terminal, only_over=only_over)
     extra = {"job_id": status.job_id, "state": status.state}
     if not written:
         log.info("job %s: status %s not written (already terminal)", status.job_id, status.state, extra=extra)

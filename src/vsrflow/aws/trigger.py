@@ -329,13 +329,18 @@ class Trigger:
         """Add the head node and command id to a status that is still queued (best effort).
 
         The head node may already be running the job (or have failed it): a status that moved on
-        is left alone, so this write never hides progress or an outcome.
+        is left alone, and the write is conditional on the queued status it read (S3 If-Match),
+        so a head-node write racing in between is never overwritten.
         """
         try:
-            current = read_status(self.clients.s3, bucket, queued.job_id)
-            if current is None or current.state == "queued":
-                detail = {"head_node": instance, "command_id": command_id}
-                publish(self.clients, self.aws, bucket, replace(queued, detail=detail))
+            detail = {"head_node": instance, "command_id": command_id}
+            publish(
+                self.clients,
+                self.aws,
+                bucket,
+                replace(queued, detail=detail),
+                only_over=lambda current: current.state == "queued",
+            )
         except VsrError as exc:
             jlog(
                 logging.WARNING,
