@@ -11,11 +11,13 @@ the chunk records' own timings (sum of per-chunk seconds, the largest number of 
 at once, the span from first chunk start to last chunk finish) and the speed-up over one node.
 
 READ THE RESULT WITH THE MACHINE IN MIND: emulated nodes are processes on this host. On a 2-core
-machine, 2 or 4 "GPU nodes" share the same 2 cores (``VSRFLOW_TORCH_THREADS``-free: each task's
-torch uses its default thread count), so this measures the chain's scheduling and the executor's
-parallelism, not GPU scaling; the per-chunk seconds grow as tasks compete for the cores.
+machine, 2 or 4 "GPU nodes" share the same 2 cores. By default each task's torch uses every core
+(as it would on its own node), so N tasks at once oversubscribe the host; ``--threads-per-task 1``
+sets OMP_NUM_THREADS=1 so the chain's parallelism shows without that thrashing. Neither is GPU
+scaling: on a real cluster each task has its own GPU.
 
-Usage: ``python bench/bench_nodes.py [--nodes 1 2 4]``; writes ``bench/results/nodes-<host>.json``.
+Usage: ``python bench/bench_nodes.py [--nodes 1 2 4] [--threads-per-task 1 --tag -1thread]``;
+writes ``bench/results/nodes-<host><tag>.json``.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _free_port_block(count: int) -> int:
     raise RuntimeError("no free port block")
 
 
-def _emulator_env(state: Path, gpu_nodes: int) -> dict[str, str]:
+def _emulator_env(state: Path, gpu_nodes: int, threads: int | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SQUEUE_"))}
     env.update(
         SLURM_EMU_STATE_DIR=str(state),
@@ -73,16 +75,20 @@ def _emulator_env(state: Path, gpu_nodes: int) -> dict[str, str]:
         VSRFLOW_LOG_LEVEL="WARNING",
     )
     env.pop("VSRFLOW_DEVICE", None)
+    if threads is not None:
+        # Emulated nodes share this host's cores: one torch/OpenMP thread per task keeps N tasks
+        # from oversubscribing them (a real node has its own cores and GPU).
+        env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
-def _run_one(gpu_nodes: int, clip: Path, tmp: Path) -> dict[str, Any]:
+def _run_one(gpu_nodes: int, clip: Path, tmp: Path, threads: int | None) -> dict[str, Any]:
     from vsrflow.workflow.jobdir import JobDir
     from vsrflow.workflow.jobmanifest import JobState, ManifestStore
 
     state, root = tmp / f"state{gpu_nodes}", tmp / f"jobs{gpu_nodes}"
     root.mkdir()
-    env = _emulator_env(state, gpu_nodes)
+    env = _emulator_env(state, gpu_nodes, threads)
     run: dict[str, Any] = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False}
     start = subprocess.run(["bash", str(EMU / "start.sh")], env=env, timeout=120, **run)
     if start.returncode != 0:
@@ -137,6 +143,13 @@ def _run_one(gpu_nodes: int, clip: Path, tmp: Path) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument(
+        "--threads-per-task",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS of every job (default: unset, torch uses every core in every task)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the result file name (nodes-<host><tag>.json)")
     args = p.parse_args()
     if not shutil.which("slurmctld", path=SEARCH_PATH):
         sys.exit("Slurm is not installed: run `make slurm-deps`")
@@ -153,7 +166,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="vsr-nodes-") as tmp:
         for n in args.nodes:
-            row = _run_one(n, clip, Path(tmp))
+            row = _run_one(n, clip, Path(tmp), args.threads_per_task)
             print(
                 f"{n} GPU nodes: {row['wall_s']:.1f} s, {row['max_chunks_at_once']} chunks at once",
                 file=sys.stderr,
@@ -177,12 +190,13 @@ def main() -> None:
             "chunk_frames": CHUNK_FRAMES,
             "encoder": "libx264 crf 18 preset medium (job default)",
             "executor": "slurm (local emulator, 1 cpu node + N gpu nodes with 1 fake GPU each)",
+            "threads_per_task": args.threads_per_task,
         },
         "note": "emulated nodes share this host's cores: with fewer cores than nodes this measures "
         "scheduling and the chain's parallelism, not GPU scaling",
         "runs": rows,
     }
-    out = REPO / "bench" / "results" / f"nodes-{host_tag()}.json"
+    out = REPO / "bench" / "results" / f"nodes-{host_tag()}{args.tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(out)

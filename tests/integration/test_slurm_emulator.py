@@ -339,7 +339,12 @@ def test_scripts_are_shellcheck_clean() -> None:
     if not shellcheck:
         pytest.fail("shellcheck not found: run `make slurm-deps`", pytrace=False)
     proc = subprocess.run(
-        [shellcheck, str(EMU / "start.sh"), str(EMU / "stop.sh")],
+        [
+            shellcheck,
+            str(EMU / "start.sh"),
+            str(EMU / "stop.sh"),
+            *map(str, sorted(EMU.parent.glob("*.sbatch"))),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

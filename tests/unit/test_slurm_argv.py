@@ -91,3 +91,32 @@ def test_wheel_ships_every_sbatch_script() -> None:
     data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     shipped = sorted(data["share/vsrflow/slurm"])
     assert shipped == sorted(f"slurm/{p.name}" for p in (root / "slurm").glob("*.sbatch"))
+
+
+@pytest.mark.parametrize(
+    ("env", "threads"),
+    [
+        ({"SLURM_CPUS_PER_TASK": "4"}, "4"),
+        ({"SLURM_CPUS_PER_TASK": "4", "OMP_NUM_THREADS": "2"}, "2"),
+        ({}, ""),
+    ],
+)
+def test_array_task_threads_follow_cpus_per_task(tmp_path: Path, env: dict[str, str], threads: str) -> None:
+    """upscale-chunk.sbatch gives torch the task's --cpus-per-task (tasks sharing a node's CPUs)."""
+    import os
+    import subprocess
+
+    fake = tmp_path / "bin" / "vsrflow"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/bash\necho "threads=${OMP_NUM_THREADS:-} args=$*"\n')
+    fake.chmod(0o755)
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK")}
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS_DIR / "upscale-chunk.sbatch"), "/jobs/abc"],
+        env={**clean, **env, "PATH": f"{fake.parent}:{clean.get('PATH', '')}"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert proc.stdout.strip() == f"threads={threads} args=job upscale-chunk /jobs/abc"

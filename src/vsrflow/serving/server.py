@@ -114,6 +114,11 @@ class Endpoint:
         )
         # One GPU per endpoint: inside, the endpoint's GPU is cuda:0 (EndpointSpec.device).
         env["CUDA_VISIBLE_DEVICES"] = "" if self.spec.gpu is None else str(self.spec.gpu)
+        # MMS sets OMP_NUM_THREADS=1 in its worker when it is unset, which made torch's CPU work
+        # (inference on a CPU endpoint, pre/post-processing on a GPU one) run on one core: a 60 s
+        # chunk took 94 s through the endpoint against 52 s in-process on 2 cores. Give the worker
+        # what an in-process task would use (an explicit OMP_NUM_THREADS from the caller wins).
+        env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
         env.update(self.extra_env)
         return env
 
