@@ -139,14 +139,20 @@ def running_emulator(root: Path, base_port: int) -> Iterator[Slurm]:
     work.mkdir(parents=True)
     env = _emulator_env(state, base_port)
     run: dict[str, Any] = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False}
+    start = time.monotonic()
     proc = subprocess.run(["bash", str(EMU / "start.sh")], env=env, timeout=90, **run)
     try:
-        assert proc.returncode == 0, f"start.sh failed:\n{proc.stdout}\n{proc.stderr}"
-        env["SLURM_CONF"] = str(state / "etc" / "slurm.conf")
+        assert proc.returncode == 0, f"start.sh failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        conf = state / "etc" / "slurm.conf"
+        assert f"export SLURM_CONF={conf}" in proc.stdout
+        print(f"\nslurm emulator: start to idle {time.monotonic() - start:.2f}s")
+        env["SLURM_CONF"] = str(conf)
         yield Slurm(env=env, state=state, work=work, bin_dir=Path(sinfo).parent)
     finally:
         stop = subprocess.run(["bash", str(EMU / "stop.sh")], env=env, timeout=60, **run)
         assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
+        leftover = list((state / "run").glob("*.pid")) if (state / "run").exists() else []
+        assert not leftover, f"pid files left behind: {leftover}"
 
 
 @pytest.fixture(scope="module")
@@ -159,40 +165,8 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
             "run `make slurm-deps` (Debian packages slurmctld slurmd slurm-client)",
             pytrace=False,
         )
-    root = tmp_path_factory.mktemp("slurm")
-    state, work = root / "state", root / "work"
-    work.mkdir()
-    env = _emulator_env(state, _free_port_block(1 + N_NODES))
-    start = time.monotonic()
-    proc = subprocess.run(
-        ["bash", str(EMU / "start.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    try:
-        assert proc.returncode == 0, f"start.sh failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        conf = state / "etc" / "slurm.conf"
-        assert f"export SLURM_CONF={conf}" in proc.stdout
-        print(f"\nslurm emulator: start to idle {time.monotonic() - start:.2f}s")
-        env["SLURM_CONF"] = str(conf)
-        yield Slurm(env=env, state=state, work=work, bin_dir=Path(sinfo).parent)
-    finally:
-        stop = subprocess.run(
-            ["bash", str(EMU / "stop.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-        assert stop.returncode == 0, f"stop.sh failed:\n{stop.stdout}\n{stop.stderr}"
-        leftover = [p for p in (state / "run").glob("*.pid")] if (state / "run").exists() else []
-        assert not leftover, f"pid files left behind: {leftover}"
+    with running_emulator(tmp_path_factory.mktemp("slurm"), _free_port_block(1 + N_NODES)) as emulator:
+        yield emulator
 
 
 def test_partitions_and_nodes(slurm: Slurm) -> None:
