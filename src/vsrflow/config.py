@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vsrflow.errors import InputError
+from vsrflow.formats import DEFAULT_UPLOAD_SUFFIXES
 
 
 def _default_cache_dir(env: Mapping[str, str]) -> Path:
@@ -89,8 +90,6 @@ class SlurmSettings:
         )
 
 
-#: Video suffixes the S3 trigger accepts by default (lower case, with the dot).
-DEFAULT_AWS_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")
 #: Upload folder -> (preset, scale): ``uploads/<folder>/...`` runs that preset at that scale.
 DEFAULT_AWS_PRESETS = (
     ("anime", "anime", 2.0),
@@ -169,7 +168,7 @@ class AwsSettings:
     endpoint_url: str | None = None
     upload_prefixes: tuple[str, ...] = ("uploads/",)
     output_prefix: str = "outputs/"
-    suffixes: tuple[str, ...] = DEFAULT_AWS_SUFFIXES
+    suffixes: tuple[str, ...] = DEFAULT_UPLOAD_SUFFIXES
     presets: tuple[tuple[str, str, float], ...] = DEFAULT_AWS_PRESETS
     max_object_bytes: int = 50 * 1024**3
     idempotency_ttl_seconds: int = 7 * 24 * 3600
@@ -209,7 +208,7 @@ class AwsSettings:
             raise InputError(f"VSRFLOW_AWS_CHUNK_SECONDS={chunk_raw!r} must be a positive number")
         suffixes = tuple(
             s.lower() if s.startswith(".") else "." + s.lower()
-            for s in _csv(env, "VSRFLOW_AWS_SUFFIXES", DEFAULT_AWS_SUFFIXES)
+            for s in _csv(env, "VSRFLOW_AWS_SUFFIXES", DEFAULT_UPLOAD_SUFFIXES)
         )
         prefixes = _csv(env, "VSRFLOW_AWS_UPLOAD_PREFIXES", ("uploads/",))
         prefixes = tuple(p if p.endswith("/") else p + "/" for p in prefixes)

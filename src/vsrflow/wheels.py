@@ -7,7 +7,6 @@ check their sha256 against a pinned value and read members with :mod:`zipfile`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsrflow.errors import ExternalToolError, InputError, ModelError, TransientError
+from vsrflow.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,6 @@ class PinnedWheel:
     def filename_prefix(self) -> str:
         """Wheel file names normalise ``-`` to ``_`` in the distribution part."""
         return f"{self.name.replace('-', '_')}-{self.version}-"
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in ``chunk_size`` byte blocks (memory stays flat)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_wheel(

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from vsrflow.aws.events import parse_event, parse_record
-from vsrflow.aws.jobrecords import JobRequest, JobStatus, compute_job_id
+from vsrflow.aws.jobrecords import JobRequest, JobStatus
 from vsrflow.aws.trigger import output_key, submit_command
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError
+from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 
@@ -82,17 +83,22 @@ def test_malformed_records_name_the_problem(patch: dict, message: str) -> None:
 
 
 def test_job_id_is_deterministic_and_sensitive() -> None:
-    a = compute_job_id("b", "uploads/anime/x.mp4", "v1", "anime", 2)
-    assert a == compute_job_id("b", "uploads/anime/x.mp4", "v1", "anime", 2.0)
+    def job_id(bucket: str, key: str, version: str, preset: str, scale: float) -> str:
+        return compute_job_id(s3_identity(bucket, key, version), model=preset_choice(preset), scale=scale)
+
+    a = job_id("b", "uploads/anime/x.mp4", "v1", "anime", 2)
+    assert a == job_id("b", "uploads/anime/x.mp4", "v1", "anime", 2.0)
     assert len(a) == 16 and int(a, 16) >= 0
     others = {
-        compute_job_id("b2", "uploads/anime/x.mp4", "v1", "anime", 2),
-        compute_job_id("b", "uploads/anime/y.mp4", "v1", "anime", 2),
-        compute_job_id("b", "uploads/anime/x.mp4", "v2", "anime", 2),
-        compute_job_id("b", "uploads/anime/x.mp4", "v1", "fidelity", 2),
-        compute_job_id("b", "uploads/anime/x.mp4", "v1", "anime", 4),
+        job_id("b2", "uploads/anime/x.mp4", "v1", "anime", 2),
+        job_id("b", "uploads/anime/y.mp4", "v1", "anime", 2),
+        job_id("b", "uploads/anime/x.mp4", "v2", "anime", 2),
+        job_id("b", "uploads/anime/x.mp4", "v1", "fidelity", 2),
+        job_id("b", "uploads/anime/x.mp4", "v1", "anime", 4),
+        # bucket/key boundaries cannot collide: the identity is a JSON list, not a joined string
+        job_id("b/uploads", "anime/x.mp4", "v1", "anime", 2),
     }
-    assert a not in others and len(others) == 5
+    assert a not in others and len(others) == 6
 
 
 def test_output_key_keeps_folders_and_names_the_scale() -> None:

@@ -15,11 +15,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from vsrflow.aws.clients import AwsClients
-from vsrflow.aws.jobrecords import compute_job_id, read_request, read_status
+from vsrflow.aws.jobrecords import read_request, read_status
 from vsrflow.aws.status import mark_command_failed
 from vsrflow.aws.trigger import handle_event
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import TransientError
+from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 BUCKET = "vsrflow-media-test"
@@ -433,7 +434,10 @@ def test_rejected_job_id_uses_the_preset_folder_not_the_parent_folder(stack: Sta
     assert [s["outcome"] for s in summaries] == ["rejected", "rejected"], summaries
     for obj, folder in ((unknown, "cartoons"), (text, "anime")):
         (summary,) = [s for s in summaries if s["key"] == obj["key"]]
-        assert summary["job_id"] == compute_job_id(stack.bucket, obj["key"], obj["version"], folder, None)
+        expected = compute_job_id(
+            s3_identity(stack.bucket, obj["key"], obj["version"]), model=preset_choice(folder), scale=None
+        )
+        assert summary["job_id"] == expected
         status = read_status(stack.s3, stack.bucket, summary["job_id"])
         assert status is not None and status.state == "failed"
 

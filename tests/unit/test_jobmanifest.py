@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from vsrflow.errors import InputError, VsrError
+from vsrflow.files import sha256_file
 from vsrflow.workflow.chunking import Chunk
 from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore, file_sha256
+from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.jobspec import JobSpec
 
 SHA = "a" * 64
@@ -48,11 +49,11 @@ def test_full_lifecycle_and_derived_progress(tmp_path: Path) -> None:
     m = store.create()
     assert m.state is JobState.QUEUED and m.plan is None and m.status_text == "queued"
     store = planned(tmp_path, 3)
-    assert store.load().status_text == "upscaling (0/3 chunks)"
+    assert store.load().status_text == "upscaling 0/3"
     store.start_chunk(0, now=100.0)
     rec = store.finish_chunk(0, checksum=SHA, now=104.0)
     assert (rec.state, rec.attempts, rec.seconds, rec.fps) == (ChunkState.DONE, 1, 4.0, 25.0)
-    assert store.load().status_text == "upscaling (1/3 chunks)"
+    assert store.load().status_text == "upscaling 1/3"
     # Progress is derived from the chunk records, not stored in manifest.json.
     on_disk = json.loads(store.job.manifest_path.read_text())
     assert set(on_disk) == {"schema_version", "job_id", "state", "reason", "plan"}
@@ -164,7 +165,7 @@ def test_verify_chunk_checks_the_output_bytes(tmp_path: Path) -> None:
     out = store.job.chunk_output_path(0)
     out.write_bytes(b"chunk-0 video")
     store.start_chunk(0)
-    store.finish_chunk(0, checksum=file_sha256(out))
+    store.finish_chunk(0, checksum=sha256_file(out))
     assert store.verify_chunk(0)
     out.write_bytes(b"truncated")
     assert not store.verify_chunk(0)

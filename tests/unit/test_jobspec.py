@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+import vsrflow.files as files_module
 from vsrflow.errors import InputError, VsrError
-from vsrflow.workflow import jobdir as jobdir_module
+from vsrflow.workflow.job.identity import compute_job_id, file_identity, preset_choice
 from vsrflow.workflow.jobdir import JobDir, write_json_atomic
-from vsrflow.workflow.jobspec import SCHEMA_VERSION, EncoderSpec, JobSpec, compute_job_id, file_identity
+from vsrflow.workflow.jobspec import SCHEMA_VERSION, EncoderSpec, JobSpec
 
 
 def spec(**overrides: Any) -> JobSpec:
@@ -116,7 +117,8 @@ def test_job_id_is_deterministic_and_sensitive_to_the_output() -> None:
     assert spec(encoder=EncoderSpec(crf=20)).job_id() != a.job_id()
     # How the work is split does not change the result, so it does not change the id.
     assert spec(chunk_seconds=30.0, array_throttle=2).job_id() == a.job_id()
-    assert a.job_id("v1") == compute_job_id("v1", model=None, preset="anime", scale=4, encoder=EncoderSpec())
+    expected = compute_job_id("v1", model=preset_choice("anime"), scale=4, encoder=EncoderSpec().to_json())
+    assert a.job_id("v1") == expected
 
 
 def test_file_identity_changes_with_content(tmp_path: Path) -> None:
@@ -193,7 +195,7 @@ def test_full_disk_names_the_path_and_leaves_no_temp_file(
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(jobdir_module.os, "fsync", no_space)
+    monkeypatch.setattr(files_module.os, "fsync", no_space)
     with pytest.raises(VsrError) as info:
         JobDir.create(tmp_path, spec(), job_id="j")
     assert not isinstance(info.value, InputError)  # not the user's input: free space and retry
@@ -209,7 +211,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch:
     def fail_replace(src: str, dst: str) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(jobdir_module.os, "replace", fail_replace)
+    monkeypatch.setattr(files_module.os, "replace", fail_replace)
     with pytest.raises(VsrError, match="Input/output error"):
         write_json_atomic(target, {"v": 2})
     assert json.loads(target.read_text()) == {"v": 1}

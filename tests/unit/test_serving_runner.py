@@ -11,8 +11,9 @@ from tests.mediagen import make_video
 from tests.servinglib import prepare_job
 from vsrflow.config import Settings
 from vsrflow.errors import VsrError
+from vsrflow.files import sha256_file
 from vsrflow.workflow import stages
-from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore, file_sha256
+from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
 
 
 def test_runner_output_is_recorded_and_failures_fail_the_chunk(tmp_path: Path) -> None:
@@ -30,7 +31,7 @@ def test_runner_output_is_recorded_and_failures_fail_the_chunk(tmp_path: Path) -
     store = ManifestStore(job)
     out0 = stages.chunk_output(job, 0)
     assert calls == [(0, out0)]
-    assert store.record(0).state is ChunkState.DONE and store.record(0).checksum == file_sha256(out0)
+    assert store.record(0).state is ChunkState.DONE and store.record(0).checksum == sha256_file(out0)
     assert not stages.upscale_chunk(job, 0, settings, runner=writes), "a verified chunk is skipped"
     assert len(calls) == 1
 

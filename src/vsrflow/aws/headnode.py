@@ -32,6 +32,7 @@ from vsrflow.aws.jobrecords import JobRequest, JobStatus, check_job_id, read_req
 from vsrflow.aws.status import mark_failed, publish, status_from_manifest
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, TransientError, VsrError
+from vsrflow.formats import output_suffix_for, suffix_of
 from vsrflow.workflow.jobdir import JobDir, read_json, write_json_atomic
 from vsrflow.workflow.jobmanifest import JobState, ManifestStore
 from vsrflow.workflow.jobspec import DeliverySpec, JobSpec
@@ -55,12 +56,6 @@ def require_bucket(settings: Settings) -> str:
     if not settings.aws.bucket:
         raise InputError("no bucket configured", hint="set VSRFLOW_AWS_BUCKET on the head node")
     return settings.aws.bucket
-
-
-def _suffix(key: str, allowed: tuple[str, ...], default: str) -> str:
-    name = key.rpartition("/")[2]
-    suffix = "." + name.rpartition(".")[2].lower() if "." in name else ""
-    return suffix if suffix in allowed else default
 
 
 @dataclass(frozen=True)
@@ -125,8 +120,8 @@ def prepare_job(
         if _already_submitted(job):
             return PreparedJob(job, request, spec, fresh=False)
     else:
-        in_ext = _suffix(request.key, settings.aws.suffixes, ".bin")
-        out_ext = _suffix(request.output_key, (".mp4", ".mkv", ".mov", ".m4v"), ".mkv")
+        in_ext = suffix_of(request.key) if suffix_of(request.key) in settings.aws.suffixes else ".bin"
+        out_ext = output_suffix_for(request.output_key)
         model = resolve_model(request.preset, request.scale) if resolve_model else None
         spec = JobSpec(
             source=str(job.source_dir / f"input{in_ext}"),

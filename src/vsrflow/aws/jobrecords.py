@@ -14,46 +14,18 @@ fields with an :class:`~vsrflow.errors.InputError` naming the object. Times are 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from vsrflow.errors import InputError, TransientError, VsrError
+from vsrflow.workflow.job.identity import check_job_id
 
 SCHEMA_VERSION = 1
-#: Job ids of the event path: 16 lowercase hex digits (a sha256 prefix); safe in a shell command.
-JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 STATES = ("queued", "extracting", "upscaling", "encoding", "done", "failed")
 TERMINAL = frozenset({"done", "failed"})
-
-
-def check_job_id(job_id: object) -> str:
-    """``job_id`` when it is 16 lowercase hex digits; InputError otherwise."""
-    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
-        raise InputError(f"invalid job id {job_id!r}", hint="a job id is 16 lowercase hex digits")
-    return job_id
-
-
-def compute_job_id(bucket: str, key: str, identity: str, preset: str | None, scale: float | None) -> str:
-    """Deterministic id: sha256 of the canonical JSON of bucket, key, object identity, preset, scale.
-
-    ``identity`` is the version id in a versioned bucket, else ``etag:<ETag>``: the same upload
-    (or a redelivery of its event) is the same job; a new version is a new job.
-    """
-    payload = {
-        "v": "s3-1",
-        "bucket": bucket,
-        "key": key,
-        "identity": identity,
-        "preset": preset,
-        "scale": None if scale is None else float(scale),
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def job_prefix(job_id: str) -> str:

@@ -48,7 +48,6 @@ from vsrflow.aws.jobrecords import (
     JobRequest,
     JobStatus,
     check_job_id,
-    compute_job_id,
     read_status,
     scale_text,
     write_request,
@@ -57,11 +56,12 @@ from vsrflow.aws.ssm_events import handle_command_event, is_command_event
 from vsrflow.aws.status import publish
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError, TransientError, VsrError
+from vsrflow.formats import output_suffix_for, suffix_of
+from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
 
 log = logging.getLogger(__name__)
 
 #: Containers the final mux can write; other accepted suffixes are delivered as .mkv.
-OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")
 RUN_SHELL_SCRIPT = "AWS-RunShellScript"
 HEAD_NODE_TAGS = {"parallelcluster:node-type": "HeadNode"}
 CLUSTER_TAG = "parallelcluster:cluster-name"
@@ -120,12 +120,8 @@ def submit_command(aws: AwsSettings, job_id: str) -> str:
 def output_key(aws: AwsSettings, folder: str, relative: str, scale: float) -> str:
     """``outputs/<folder>/<dirs>/<stem>_x<scale><ext>`` for ``uploads/<folder>/<relative>``."""
     dirs, _, name = relative.rpartition("/")
-    stem, dot, suffix = name.rpartition(".")
-    if not dot:
-        stem, suffix = name, ""
-    ext = "." + suffix.lower() if suffix else ""
-    if ext not in OUTPUT_SUFFIXES:
-        ext = ".mkv"
+    ext = output_suffix_for(name)
+    stem = name[: len(name) - len(suffix_of(name))]
     prefix = f"{aws.output_prefix}{folder}/" + (dirs + "/" if dirs else "")
     return f"{prefix}{stem}_x{scale_text(scale)}{ext}"
 
@@ -165,8 +161,12 @@ def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
     return Accepted(event, folder, preset, scale, output_key(aws, folder, relative, scale))
 
 
-def _identity(version_id: str | None, etag: str | None) -> str:
-    return version_id if version_id else f"etag:{etag or ''}"
+def upload_job_id(event: S3ObjectEvent, preset: str | None, scale: float | None) -> str:
+    """The job id of an upload (:mod:`vsrflow.workflow.job.identity`): its object version, else ETag."""
+    version = event.version_id if event.version_id else f"etag:{event.etag or ''}"
+    return compute_job_id(
+        s3_identity(event.bucket, event.key, version), model=preset_choice(preset or ""), scale=scale
+    )
 
 
 def _head_object(clients: AwsClients, event: S3ObjectEvent) -> dict[str, Any]:
@@ -228,15 +228,12 @@ class Trigger:
         except Rejected as err:
             # Inside the upload prefixes: the uploader deserves a status. Identity from the event;
             # the preset folder is the one classify parsed (not the key's parent folder).
-            err.job_id = compute_job_id(
-                event.bucket, event.key, _identity(event.version_id, event.etag), err.folder, None
-            )
+            err.job_id = upload_job_id(event, err.folder, None)
             raise
         try:
             head = _head_object(self.clients, event)
         except Rejected as err:
-            identity = _identity(event.version_id, event.etag)
-            err.job_id = compute_job_id(event.bucket, event.key, identity, accepted.preset, accepted.scale)
+            err.job_id = upload_job_id(event, accepted.preset, accepted.scale)
             raise
         etag = str(head.get("ETag", "")).strip('"') or None
         version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
@@ -272,10 +269,7 @@ class Trigger:
 
     @staticmethod
     def _job_id(accepted: Accepted) -> str:
-        ev = accepted.event
-        return compute_job_id(
-            ev.bucket, ev.key, _identity(ev.version_id, ev.etag), accepted.preset, accepted.scale
-        )
+        return upload_job_id(accepted.event, accepted.preset, accepted.scale)
 
     def _write_rejection(self, job_id: str, summary: dict[str, Any], reason: str) -> None:
         bucket = summary.get("bucket")

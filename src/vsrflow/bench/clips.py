@@ -7,11 +7,11 @@ repeated speed runs ask for the same ones.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
+from vsrflow.files import atomic_path
 from vsrflow.media.ffmpeg import run_ffmpeg
 from vsrflow.media.samples import extract_sample
 
@@ -42,15 +42,9 @@ def sample_path(settings: Settings, name: str) -> Path:
 
 def _ffmpeg_to(settings: Settings, dest: Path, args: list[str], what: str) -> Path:
     """Run ``ffmpeg <args> <tmp>`` and rename ``tmp`` to ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.part{dest.suffix}")
     base = [settings.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-    try:
+    with atomic_path(dest) as tmp:
         run_ffmpeg([*base, *args, str(tmp)], what=what)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
     return dest
 
 

@@ -10,15 +10,14 @@ Exit 0 valid, 2 bad values or an invalid config (every finding printed, one per 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
+from vsrflow.files import atomic_write_text
 
 if TYPE_CHECKING:
     from vsrflow.cluster.validate import Problem
@@ -83,7 +82,7 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
     if str(output) == "-":
         sys.stdout.write(rendered.text)
         return 0
-    _write_atomic(output, rendered.text)
+    atomic_write_text(output, rendered.text)
     queues = rendered.config["Scheduling"]["SlurmQueues"]
     summary = ", ".join(
         f"{q['Name']}: {'/'.join(c['InstanceType'] for c in q['ComputeResources'])}" for q in queues
@@ -127,16 +126,3 @@ def _fail(path: Path, what: str, problems: Sequence[Problem]) -> NoReturn:
     raise InputError(
         f"{path}: {what}: {first.where}: {first.message}{more}", hint="fix the values file and render again"
     )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, so a failed render leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

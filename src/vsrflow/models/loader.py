@@ -14,6 +14,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from vsrflow.errors import InputError, ModelError
+from vsrflow.files import sha256_file
 from vsrflow.models import arch as archs
 from vsrflow.models.arch import span
 from vsrflow.models.checkpoint import load_strict, read_state_dict
@@ -21,7 +22,7 @@ from vsrflow.models.descriptor import ModelDescriptor
 from vsrflow.models.detect import detect_arch
 from vsrflow.models.filespec import spec_from_file
 from vsrflow.models.registry import ModelSpec, get_spec
-from vsrflow.models.store import WeightStore, sha256_file
+from vsrflow.models.store import WeightStore
 
 
 @dataclass(frozen=True)

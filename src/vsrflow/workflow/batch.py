@@ -2,7 +2,7 @@
 
 Contract:
 
-* Inputs: the files of ``input_dir`` with a video extension (:data:`VIDEO_EXTENSIONS`, any case,
+* Inputs: the files of ``input_dir`` with a video extension (:data:`INPUT_SUFFIXES`, any case,
   hidden files ignored), sorted by name. An empty or missing directory is an :class:`InputError`.
 * Output of ``IN/<stem>.<ext>``: ``OUT/<stem>_x<scale>.<ext>`` when ``ext`` is one the upscaler
   writes (.mp4 .mkv .mov .m4v), else ``.mkv``. Two inputs with the same stem are refused.
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, ModelError
+from vsrflow.formats import INPUT_SUFFIXES, output_suffix_for
 from vsrflow.workflow import manifest
 from vsrflow.workflow.stage import ChildRunner, vsrflow_argv
 from vsrflow.workflow.summary import VideoResult, evaluation_metrics, summary_json, write_summary
@@ -36,9 +37,7 @@ from vsrflow.workflow.summary import VideoResult, evaluation_metrics, summary_js
 log = logging.getLogger(__name__)
 
 #: Input files picked up from the input directory (compared lower-case).
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 #: Containers the upscaler writes; other inputs get an .mkv output.
-OUTPUT_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v")
 SUMMARY_NAME = "run-summary.json"
 
 
@@ -97,12 +96,12 @@ def discover_inputs(input_dir: Path) -> list[Path]:
     found = sorted(
         p
         for p in input_dir.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_EXTENSIONS
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in INPUT_SUFFIXES
     )
     if not found:
         raise InputError(
             f"input directory {input_dir} holds no videos",
-            hint=f"put files with one of {' '.join(VIDEO_EXTENSIONS)} in it",
+            hint=f"put files with one of {' '.join(INPUT_SUFFIXES)} in it",
         )
     stems: dict[str, Path] = {}
     for path in found:
@@ -118,8 +117,7 @@ def discover_inputs(input_dir: Path) -> list[Path]:
 
 def output_for(input_path: Path, output_dir: Path, scale: float) -> Path:
     """``OUT/<stem>_x<scale>.<ext or mkv>`` (module contract)."""
-    suffix = input_path.suffix.lower()
-    suffix = suffix if suffix in OUTPUT_EXTENSIONS else ".mkv"
+    suffix = output_suffix_for(input_path.name)
     return output_dir / f"{input_path.stem}_x{scale_label(scale)}{suffix}"
 
 
@@ -128,7 +126,7 @@ def find_reference(reference_dir: Path, input_path: Path) -> Path:
     matches = sorted(
         p
         for p in reference_dir.glob(f"{input_path.stem}.*")
-        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+        if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
     )
     if not matches:
         raise InputError(f"no reference {input_path.stem}.* in {reference_dir}")

@@ -17,17 +17,14 @@ permission, read-only and not-a-directory problems are the caller's configuratio
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
-import os
 import re
-import secrets
-import socket
 from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import InputError, VsrError
+from vsrflow.files import atomic_write_json
 from vsrflow.workflow.jobspec import JobSpec
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -47,42 +44,14 @@ def storage_error(path: Path, err: OSError, action: str) -> VsrError:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` so a reader sees the old file or the new one, never a mix.
+    """Write ``data`` as JSON to ``path`` atomically (:func:`vsrflow.files.atomic_write_json`).
 
-    Temporary file in the same directory (the name carries host, pid and a random token, because
-    array tasks on different nodes share the directory and pids repeat across hosts), flush +
-    fsync, ``os.replace``, then fsync of the directory so the rename survives a crash. The
-    temporary file is removed on any failure. OSError -> VsrError naming ``path``.
+    OSError -> VsrError naming ``path`` (:func:`storage_error`).
     """
-    path = Path(path)
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    token = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
-    tmp = path.with_name(f".{path.name}.{token}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write_json(Path(path), data, make_parents=False)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise storage_error(path, err, "write") from err
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Some filesystems refuse fsync on a directory (EINVAL); the data itself is already synced.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        raise storage_error(Path(path), err, "write") from err
 
 
 def read_json(path: Path, what: str) -> Any:

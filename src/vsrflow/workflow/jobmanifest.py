@@ -30,62 +30,31 @@ frames / seconds; ``checksum`` is the lowercase hex sha256 of the chunk's output
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import InputError, VsrError
+from vsrflow.files import sha256_file
 from vsrflow.workflow.chunking import Chunk, check_plan
+from vsrflow.workflow.job.state import (
+    CHUNK_TRANSITIONS,
+    JOB_TRANSITIONS,
+    ChunkState,
+    JobState,
+    status_text,
+)
 from vsrflow.workflow.jobdir import JobDir, read_json, storage_error, write_json_atomic
 
 SCHEMA_VERSION = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK_FILE = re.compile(r"^(\d+)\.json$")
-
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    EXTRACTING = "extracting"
-    UPSCALING = "upscaling"
-    ENCODING = "encoding"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class ChunkState(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-_ACTIVE = (JobState.QUEUED, JobState.EXTRACTING, JobState.UPSCALING, JobState.ENCODING)
-#: Allowed job transitions. A running stage may re-enter its own state (Slurm requeued it); any
-#: unfinished job may fail; ``failed -> queued`` only through :meth:`ManifestStore.resume`.
-JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.QUEUED, JobState.EXTRACTING, JobState.FAILED}),
-    JobState.EXTRACTING: frozenset({JobState.EXTRACTING, JobState.UPSCALING, JobState.FAILED}),
-    JobState.UPSCALING: frozenset({JobState.UPSCALING, JobState.ENCODING, JobState.FAILED}),
-    JobState.ENCODING: frozenset({JobState.ENCODING, JobState.DONE, JobState.FAILED}),
-    JobState.DONE: frozenset(),
-    JobState.FAILED: frozenset(),
-}
-#: Allowed chunk transitions. ``running -> running`` is a new attempt after a task died without
-#: recording its end (preemption, node failure); ``done`` is left only through a reset.
-CHUNK_TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
-    ChunkState.PENDING: frozenset({ChunkState.RUNNING}),
-    ChunkState.RUNNING: frozenset({ChunkState.RUNNING, ChunkState.DONE, ChunkState.FAILED}),
-    ChunkState.FAILED: frozenset({ChunkState.RUNNING}),
-    ChunkState.DONE: frozenset(),
-}
 
 
 def _bad(path: Path, problem: str) -> InputError:
@@ -232,12 +201,10 @@ class Manifest:
 
     @property
     def status_text(self) -> str:
-        """One line for status.json/logs: 'upscaling (3/10 chunks)', 'failed: <reason>'."""
-        if self.state is JobState.FAILED:
-            return f"failed: {self.reason}"
-        if self.state is JobState.UPSCALING:
-            return f"upscaling ({self.done_count}/{self.chunk_count} chunks)"
-        return self.state.value
+        """One line for status.json/logs (:func:`vsrflow.workflow.job.state.status_text`)."""
+        return status_text(
+            self.state, reason=self.reason, done_chunks=self.done_count, total_chunks=self.chunk_count
+        )
 
     def problem(self) -> str | None:
         """Why the job state contradicts itself or its chunks, or None."""
@@ -251,15 +218,6 @@ class Manifest:
         elif self.state in (JobState.ENCODING, JobState.DONE) and self.done_count != self.chunk_count:
             return f"state {self.state} but only {self.done_count}/{self.chunk_count} chunks are done"
         return None
-
-
-def file_sha256(path: Path) -> str:
-    """Lowercase hex sha256 of the file ``path`` (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ManifestStore:
@@ -456,7 +414,7 @@ class ManifestStore:
         return chunk, current, finished, seconds
 
     def finish_chunk(self, index: int, *, checksum: str, now: float | None = None) -> ChunkRecord:
-        """Mark chunk ``index`` done with the sha256 ``checksum`` of its output (see file_sha256)."""
+        """Mark chunk ``index`` done with the sha256 ``checksum`` of its output (files.sha256_file)."""
         if not _SHA256.match(checksum):
             raise ValueError(f"checksum {checksum!r} is not a lowercase hex sha256")
         self._transition(index, ChunkState.DONE)
@@ -494,4 +452,4 @@ class ManifestStore:
         path = output or self.job.chunk_output_path(index)
         if record.state is not ChunkState.DONE or not path.is_file():
             return False
-        return file_sha256(path) == record.checksum
+        return sha256_file(path) == record.checksum

@@ -15,7 +15,6 @@ resolved against the registry by the stage that loads the model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import InputError
+from vsrflow.workflow.job.identity import compute_job_id, file_identity, preset_choice
 
 SCHEMA_VERSION = 1
 
@@ -292,15 +292,17 @@ class JobSpec:
         exists (an S3 version id or ETag, or :func:`file_identity` of a local file), so a replaced
         input is a new job while a resubmitted identical one is the same job.
         """
-        model = self.model
-        if model is not None and model.startswith("/") and Path(model).is_file():
-            model = file_identity(Path(model))  # a replaced weight file is a new job
+        if self.model is None:
+            model = preset_choice(str(self.preset))
+        elif self.model.startswith("/") and Path(self.model).is_file():
+            model = file_identity(Path(self.model))  # a replaced weight file is a new job
+        else:
+            model = self.model
         return compute_job_id(
             self.source if source_identity is None else source_identity,
             model=model,
-            preset=self.preset,
             scale=self.scale,
-            encoder=self.encoder,
+            encoder=self.encoder.to_json(),
         )
 
 
@@ -333,39 +335,3 @@ def _exact_keys(
     if unknown:
         raise InputError(f"{what}: unknown field(s) {', '.join(map(str, unknown))}", hint="remove them")
     return data
-
-
-def compute_job_id(
-    source_identity: str,
-    *,
-    model: str | None,
-    preset: str | None,
-    scale: float,
-    encoder: EncoderSpec,
-) -> str:
-    """16 lowercase hex characters: sha256 over the canonical JSON of what determines the output.
-
-    Inputs are the source identity, the model or preset, the scale (as float: 2 == 2.0) and the
-    encoder options. Chunk size and array settings are deliberately left out: they change how the
-    work is split, not the result, so resubmitting with another chunk size finds the same job.
-    """
-    payload = {
-        "v": 1,
-        "source": source_identity,
-        "model": model,
-        "preset": preset,
-        "scale": float(scale),
-        "encoder": encoder.to_json(),
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
-
-
-def file_identity(path: Path) -> str:
-    """Identity of a local file for :meth:`JobSpec.job_id`: resolved path, byte size, mtime in ns."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except OSError as err:
-        raise InputError(f"{path}: cannot stat the source: {err.strerror}", hint="check the path") from err
-    return f"file:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"

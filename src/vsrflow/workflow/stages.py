@@ -37,9 +37,10 @@ from typing import Any
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
+from vsrflow.files import sha256_file
 from vsrflow.media.info import VideoInfo
 from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore, file_sha256
+from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.jobspec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ def upscale_chunk(
             _run_chunk(job, chunk, output, settings, cache or UpscalerCache(settings))
         else:
             runner(job, chunk, output)
-        store.finish_chunk(index, checksum=file_sha256(output))
+        store.finish_chunk(index, checksum=sha256_file(output))
     except BaseException as exc:
         with contextlib.suppress(Exception):
             output.unlink(missing_ok=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vsrflow.files import atomic_write_json
 
 #: Metrics read from ``vsrflow evaluate --json`` (their per-metric ``mean``), in table order.
 SUMMARY_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "tof")
@@ -115,9 +115,7 @@ def summary_json(
 
 def write_summary(path: Path, data: dict[str, Any]) -> None:
     """Write the summary JSON atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, data, sort_keys=False)
 
 
 def _fmt(value: float | None, digits: int) -> str:

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrflow.aws.local.state import ACCOUNT_ID, write_json_atomic
+from vsrflow.aws.local.state import ACCOUNT_ID
+from vsrflow.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ class SsmAgentShim:
             "ended": inv["ExecutionEndDateTime"],
             "elapsed_s": round(elapsed, 3),
         }
-        write_json_atomic(self.records_dir / f"{command.command_id}.json", record)
+        atomic_write_json(self.records_dir / f"{command.command_id}.json", record)
         log.info("ssm agent: command %s %s (exit %s, %.1fs)", command.command_id, status, code, elapsed)
         if status != "Success" and self.on_failure is not None:
             try:

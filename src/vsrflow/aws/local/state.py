@@ -14,11 +14,10 @@ Layout of ``STATE_DIR`` (default ``<cache dir>/local``)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+from vsrflow.files import atomic_write_json
 
 STATE_FILE = "stack.json"
 CONFIG_FILE = "config.json"
@@ -28,20 +27,6 @@ INVOCATIONS_FILE = "invocations.jsonl"
 #: moto's account and the fake credentials every client of the local stack uses.
 ACCOUNT_ID = "123456789012"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and rename (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)
@@ -78,7 +63,7 @@ class DaemonConfig:
     parameters: dict[str, str] = field(default_factory=dict)
 
     def save(self) -> None:
-        write_json_atomic(Path(self.state_dir) / CONFIG_FILE, asdict(self))
+        atomic_write_json(Path(self.state_dir) / CONFIG_FILE, asdict(self))
 
     @classmethod
     def load(cls, state_dir: Path) -> DaemonConfig:
@@ -124,7 +109,7 @@ class StackState:
     bad_input: bool = False
 
     def save(self, state_dir: Path) -> None:
-        write_json_atomic(state_dir / STATE_FILE, asdict(self))
+        atomic_write_json(state_dir / STATE_FILE, asdict(self))
 
     @classmethod
     def load(cls, state_dir: Path) -> StackState | None:
