@@ -44,7 +44,7 @@ def test_achieved_tflops_rejects_nonsense(bad: tuple[float, int, int, float]) ->
 
 
 def test_ceiling_matches_field_notes() -> None:
-    # FIELD-NOTES: x4plus at 640x360 cannot exceed ~120 fps, animevideov3 at 1080p ~386 fps.
+    # The FLOP ceiling: x4plus at 640x360 cannot exceed ~120 fps, animevideov3 at 1080p ~386 fps.
     assert ceiling_fps(MFLOP_PER_PX["RealESRGAN_x4plus"], 640 * 360) == pytest.approx(119.7, abs=0.2)
     assert ceiling_fps(MFLOP_PER_PX["realesr-animevideov3"], 1920 * 1080) == pytest.approx(385.5, abs=1)
     assert PEAK_TFLOPS_FP16 == 990.0

@@ -314,7 +314,7 @@ def test_official_full_size_key_layout() -> None:
 def test_descriptor_tiles_by_default_and_flops() -> None:
     d = archs.describe("swin2sr", {"upscale": 4, "upsampler": "nearest+conv"})
     assert d.default_tile == swin2sr.DEFAULT_TILE and d.size_multiple == 8 and d.receptive_radius is None
-    # FIELD-NOTES: 25.4 / 26.6 MFLOP per LR pixel for the classical x2 / x4 models.
+    # Reference cost: 25.4 / 26.6 MFLOP per LR pixel for the classical x2 / x4 models.
     assert swin2sr.flops_per_pixel(Swin2SRParams(upscale=2)) / 1e6 == pytest.approx(25.4, abs=0.1)
     assert swin2sr.flops_per_pixel(Swin2SRParams(upscale=4)) / 1e6 == pytest.approx(26.6, abs=0.1)
 

@@ -1,8 +1,8 @@
 """Model cost per low-resolution input pixel and the achievable ceiling on a GPU.
 
-Costs are 2 x multiply-accumulates of the convolutions per LR input pixel (FIELD-NOTES.md,
-section 1). Models missing from the table are measured by :func:`count_mflop_per_px`, which
-counts Conv2d/ConvTranspose2d MACs with forward hooks on one small input: element-wise ops,
+Costs are 2 x multiply-accumulates of the convolutions per LR input pixel, counted from each
+architecture's layer shapes. Models missing from the table are measured by
+:func:`count_mflop_per_px`, which counts Conv2d/ConvTranspose2d MACs with forward hooks on one small input: element-wise ops,
 pixel shuffles and interpolation are ignored (they are < 1 % of the conv work for these nets).
 """
 
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # torch only where a module is actually measured
     import torch
 
-#: MFLOP per LR input pixel (2 x MACs). FIELD-NOTES.md section 1; anime_6B and SPAN counted with
+#: MFLOP per LR input pixel (2 x MACs), from the layer shapes; anime_6B and SPAN counted with
 #: :func:`count_mflop_per_px` (which also gives 35.85 for x4plus and 1.238 for animevideov3, matching
-#: the notes). The old bench script's 9.8 for anime_6B was wrong: 6 RRDBs are 8.63 MFLOP, and the
+#: the table). The old bench script's 9.8 for anime_6B was wrong: 6 RRDBs are 8.63 MFLOP, and the
 #: upsampling convs at 4x/16x the pixels add 2.79.
 MFLOP_PER_PX: dict[str, float] = {
     "RealESRGAN_x4plus": 35.9,
@@ -27,7 +27,7 @@ MFLOP_PER_PX: dict[str, float] = {
     "SPAN_x4_ch48": 0.85,
 }
 
-#: Dense fp16/bf16 tensor-core peak of an H100/H200 SXM (TFLOP/s), FIELD-NOTES.md section 1.
+#: Dense fp16/bf16 tensor-core peak of an H100/H200 SXM (TFLOP/s), from NVIDIA's datasheet.
 PEAK_TFLOPS_FP16 = 990.0
 
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from vsrflow.bench.quality import PICTURE_CASE, PICTURE_METHODS, picture_index
 
-#: FIELD-NOTES.md section 3: bikes, x4 bicubic-degraded, Y-PSNR / SSIM-Y
-FIELD_NOTES_BIKES_X4 = {
+#: The reference measurement: bikes, x4 bicubic-degraded, Y-PSNR / SSIM-Y over all 250 frames,
+#: BasicSR conventions (Y of BT.601, border crop = scale, uint8 output).
+REFERENCE_BIKES_X4 = {
     "bicubic": (33.14, 0.896),
     "SPAN_x4_ch48": (37.19, 0.943),
     "RealESRGAN_x4plus": (29.85, 0.859),
@@ -125,11 +126,11 @@ def side_by_side(frames_dir: Path, names: Sequence[str], labels: Sequence[str], 
 
 def _reference_lines(result: dict[str, Any]) -> list[str]:
     lines = [
-        "| bikes x4, Y-PSNR / SSIM-Y | FIELD-NOTES | this table (window) | difference "
+        "| bikes x4, Y-PSNR / SSIM-Y | reference | this table (window) | difference "
         "| same protocol, all 250 frames |",
         "|---|---|---|---|---|",
     ]
-    for method, (psnr, ssim) in FIELD_NOTES_BIKES_X4.items():
+    for method, (psnr, ssim) in REFERENCE_BIKES_X4.items():
         try:
             r = row(result, "bikes", 4, method)
         except KeyError:
@@ -206,7 +207,7 @@ def markdown(result: dict[str, Any], picture_rel: str) -> str:
         "",
         *table(result, 4),
         "",
-        "## Compared with the reference measurement (FIELD-NOTES.md)",
+        "## Compared with the reference measurement (bikes x4, all 250 frames, BasicSR conventions)",
         "",
         *_reference_lines(result),
         "",
@@ -244,7 +245,7 @@ def _picture_frame(result: dict[str, Any]) -> int:
 
 
 def _reference_explanation(result: dict[str, Any]) -> str:
-    """Why our bikes x4 numbers differ from FIELD-NOTES' (a window here, the whole clip there)."""
+    """Why our bikes x4 numbers differ from the reference (a window here, the whole clip there)."""
     bic, span = row(result, "bikes", 4, "bicubic"), row(result, "bikes", 4, "SPAN_x4_ch48")
     first, last = bic["first_frame"], bic["first_frame"] + bic["frames"] - 1
     whole_bic, whole_span = WHOLE_CLIP_BIKES_X4["bicubic"], WHOLE_CLIP_BIKES_X4["SPAN_x4_ch48"]

@@ -211,7 +211,7 @@ def ceiling_block(
         return None
     return {
         "peak_tflops": PEAK_TFLOPS_FP16,
-        "basis": "dense fp16/bf16 tensor-core peak, H100/H200 (FIELD-NOTES.md)",
+        "basis": "dense fp16/bf16 tensor-core peak, H100/H200 (NVIDIA H100 SXM datasheet)",
         "ceiling_fps": ceiling_fps(mflop, pixels),
         "fraction_of_ceiling": fraction_of_ceiling(tflops),
     }

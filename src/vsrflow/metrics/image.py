@@ -1,6 +1,6 @@
 """Per-frame fidelity metrics as the super-resolution literature computes them (PSNR, SSIM, Y channel).
 
-Conventions (FIELD-NOTES section 3, BasicSR ``calculate_psnr``/``calculate_ssim``):
+Conventions (BasicSR ``calculate_psnr``/``calculate_ssim``):
 
 * Input frames are ``(H, W, 3)`` RGB arrays of dtype ``uint8`` or ``uint16``, never floats: a model's
   float output must be quantised to the delivered bit depth *before* it is measured, exactly once.
