@@ -2,8 +2,9 @@
 
 Costs are 2 x multiply-accumulates of the convolutions per LR input pixel, counted from each
 architecture's layer shapes. Models missing from the table are measured by
-:func:`count_mflop_per_px`, which counts Conv2d/ConvTranspose2d MACs with forward hooks on one small input: element-wise ops,
-pixel shuffles and interpolation are ignored (they are < 1 % of the conv work for these nets).
+:func:`count_mflop_per_px`, which counts Conv2d/ConvTranspose2d MACs with forward hooks on one
+small input: element-wise ops, pixel shuffles and interpolation are ignored (they are < 1 % of
+the conv work for these nets).
 """
 
 from __future__ import annotations
