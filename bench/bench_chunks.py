@@ -4,7 +4,7 @@ Measures, on bikes downscaled /4 (``vsrflow.media.samples.downscale``: 160x68, 2
 with realesr-animevideov3 x4 and the job's default encoder (libx264 crf 18 preset medium):
 
 * wall time of the single-pass ``upscale_video`` vs the chunked job run by
-  ``vsrflow.workflow.executors.run_local`` (job dir made as ``cli/submit_cmd.py`` does), at the
+  ``vsrflow.workflow.job.local.run_local`` (job dir made as ``cli/submit_cmd.py`` does), at the
   default chunk size (60 s: the whole 10 s clip is ONE chunk) and at a small one (25 frames);
   model load is timed apart: the local executor loads the model once per process
   (``UpscalerCache``), so it is not a per-chunk cost there;
@@ -56,7 +56,7 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     import torch
 
     from vsrflow.config import Settings
-    from vsrflow.workflow import stages
+    from vsrflow.workflow.job import stages
 
     settings = Settings.from_env()
     import dataclasses
@@ -68,7 +68,7 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     if mode == "single":
         from vsrflow.engine.pipeline import upscale_video
         from vsrflow.media.writer import EncoderOptions
-        from vsrflow.workflow.jobspec import EncoderSpec, JobSpec
+        from vsrflow.workflow.job.spec import EncoderSpec, JobSpec
 
         spec = JobSpec(source=str(clip), destination=str(out), model=MODEL, scale=4.0)
         t0 = time.perf_counter()
@@ -88,11 +88,11 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
         return rec
 
     import vsrflow.media.writer as writer_mod
-    import vsrflow.workflow.chunkio as chunkio
-    from vsrflow.workflow.executors import run_local
-    from vsrflow.workflow.jobdir import JobDir
-    from vsrflow.workflow.jobmanifest import ManifestStore
-    from vsrflow.workflow.jobspec import JobSpec, file_identity
+    import vsrflow.workflow.job.chunk_io as chunkio
+    from vsrflow.workflow.job.layout import JobDir
+    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.manifest import ManifestStore
+    from vsrflow.workflow.job.spec import JobSpec, file_identity
 
     chunk_frames = None if mode == "default" else int(mode.split("-")[1])
     spec = JobSpec(

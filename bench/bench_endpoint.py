@@ -64,9 +64,9 @@ def _clip(settings: Any, loops: int) -> Path:
 
 
 def _job(root: Path, clip: Path, tag: str) -> Any:
-    from vsrflow.workflow import stages
-    from vsrflow.workflow.jobdir import JobDir
-    from vsrflow.workflow.jobspec import JobSpec
+    from vsrflow.workflow.job import stages
+    from vsrflow.workflow.job.layout import JobDir
+    from vsrflow.workflow.job.spec import JobSpec
 
     spec = JobSpec(source=str(clip), destination=str(root / f"{tag}.mp4"), model=MODEL, scale=SCALE)
     (root / tag).mkdir()
@@ -91,8 +91,8 @@ def main() -> None:
     from vsrflow.serving.client import endpoint_runner
     from vsrflow.serving.server import Endpoint
     from vsrflow.serving.spec import EndpointSpec
-    from vsrflow.workflow import stages
-    from vsrflow.workflow.jobmanifest import ManifestStore
+    from vsrflow.workflow.job import stages
+    from vsrflow.workflow.job.manifest import ManifestStore
 
     settings = dataclasses.replace(Settings.from_env(), device="cpu")
     clip = _clip(settings, args.loops)
@@ -215,7 +215,7 @@ def main() -> None:
 
 
 def _spec_for(model: str, scale: float) -> Any:
-    from vsrflow.workflow.jobspec import JobSpec
+    from vsrflow.workflow.job.spec import JobSpec
 
     return JobSpec(source="/bench/in", destination="/bench/out", model=model, scale=scale)
 

@@ -83,8 +83,8 @@ def _emulator_env(state: Path, gpu_nodes: int, threads: int | None) -> dict[str,
 
 
 def _run_one(gpu_nodes: int, clip: Path, tmp: Path, threads: int | None) -> dict[str, Any]:
-    from vsrflow.workflow.jobdir import JobDir
-    from vsrflow.workflow.jobmanifest import JobState, ManifestStore
+    from vsrflow.workflow.job.layout import JobDir
+    from vsrflow.workflow.job.manifest import JobState, ManifestStore
 
     state, root = tmp / f"state{gpu_nodes}", tmp / f"jobs{gpu_nodes}"
     root.mkdir()

@@ -12,9 +12,9 @@ import psutil
 from tests.integration.test_slurm_emulator import _free_port_block
 from vsrflow.serving.server import Endpoint
 from vsrflow.serving.spec import EndpointSpec
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobspec import EncoderSpec, JobSpec, file_identity
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
 MODEL = "realesr-animevideov3"
 SCALE = 2.0

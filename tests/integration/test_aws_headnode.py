@@ -26,7 +26,7 @@ from vsrflow.aws.jobrecords import JobStatus
 from vsrflow.aws.status import publish
 from vsrflow.aws.trigger import handle_event
 from vsrflow.config import Settings
-from vsrflow.workflow.jobdir import JobDir
+from vsrflow.workflow.job.layout import JobDir
 
 REGION = "us-east-1"
 BUCKET = "vsrflow-media-it"

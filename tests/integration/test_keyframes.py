@@ -13,7 +13,7 @@ from tests.mediagen import FFMPEG, make_video, run
 from vsrflow.errors import InputError
 from vsrflow.media.keyframes import keyframe_indices, scan_frames
 from vsrflow.media.probe import probe
-from vsrflow.workflow.chunking import plan_chunks
+from vsrflow.workflow.job.plan import plan_chunks
 
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
 

@@ -28,9 +28,9 @@ from vsrflow.errors import InputError
 from vsrflow.serving.client import EndpointClient, endpoint_runner
 from vsrflow.serving.protocol import ChunkRequest
 from vsrflow.serving.server import Endpoint
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
-from vsrflow.workflow.jobspec import JobSpec
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.manifest import ChunkState, ManifestStore
+from vsrflow.workflow.job.spec import JobSpec
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from tests.integration.test_slurm_emulator import N_NODES, Slurm, running_emulat
 from tests.mediagen import decode_rgb, make_video
 from tests.servinglib import MODEL, SCALE, endpoint, free_ports, running
 from vsrflow.serving.server import Endpoint
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import JobState, ManifestStore
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import JobState, ManifestStore
 
 FRAMES = 50
 CHUNK = 25  # 2 chunks, both at once (array throttle 2)

@@ -23,9 +23,9 @@ import pytest
 from tests.conftest import run_cli
 from tests.integration.test_slurm_emulator import N_NODES, Slurm, _free_port_block, running_emulator
 from tests.mediagen import decode_rgb, make_video
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
-from vsrflow.workflow.jobspec import EncoderSpec, JobSpec, file_identity
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
+from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
 MODEL = "realesr-animevideov3"
 FRAMES = 75

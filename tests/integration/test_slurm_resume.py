@@ -29,8 +29,8 @@ from tests.integration.test_slurm_chain import (  # noqa: F401  (fixtures used b
 )
 from tests.integration.test_slurm_emulator import Slurm
 from tests.mediagen import decode_rgb, make_video
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 
 MODEL = "realesr-animevideov3"
 CHUNK = 25  # the chain helpers submit with --chunk-frames 25

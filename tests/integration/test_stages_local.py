@@ -16,10 +16,10 @@ import pytest
 from tests.conftest import run_cli
 from tests.mediagen import decode_rgb, make_audio_only, make_text_file, make_video
 from vsrflow.config import Settings
-from vsrflow.workflow import executors, stages
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
-from vsrflow.workflow.jobspec import EncoderSpec, JobSpec
+from vsrflow.workflow.job import local, stages
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
+from vsrflow.workflow.job.spec import EncoderSpec, JobSpec
 
 MODEL = "realesr-animevideov3"
 #: 80 frames at 25 fps with a 25-frame target: 3 chunks (25, 25, 30); the source's only keyframe is
@@ -144,7 +144,7 @@ def test_encode_streams_chunks_without_a_scratch_copy(
     settings: Settings, clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Encode pipes the chunks into the final mux: while it runs, scratch holds the chunks only."""
-    from vsrflow.workflow import chunkio
+    from vsrflow.workflow.job import chunk_io
 
     out = tmp_path / "out.mkv"
     job = JobDir.create(tmp_path, _spec(clip, out))
@@ -154,7 +154,7 @@ def test_encode_streams_chunks_without_a_scratch_copy(
         stages.upscale_chunk(job, i, settings, cache)
     chunk_bytes = sum(stages.chunk_output(job, i).stat().st_size for i in range(3))
     seen: list[int] = []
-    real = chunkio.stream_chunks
+    real = chunk_io.stream_chunks
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
         written = real(*args, **kwargs)
@@ -162,7 +162,7 @@ def test_encode_streams_chunks_without_a_scratch_copy(
         seen.append(sum(p.stat().st_size for p in job.path.rglob("*") if p.is_file()))
         return written
 
-    monkeypatch.setattr(chunkio, "stream_chunks", spy)
+    monkeypatch.setattr(chunk_io, "stream_chunks", spy)
     assert stages.encode(job, settings) is True
     assert len(seen) == 1 and seen[0] < chunk_bytes + 64 * 1024, (seen, chunk_bytes)
     assert len(decode_rgb(out)[0]) == FRAMES
@@ -176,13 +176,13 @@ def test_encode_failure_keeps_the_chunks_for_resume(settings: Settings, clip: Pa
     job = JobDir.create(tmp_path, _spec(clip, out))
     broken = replace(settings, ffmpeg="false")  # exits 1 at once: the feed hits a closed pipe
     with pytest.raises(Exception, match="exited with code 1"):
-        executors.run_local(job, broken)
+        local.run_local(job, broken)
     manifest = ManifestStore(job).load()
     assert manifest.state is JobState.FAILED and manifest.reason is not None
     assert manifest.reason.startswith("encode: ExternalToolError")
     assert all(stages.chunk_output(job, i).is_file() for i in range(3))
     assert not out.exists() and not list(tmp_path.glob(".out*"))
-    assert executors.run_local(job, settings) == "done"
+    assert local.run_local(job, settings) == "done"
     assert [r.attempts for r in ManifestStore(job).load().records] == [1, 1, 1]  # no chunk redone
     assert len(decode_rgb(out)[0]) == FRAMES
 
@@ -193,7 +193,7 @@ def test_short_clip_to_mp4_keeps_every_frame(settings: Settings, tmp_path: Path)
     src = make_video(tmp_path / "short.mp4", frames=10, audio_tracks=1)
     out = tmp_path / "short_x4.mp4"
     job = JobDir.create(tmp_path, _spec(src, out, codec="libx264"))
-    assert executors.run_local(job, settings) == "done"
+    assert local.run_local(job, settings) == "done"
     pts_src = decode_rgb(src)[0]
     pts_out, _, kinds = decode_rgb(out)
     assert len(pts_out) == 10 and kinds == ["video", "audio"]
@@ -214,7 +214,7 @@ def test_failed_chunk_is_recorded_and_resumed(
 
     monkeypatch.setattr(stages, "_run_chunk", flaky)
     with pytest.raises(RuntimeError, match="injected"):
-        executors.run_local(job, settings)
+        local.run_local(job, settings)
     manifest = ManifestStore(job).load()
     assert manifest.state is JobState.FAILED
     assert (
@@ -232,7 +232,7 @@ def test_failed_chunk_is_recorded_and_resumed(
     assert "injected GPU fault" in status.stdout
 
     monkeypatch.setattr(stages, "_run_chunk", real)
-    assert executors.run_local(job, settings) == "done"
+    assert local.run_local(job, settings) == "done"
     assert [r.attempts for r in ManifestStore(job).load().records] == [1, 2, 1]  # only chunk 1 redone
     assert len(decode_rgb(out)[0]) == FRAMES
 

@@ -158,7 +158,7 @@ def test_records_round_trip_and_refuse_bad_shapes() -> None:
 
 
 def test_delivery_target_round_trips_and_keeps_job_ids() -> None:
-    from vsrflow.workflow.jobspec import DeliverySpec, JobSpec
+    from vsrflow.workflow.job.spec import DeliverySpec, JobSpec
 
     plain = JobSpec(
         source="/jobs/a/source/input.mp4", destination="/jobs/a/output/output.mp4", preset="anime"

@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 
 from tests.mediagen import make_video
-from vsrflow.errors import InputError
-from vsrflow.workflow import manifest
-from vsrflow.workflow.batch import discover_inputs, find_reference, output_for
-from vsrflow.workflow.stage import error_line
-from vsrflow.workflow.summary import (
+from vsrflow.batch import markers
+from vsrflow.batch.runner import discover_inputs, find_reference, output_for
+from vsrflow.batch.steps import error_line
+from vsrflow.batch.summary import (
     VideoResult,
     best_and_worst,
     evaluation_metrics,
     format_table,
     summary_json,
 )
+from vsrflow.errors import InputError
 
 
 def test_discover_sorted_filtered_and_refuses_empty(tmp_path: Path) -> None:
@@ -95,26 +95,26 @@ def test_evaluation_metrics_reads_the_summary_shape() -> None:
 def test_marker_proves_done_only_for_the_same_input_model_scale_and_output(tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mkv", size=(32, 24), frames=3)
     out = make_video(tmp_path / "out.mkv", size=(128, 96), frames=3)
-    marker_file = manifest.marker_path(tmp_path, src)
-    manifest.write_marker(marker_file, manifest.upscale_record(src, out, "m", 4.0, 1.0))
-    marker = manifest.read_marker(marker_file)
-    assert manifest.upscale_is_done(marker, src, out, "m", 4.0)
-    assert not manifest.upscale_is_done(marker, src, out, "other", 4.0)
-    assert not manifest.upscale_is_done(marker, src, out, "m", 2.0)
+    marker_file = markers.marker_path(tmp_path, src)
+    markers.write_marker(marker_file, markers.upscale_record(src, out, "m", 4.0, 1.0))
+    marker = markers.read_marker(marker_file)
+    assert markers.upscale_is_done(marker, src, out, "m", 4.0)
+    assert not markers.upscale_is_done(marker, src, out, "other", 4.0)
+    assert not markers.upscale_is_done(marker, src, out, "m", 2.0)
     st = src.stat()
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a replaced input
-    assert not manifest.upscale_is_done(marker, src, out, "m", 4.0)
+    assert not markers.upscale_is_done(marker, src, out, "m", 4.0)
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
     out.write_bytes(out.read_bytes()[:100])  # a damaged output
-    assert not manifest.upscale_is_done(marker, src, out, "m", 4.0)
+    assert not markers.upscale_is_done(marker, src, out, "m", 4.0)
     marker_file.write_text("{not json")
-    assert manifest.read_marker(marker_file) is None
+    assert markers.read_marker(marker_file) is None
 
 
 def test_recorded_evaluation_reused_only_for_the_same_reference(tmp_path: Path) -> None:
     ref = tmp_path / "ref.mkv"
     ref.write_bytes(b"reference")
-    marker = {"evaluation": {"reference": manifest.FileStamp.of(ref).to_json(), "metrics": {"psnr_y": {}}}}
-    assert manifest.reusable_evaluation(marker, ref) == {"psnr_y": {}}
+    marker = {"evaluation": {"reference": markers.FileStamp.of(ref).to_json(), "metrics": {"psnr_y": {}}}}
+    assert markers.reusable_evaluation(marker, ref) == {"psnr_y": {}}
     ref.write_bytes(b"another reference")
-    assert manifest.reusable_evaluation(marker, ref) is None
+    assert markers.reusable_evaluation(marker, ref) is None

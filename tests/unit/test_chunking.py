@@ -1,7 +1,7 @@
 """Chunk planning on synthetic VideoInfo and keyframe lists (no media files).
 
 The property tests draw many random sources with a seeded ``random.Random`` (hypothesis is not a
-project dependency) and check the plan contract of :mod:`vsrflow.workflow.chunking` on each.
+project dependency) and check the plan contract of :mod:`vsrflow.workflow.job.plan` on each.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from vsrflow.errors import InputError
 from vsrflow.media.info import VideoInfo
-from vsrflow.workflow.chunking import (
+from vsrflow.workflow.job.plan import (
     ALIGN_TOLERANCE,
     MIN_CHUNK_FRAMES,
     Chunk,

@@ -242,8 +242,8 @@ def test_limited_warmup_converges_for_a_contracting_recurrence() -> None:
 
 def test_decode_chunk_yields_warmup_frames(tmp_path: Path) -> None:
     from vsrflow.media.probe import probe
-    from vsrflow.workflow.chunking import Chunk
-    from vsrflow.workflow.chunkio import decode_chunk
+    from vsrflow.workflow.job.chunk_io import decode_chunk
+    from vsrflow.workflow.job.plan import Chunk
 
     for codec in ("libx264", "ffv1"):  # one keyframe at 0 / every frame a keyframe
         video = make_video(tmp_path / f"{codec}.mkv", size=(32, 24), frames=30, codec=codec)

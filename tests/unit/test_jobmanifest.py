@@ -12,10 +12,10 @@ import pytest
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import sha256_file
-from vsrflow.workflow.chunking import Chunk
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
-from vsrflow.workflow.jobspec import JobSpec
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
+from vsrflow.workflow.job.plan import Chunk
+from vsrflow.workflow.job.spec import JobSpec
 
 SHA = "a" * 64
 TB = Fraction(1, 12800)

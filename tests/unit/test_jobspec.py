@@ -13,8 +13,8 @@ import pytest
 import vsrflow.files as files_module
 from vsrflow.errors import InputError, VsrError
 from vsrflow.workflow.job.identity import compute_job_id, file_identity, preset_choice
-from vsrflow.workflow.jobdir import JobDir, write_json_atomic
-from vsrflow.workflow.jobspec import SCHEMA_VERSION, EncoderSpec, JobSpec
+from vsrflow.workflow.job.layout import JobDir, write_json_atomic
+from vsrflow.workflow.job.spec import SCHEMA_VERSION, EncoderSpec, JobSpec
 
 
 def spec(**overrides: Any) -> JobSpec:

@@ -162,7 +162,7 @@ def test_cli_upscale_with_model_path(tmp_path: Path, cli_env: dict[str, str]) ->
 
 
 def test_job_spec_accepts_an_absolute_weight_path(tmp_path: Path) -> None:
-    from vsrflow.workflow.jobspec import JobSpec
+    from vsrflow.workflow.job.spec import JobSpec
 
     weights = _save(tmp_path / "w.pth", "srvgg", TINY_SRVGG)
     spec = JobSpec(source="/in.mp4", destination="/out.mp4", model=str(weights))

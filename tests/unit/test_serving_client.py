@@ -163,7 +163,7 @@ class _Chunk:
 
 
 def test_runner_falls_back_in_process_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vsrflow.workflow import stages
+    from vsrflow.workflow.job import stages
 
     ran: list[Path] = []
     monkeypatch.setattr(stages, "_run_chunk", lambda job, chunk, output, settings, cache: ran.append(output))

@@ -24,10 +24,10 @@ from vsrflow.serving.client import EndpointClient, endpoint_runner
 from vsrflow.serving.inference import EndpointCache, EndpointModel
 from vsrflow.serving.protocol import ChunkRequest, FileRequest, FramesRequest, RequestError
 from vsrflow.serving.spec import EndpointSpec
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
-from vsrflow.workflow.jobspec import EncoderSpec, JobSpec, file_identity
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import ChunkState, ManifestStore
+from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
 
 @pytest.fixture(scope="module")

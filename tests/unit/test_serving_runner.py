@@ -12,8 +12,8 @@ from tests.servinglib import prepare_job
 from vsrflow.config import Settings
 from vsrflow.errors import VsrError
 from vsrflow.files import sha256_file
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.manifest import ChunkState, ManifestStore
 
 
 def test_runner_output_is_recorded_and_failures_fail_the_chunk(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import pytest
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobspec import EncoderSpec, JobSpec
-from vsrflow.workflow.slurm import SCRIPTS_DIR, stage_argv
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.slurm import SCRIPTS_DIR, stage_argv
+from vsrflow.workflow.job.spec import EncoderSpec, JobSpec
 
 
 def _job(tmp_path: Path) -> JobDir:
@@ -72,7 +72,7 @@ def test_installed_scripts_are_found_without_a_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wheel install has no <repo>/slurm: the scripts come from <prefix>/share/vsrflow/slurm."""
-    from vsrflow.workflow import slurm
+    from vsrflow.workflow.job import slurm
 
     installed = tmp_path / "share" / "vsrflow" / "slurm"
     installed.mkdir(parents=True)

@@ -12,8 +12,8 @@ from vsrflow.config import Settings
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.models import loader
 from vsrflow.models.store import WeightStore
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobspec import JobSpec
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.spec import JobSpec
 
 MODEL, OTHER = "realesr-animevideov3", "SPAN_x2_ch48"  # both in the test weight store (model_env)
 LOAD_MODEL = loader.load_model  # the real one (the tests count calls through a wrapper)

@@ -33,9 +33,9 @@ from vsrflow.aws.status import mark_failed, publish, status_from_manifest
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.formats import output_suffix_for, suffix_of
-from vsrflow.workflow.jobdir import JobDir, read_json, write_json_atomic
-from vsrflow.workflow.jobmanifest import JobState, ManifestStore
-from vsrflow.workflow.jobspec import DeliverySpec, JobSpec
+from vsrflow.workflow.job.layout import JobDir, read_json, write_json_atomic
+from vsrflow.workflow.job.manifest import JobState, ManifestStore
+from vsrflow.workflow.job.spec import DeliverySpec, JobSpec
 
 log = logging.getLogger(__name__)
 

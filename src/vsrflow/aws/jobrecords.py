@@ -4,7 +4,7 @@
 size), how (preset, scale) and where the result goes (``output_key``). ``status.json`` is what a
 media-ops user watches; states move ``queued -> extracting -> upscaling (k/N) -> encoding ->
 done`` or to ``failed`` with a one-line reason (the states of
-:class:`vsrflow.workflow.jobmanifest.JobState`). A terminal status (done/failed) is not
+:class:`vsrflow.workflow.job.manifest.JobState`). A terminal status (done/failed) is not
 overwritten by a non-terminal one unless the writer says so (a deliberate resubmission), so a late
 writer (an array task finishing after the job failed) cannot hide the outcome.
 

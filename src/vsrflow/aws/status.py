@@ -19,7 +19,7 @@ from vsrflow.aws.clients import AwsClients
 from vsrflow.aws.jobrecords import JobStatus, read_status, write_status
 from vsrflow.config import AwsSettings
 from vsrflow.errors import InputError, VsrError
-from vsrflow.workflow.jobmanifest import JobState, Manifest
+from vsrflow.workflow.job.manifest import JobState, Manifest
 
 log = logging.getLogger(__name__)
 

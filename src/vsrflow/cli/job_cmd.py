@@ -3,7 +3,7 @@
 ``upscale-chunk`` calls the model endpoint of its GPU when ``VSRFLOW_ENDPOINT_BASE_PORT`` is set
 (:mod:`vsrflow.serving.client`; in-process only as a configured fallback), else runs in-process.
 ``submit-rest`` is what the extract Slurm job runs last: it submits the chunk array, encode and
-finalize once the chunk count is known (see :mod:`vsrflow.workflow.slurm`).
+finalize once the chunk count is known (see :mod:`vsrflow.workflow.job.slurm`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the stage. Event-path jobs (a spec with an S3 delivery target) then mirror the manifest
     to ``status.json`` and, once the job is done, upload the output and publish done + SNS
     (:class:`vsrflow.aws.headnode.S3Delivery`); a failed job publishes failed + SNS."""
-    from vsrflow.workflow import stages
+    from vsrflow.workflow.job import stages
 
     job = stages.job_from_path(args.job_dir)
     if job.read_spec().delivery is None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_stage(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.workflow import stages
+    from vsrflow.workflow.job import stages
 
     job = stages.job_from_path(args.job_dir)
     if args.stage == "extract":
@@ -94,7 +94,7 @@ def _run_stage(args: argparse.Namespace, settings: Settings) -> int:
     elif args.stage == "finalize":
         print(f"{job.job_id}: {stages.finalize(job)}")
     else:
-        from vsrflow.workflow.slurm import submit_rest
+        from vsrflow.workflow.job.slurm import submit_rest
 
         ids = submit_rest(job, settings)
         print(

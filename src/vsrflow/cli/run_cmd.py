@@ -1,7 +1,7 @@
 """``vsrflow run --input-dir IN --output-dir OUT``: the whole batch workflow in one command.
 
 Weights, then every video of IN upscaled (and evaluated against ``--reference-dir``), each stage in
-its own process; see :mod:`vsrflow.workflow.batch` for the contract. Exit status: 0 all videos
+its own process; see :mod:`vsrflow.batch.runner` for the contract. Exit status: 0 all videos
 succeeded, 1 one or more failed (the summary is still printed), 2 bad usage.
 """
 
@@ -42,8 +42,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.workflow.batch import BatchOptions, BatchRunner
-    from vsrflow.workflow.summary import VideoResult, format_table
+    from vsrflow.batch.runner import BatchOptions, BatchRunner
+    from vsrflow.batch.summary import VideoResult, format_table
 
     options = BatchOptions(
         input_dir=args.input_dir,

@@ -53,9 +53,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     text = str(args.job_dir)
     if settings.aws.bucket and _HEX_ID.match(text) and not args.job_dir.is_dir():
         return _remote(text, settings)
-    from vsrflow.workflow.jobmanifest import ChunkState, ManifestStore
-    from vsrflow.workflow.slurm import read_job_ids
-    from vsrflow.workflow.stages import job_from_path
+    from vsrflow.workflow.job.manifest import ChunkState, ManifestStore
+    from vsrflow.workflow.job.slurm import read_job_ids
+    from vsrflow.workflow.job.stages import job_from_path
 
     job = job_from_path(args.job_dir)
     store = ManifestStore(job)

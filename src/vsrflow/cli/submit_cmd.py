@@ -2,7 +2,7 @@
 
 ``--executor slurm`` submits the extract Slurm job and returns (fire-and-forget); the extract job
 submits the rest of the chain with ``vsrflow job submit-rest JOB_DIR`` (see
-:mod:`vsrflow.workflow.slurm`).
+:mod:`vsrflow.workflow.job.slurm`).
 
 ``vsrflow submit --job-id ID`` is what the S3 trigger runs on the head node (through SSM): the job
 comes from ``s3://<VSRFLOW_AWS_BUCKET>/jobs/ID/request.json`` (:mod:`vsrflow.aws.headnode`), runs
@@ -114,7 +114,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         # Queued before anything runs: a stage's own status must never be overwritten by this one.
         delivery.queued(executor=executor)
         if executor == "slurm":
-            from vsrflow.workflow.slurm import submit_slurm
+            from vsrflow.workflow.job.slurm import submit_slurm
 
             ids = submit_slurm(prepared.job, settings)
             print(f"job {job_id}: submitted to Slurm (extract job {ids.extract})")
@@ -128,8 +128,8 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
 def _run_local_delivered(job_path: Path, settings: Settings) -> int:
     """The local executor through ``vsrflow job`` stage by stage, so each stage mirrors its status."""
     from vsrflow.cli import job_cmd
-    from vsrflow.workflow.jobmanifest import JobState, ManifestStore
-    from vsrflow.workflow.stages import job_from_path
+    from vsrflow.workflow.job.manifest import JobState, ManifestStore
+    from vsrflow.workflow.job.stages import job_from_path
 
     def stage(name: str, index: int | None = None) -> None:
         job_cmd.run(argparse.Namespace(stage=name, job_dir=job_path, index=index), settings)
@@ -154,9 +154,9 @@ def _run_local_delivered(job_path: Path, settings: Settings) -> int:
 def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.writer import check_encoder
-    from vsrflow.workflow.executors import run_local
-    from vsrflow.workflow.jobdir import JobDir
-    from vsrflow.workflow.jobspec import EncoderSpec, JobSpec, file_identity
+    from vsrflow.workflow.job.layout import JobDir
+    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
     source = args.input.expanduser().resolve()
     output = args.output.expanduser().resolve()
@@ -194,7 +194,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     job = JobDir.create(root, spec, spec.job_id(file_identity(source)))
     print(f"job {job.job_id}: {job.path}")
     if (args.executor or "local") == "slurm":
-        from vsrflow.workflow.slurm import submit_slurm
+        from vsrflow.workflow.job.slurm import submit_slurm
 
         ids = submit_slurm(job, settings)
         print(

@@ -8,8 +8,8 @@
   :class:`~vsrflow.errors.VsrError`. A 200 without the expected stats is an error, never success.
 * :func:`endpoint_port` picks the endpoint of this task's GPU: ``base_port + i`` where ``i`` is the
   first GPU index in ``SLURM_STEP_GPUS``/``SLURM_JOB_GPUS``/``CUDA_VISIBLE_DEVICES`` (0 when none is set).
-* :func:`endpoint_runner` is the :data:`vsrflow.workflow.stages.ChunkRunner` the CLI wires into
-  :func:`~vsrflow.workflow.stages.upscale_chunk`; with ``fallback`` set it runs the chunk in-process
+* :func:`endpoint_runner` is the :data:`vsrflow.workflow.job.stages.ChunkRunner` the CLI wires into
+  :func:`~vsrflow.workflow.job.stages.upscale_chunk`; with ``fallback`` set it runs the chunk in-process
   when the endpoint stays unreachable after every retry (and only then).
 
 This module imports no torch.
@@ -240,7 +240,7 @@ def endpoint_runner(
             if not cfg.fallback:
                 raise
             log.warning("%s; VSRFLOW_ENDPOINT_FALLBACK is set: running the chunk in-process", err)
-            from vsrflow.workflow import stages
+            from vsrflow.workflow.job import stages
 
             t0 = time.monotonic()
             frames = stages.run_chunk(job, chunk, output, settings, stages.UpscalerCache(settings))

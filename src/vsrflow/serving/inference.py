@@ -8,7 +8,7 @@ resolves to one) loads it on first use and keeps it (one load per model, at most
 ``VSRFLOW_ENDPOINT_MAX_MODELS`` networks, least recently used dropped first; other scales are cheap
 views of the loaded network). A model without weights here is a 400 naming the command that
 fetches them. ``predict_fn`` reuses the workflow's own chunk code
-(:func:`vsrflow.workflow.stages.run_chunk`) and the engine of ``vsrflow upscale``, so endpoint
+(:func:`vsrflow.workflow.job.stages.run_chunk`) and the engine of ``vsrflow upscale``, so endpoint
 output is byte-for-byte the in-process output.
 
 Paths: job dirs, job sources, input/output files and weight files given as a model must lie (after
@@ -38,8 +38,8 @@ from vsrflow.errors import InputError
 from vsrflow.serving import protocol
 from vsrflow.serving.protocol import ChunkRequest, FileRequest, FramesRequest, Request, bad_request
 from vsrflow.serving.spec import EndpointSpec
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobspec import EncoderSpec, JobSpec
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.spec import EncoderSpec, JobSpec
 
 log = logging.getLogger("vsrflow.serving")
 
@@ -51,7 +51,7 @@ ROOTS_SETTING = "VSRFLOW_ENDPOINT_ALLOWED_ROOTS"
 
 
 class EndpointCache(stages.UpscalerCache):
-    """The endpoint's loaded models: an :class:`~vsrflow.workflow.stages.UpscalerCache` bounded to
+    """The endpoint's loaded models: an :class:`~vsrflow.workflow.job.stages.UpscalerCache` bounded to
     ``settings.endpoint.max_models`` networks (``loads`` counts model loads over the endpoint's life)."""
 
     def __init__(self, settings: Settings) -> None:
@@ -207,7 +207,7 @@ def _job_model(spec: JobSpec, model: EndpointModel) -> Any:
 
 
 def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:
-    from vsrflow.workflow.jobmanifest import ManifestStore
+    from vsrflow.workflow.job.manifest import ManifestStore
 
     _check_precision(model, req.precision)
     job_dir = _allowed(model, req.job_dir, "job_dir")

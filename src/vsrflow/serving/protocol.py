@@ -10,7 +10,7 @@
        "precision": "auto"}                                # optional: must be the endpoint's
 
   The endpoint decodes exactly the chunk's frames from the job's source (shared storage), upscales
-  them with the in-process chunk code (:func:`vsrflow.workflow.stages.run_chunk`) and writes the
+  them with the in-process chunk code (:func:`vsrflow.workflow.job.stages.run_chunk`) and writes the
   chunk output atomically. Response: JSON stats (``frames`` actually written, ``seconds``, ``fps``,
   ``device``, ...). Paths must lie under the endpoint's allowed roots (400 otherwise).
 * ``application/json`` **file request**: ``{"input": path, "output": path, "model", "scale",

@@ -1,4 +1,3 @@
-"""Workflows that chain vsrflow commands: each stage runs isolated in its own child process.
-
-``batch``: ``vsrflow run`` over a directory (weights -> upscale -> evaluate, resumable).
+"""The chunked-job workflow (:mod:`vsrflow.workflow.job`): one job split into frame-exact chunks
+that run here or as a Slurm chain. The directory batch runner is :mod:`vsrflow.batch`.
 """

@@ -1,6 +1,6 @@
 """Job and chunk states, their allowed transitions, and the one-line status text: one owner.
 
-Used by the manifest (:mod:`vsrflow.workflow.jobmanifest`), the CLI (``vsrflow status``) and the S3
+Used by the manifest (:mod:`vsrflow.workflow.job.manifest`), the CLI (``vsrflow status``) and the S3
 status records (:mod:`vsrflow.aws.jobrecords`), so a state has one spelling and one text
 everywhere. Standard library only (the Lambda package imports it).
 """

@@ -34,7 +34,7 @@ from vsrflow.errors import InputError, VsrError
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import open_input
 from vsrflow.media.reader import Frame, frame_to_rgb
-from vsrflow.workflow.chunking import Chunk
+from vsrflow.workflow.job.plan import Chunk
 
 
 def chunk_encoder_extra(codec: str) -> dict[str, str]:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
-from vsrflow.workflow import stages
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import JobState, ManifestStore
+from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import JobState, ManifestStore
 
 log = logging.getLogger(__name__)
 

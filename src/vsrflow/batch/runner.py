@@ -12,7 +12,7 @@ Contract:
   ``vsrflow evaluate OUTPUT --reference REF/<stem>.* --json FILE`` in another. A failing child
   fails only that video, with the child's error line; the other videos go on. Child output goes to
   ``OUT/.vsrflow-run/logs/``.
-* Resume: a video whose done-marker proves its output (see :mod:`vsrflow.workflow.manifest`) is
+* Resume: a video whose done-marker proves its output (see :mod:`vsrflow.batch.markers`) is
   skipped, its recorded evaluation reused for the same reference; ``force`` redoes everything.
 * ``OUT/run-summary.json`` is written at the end (and on Ctrl-C, marked interrupted).
 """
@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vsrflow.batch import markers
+from vsrflow.batch.steps import ChildRunner, vsrflow_argv
+from vsrflow.batch.summary import VideoResult, evaluation_metrics, summary_json, write_summary
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, ModelError
 from vsrflow.formats import INPUT_SUFFIXES, output_suffix_for
-from vsrflow.workflow import manifest
-from vsrflow.workflow.stage import ChildRunner, vsrflow_argv
-from vsrflow.workflow.summary import VideoResult, evaluation_metrics, summary_json, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class BatchRunner:
         self.settings = settings
         self.on_result = on_result or (lambda result: None)
         self.children = ChildRunner()
-        self.state_dir = options.output_dir / manifest.STATE_DIR
+        self.state_dir = options.output_dir / markers.STATE_DIR
 
     # -- stage 1: weights ------------------------------------------------------------------
     def ensure_model(self) -> tuple[str, float]:
@@ -208,9 +208,9 @@ class BatchRunner:
 
     def _upscale(self, result: VideoResult, model: str, scale: float) -> dict[str, object] | None:
         """Run/skip the upscale; return the video's marker, or None after recording a failure."""
-        marker_file = manifest.marker_path(self.options.output_dir, result.input)
-        marker = None if self.options.force else manifest.read_marker(marker_file)
-        if manifest.upscale_is_done(marker, result.input, result.output, model, scale):
+        marker_file = markers.marker_path(self.options.output_dir, result.input)
+        marker = None if self.options.force else markers.read_marker(marker_file)
+        if markers.upscale_is_done(marker, result.input, result.output, model, scale):
             result.upscale = "skipped"
             return marker
         if self.options.skip_upscale:
@@ -231,8 +231,8 @@ class BatchRunner:
             result.error = f"upscale: {child.error}"
             return None
         result.upscale = "upscaled"
-        record = manifest.upscale_record(result.input, result.output, model, scale, child.seconds)
-        manifest.write_marker(marker_file, record)
+        record = markers.upscale_record(result.input, result.output, model, scale, child.seconds)
+        markers.write_marker(marker_file, record)
         return record
 
     def _evaluate(self, result: VideoResult, marker: dict[str, object]) -> None:
@@ -243,7 +243,7 @@ class BatchRunner:
             result.evaluate, result.error = "failed", f"evaluate: {exc}"
             return
         result.reference = reference
-        recorded = manifest.reusable_evaluation(marker, reference) if result.upscale == "skipped" else None
+        recorded = markers.reusable_evaluation(marker, reference) if result.upscale == "skipped" else None
         if recorded is not None:
             result.evaluate, result.metrics = "reused", evaluation_metrics({"metrics": recorded})
             return
@@ -264,10 +264,10 @@ class BatchRunner:
         result.evaluate, result.metrics = "evaluated", evaluation_metrics(data)
         if result.upscale in ("upscaled", "skipped"):
             marker["evaluation"] = {
-                "reference": manifest.FileStamp.of(reference).to_json(),
+                "reference": markers.FileStamp.of(reference).to_json(),
                 "metrics": data.get("metrics", data) if isinstance(data, dict) else None,
             }
-            manifest.write_marker(manifest.marker_path(self.options.output_dir, result.input), dict(marker))
+            markers.write_marker(markers.marker_path(self.options.output_dir, result.input), dict(marker))
 
     # -- the whole run ---------------------------------------------------------------------
     def run(self) -> BatchReport:

@@ -38,8 +38,8 @@ from typing import Any
 
 from vsrflow.config import Settings
 from vsrflow.errors import ExternalToolError, InputError, VsrError
-from vsrflow.workflow.jobdir import JobDir, read_json, write_json_atomic
-from vsrflow.workflow.jobmanifest import JobState, ManifestStore
+from vsrflow.workflow.job.layout import JobDir, read_json, write_json_atomic
+from vsrflow.workflow.job.manifest import JobState, ManifestStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 #: carries them under ``<prefix>/share/vsrflow/slurm`` (pyproject data-files); the setting
 #: ``settings.slurm.scripts_dir`` overrides both. sbatch copies a script at submission, so the
 #: scripts need to exist only where the chain is submitted from (the head node).
-SCRIPTS_DIR = Path(__file__).resolve().parents[3] / "slurm"
+SCRIPTS_DIR = Path(__file__).resolve().parents[4] / "slurm"
 INSTALLED_SCRIPTS_DIR = Path(sys.prefix) / "share" / "vsrflow" / "slurm"
 RECORD_NAME = "slurm.json"
 _TIMEOUT = 60.0

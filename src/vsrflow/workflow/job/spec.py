@@ -1,6 +1,6 @@
 """The job spec: what one chunked upscale job does, as a frozen dataclass with a strict JSON form.
 
-A spec is written once into ``<job dir>/spec.json`` (see :mod:`vsrflow.workflow.jobdir`) and read by
+A spec is written once into ``<job dir>/spec.json`` (see :mod:`vsrflow.workflow.job.layout`) and read by
 every stage. :meth:`JobSpec.from_json` is strict: unknown or missing keys, wrong types, values out
 of range and another ``schema_version`` are refused with an :class:`~vsrflow.errors.InputError`
 that names the field and says how to fix it.
@@ -160,7 +160,7 @@ class JobSpec:
         encoder: final encoder options.
         chunk_frames: target chunk length in frames (>= 1), or None.
         chunk_seconds: target chunk length in seconds of pts (> 0), or None. Exactly one is set;
-            the planner still enforces its minimum chunk size (see :mod:`vsrflow.workflow.chunking`).
+            the planner still enforces its minimum chunk size (see :mod:`vsrflow.workflow.job.plan`).
         max_array_size: the cluster's Slurm MaxArraySize; the plan has at most this many chunks.
         array_throttle: K in ``--array=0-N%K``: chunks upscaled at once (1 .. max_array_size).
         delivery: S3 delivery target of event-path jobs, or None (absent from the JSON when None,

@@ -4,7 +4,7 @@ Layout (every path is a property of :class:`JobDir`)::
 
     <root>/<job_id>/
         spec.json          the JobSpec (written once, at creation)
-        manifest.json      plan + job state (vsrflow.workflow.jobmanifest)
+        manifest.json      plan + job state (vsrflow.workflow.job.manifest)
         chunks/            <i>.json per-chunk state records, <i>.mkv chunk outputs (i zero-padded)
         logs/              stage and array-task logs
         source/            the staged source (a copy or download of spec.source)
@@ -25,7 +25,7 @@ from typing import Any
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import atomic_write_json
-from vsrflow.workflow.jobspec import JobSpec
+from vsrflow.workflow.job.spec import JobSpec
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CONFIG_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG}

@@ -1,13 +1,13 @@
 """The four stages of a chunked job: extract, upscale-chunk, encode, finalize.
 
-Each stage takes a :class:`~vsrflow.workflow.jobdir.JobDir` and works only through it and the
-manifest (:mod:`vsrflow.workflow.jobmanifest`), so the same functions run under the local executor
-(:mod:`vsrflow.workflow.executors`), from ``vsrflow job ...`` and in Slurm jobs.
+Each stage takes a :class:`~vsrflow.workflow.job.layout.JobDir` and works only through it and the
+manifest (:mod:`vsrflow.workflow.job.manifest`), so the same functions run under the local executor
+(:mod:`vsrflow.workflow.job.local`), from ``vsrflow job ...`` and in Slurm jobs.
 
 * :func:`extract` probes and validates the source, scans its keyframes and records the frame-exact
   chunk plan. Staging decision: the source must be a local path on storage every node sees (the
   job root is shared storage); it is used IN PLACE, not split or copied: each chunk task decodes
-  its range straight from the source (:func:`vsrflow.workflow.chunkio.decode_chunk`). That needs
+  its range straight from the source (:func:`vsrflow.workflow.job.chunk_io.decode_chunk`). That needs
   no scratch space for a split copy and stays frame-exact for chunks that do not start on a
   keyframe. ``s3://`` sources need a download step first (not done here: InputError).
 * :func:`upscale_chunk` upscales one chunk into ``chunks/<i>.nut`` (FrameWriter: temporary name,
@@ -23,7 +23,7 @@ Failure recording: extract and encode are the single writers of manifest.json wh
 they mark the job failed with the reason themselves; a chunk task marks only its own chunk failed
 (other chunks keep running) and :func:`finalize` turns failed chunks into the job's reason.
 Chunk outputs are encoded without B-frames so their packets concatenate with monotonic dts
-(:func:`vsrflow.workflow.chunkio.chunk_encoder_extra`).
+(:func:`vsrflow.workflow.job.chunk_io.chunk_encoder_extra`).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import sha256_file
 from vsrflow.media.info import VideoInfo
-from vsrflow.workflow.jobdir import JobDir
-from vsrflow.workflow.jobmanifest import ChunkState, JobState, ManifestStore
-from vsrflow.workflow.jobspec import JobSpec
+from vsrflow.workflow.job.layout import JobDir
+from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
+from vsrflow.workflow.job.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def extract(job: JobDir) -> bool:
         VsrError: the job is failed (resume it first) or the manifest cannot be written.
     """
     from vsrflow.media.keyframes import scan_frames
-    from vsrflow.workflow.chunking import plan_chunks
+    from vsrflow.workflow.job.plan import plan_chunks
 
     store = ManifestStore(job)
     manifest = store.create()
@@ -210,7 +210,7 @@ class UpscalerCache:
 
 
 #: Produces one chunk's output file (atomically, at the given path) and returns its stats (JSON-able).
-#: Arguments: the job, the chunk (:class:`vsrflow.workflow.chunking.Chunk`), the output path. The
+#: Arguments: the job, the chunk (:class:`vsrflow.workflow.job.plan.Chunk`), the output path. The
 #: model endpoint client is one (wired in by the CLI: workflow never imports serving).
 ChunkRunner = Callable[[JobDir, Any, Path], dict[str, Any]]
 
@@ -285,7 +285,7 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
 
     from vsrflow.engine.pipeline import plan_output
     from vsrflow.media.writer import EncoderOptions, FrameWriter, pad_to
-    from vsrflow.workflow.chunkio import chunk_encoder_extra, decode_chunk
+    from vsrflow.workflow.job.chunk_io import chunk_encoder_extra, decode_chunk
 
     spec = job.read_spec()
     source, info = _probe_source(spec)
@@ -352,7 +352,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
     """
     from vsrflow.media.assemble import assemble_streamed
     from vsrflow.media.probe import probe
-    from vsrflow.workflow.chunkio import stream_chunks
+    from vsrflow.workflow.job.chunk_io import stream_chunks
 
     store = ManifestStore(job)
     manifest = store.load()

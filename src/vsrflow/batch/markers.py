@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import VsrError
+from vsrflow.files import atomic_write_json
 from vsrflow.media.probe import probe
-from vsrflow.workflow.jobdir import write_json_atomic
 
 VERSION = 1
 #: Directory (inside the output directory) holding markers, child logs and evaluation JSON.
@@ -73,9 +73,14 @@ def read_marker(path: Path) -> dict[str, Any] | None:
 
 
 def write_marker(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` (plus the version) to ``path`` atomically (the one shared JSON writer)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {**data, "version": VERSION})
+    """Write ``data`` (plus the version) to ``path`` atomically (:func:`vsrflow.files.atomic_write_json`).
+
+    OSError -> VsrError naming ``path``.
+    """
+    try:
+        atomic_write_json(path, {**data, "version": VERSION}, make_parents=True)
+    except OSError as err:
+        raise VsrError(f"{path}: cannot write the resume marker: {err.strerror or err}") from err
 
 
 def upscale_record(

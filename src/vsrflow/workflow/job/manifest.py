@@ -1,6 +1,6 @@
 """The manifest of a chunked job: the chunk plan, the job state and one state record per chunk.
 
-Storage (inside a :class:`~vsrflow.workflow.jobdir.JobDir`)::
+Storage (inside a :class:`~vsrflow.workflow.job.layout.JobDir`)::
 
     manifest.json       {schema_version, job_id, state, reason, plan: {frame_count, time_base, chunks}}
     chunks/<i>.json     {schema_version, index, state, attempts, checksum, started, finished, seconds,
@@ -8,7 +8,7 @@ Storage (inside a :class:`~vsrflow.workflow.jobdir.JobDir`)::
 
 Concurrency design: per-chunk state files, merged on read. Array task ``i`` is the only writer of
 ``chunks/<i>.json``, so concurrent tasks never read-modify-write a shared file and cannot lose each
-other's updates; every write is atomic (:func:`~vsrflow.workflow.jobdir.write_json_atomic`), so a
+other's updates; every write is atomic (:func:`~vsrflow.workflow.job.layout.write_json_atomic`), so a
 reader sees a whole old or whole new record. ``manifest.json`` is written only by the stages that
 Slurm runs one after another (extract -> upscale array -> encode -> finalize, chained by
 dependencies), so it has one writer at a time. We chose this over an fcntl lock around one file
@@ -42,7 +42,8 @@ from typing import Any
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import sha256_file
-from vsrflow.workflow.chunking import Chunk, check_plan
+from vsrflow.workflow.job.layout import JobDir, read_json, storage_error, write_json_atomic
+from vsrflow.workflow.job.plan import Chunk, check_plan
 from vsrflow.workflow.job.state import (
     CHUNK_TRANSITIONS,
     JOB_TRANSITIONS,
@@ -50,7 +51,6 @@ from vsrflow.workflow.job.state import (
     JobState,
     status_text,
 )
-from vsrflow.workflow.jobdir import JobDir, read_json, storage_error, write_json_atomic
 
 SCHEMA_VERSION = 1
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
