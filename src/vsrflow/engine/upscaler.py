@@ -165,7 +165,7 @@ class Upscaler:
         module.requires_grad_(False)
         module.to(device=self.device, dtype=self.dtype)
         # NHWC lets cuDNN/oneDNN pick tensor-core/vectorised conv kernels without transposes.
-        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
         self.module = module
         #: recurrent state of a temporal model (opaque to the engine) and the frame shape it is for.
         self._state: Any = None

@@ -121,7 +121,7 @@ def bicubic_downscale(image: npt.NDArray[np.float64], factor: int) -> npt.NDArra
 
 
 def _round_clip(image: npt.NDArray[np.float64], dtype: type[np.generic]) -> Image:
-    peak = float(np.iinfo(dtype).max)  # type: ignore[type-var]
+    peak = float(np.iinfo(dtype).max)  # type: ignore[type-var,unused-ignore]
     # Half away from zero (MATLAB's conversion); values are >= 0 after clipping, so floor(x + 0.5).
     out: Image = np.floor(np.clip(image, 0.0, peak) + 0.5).astype(dtype)
     return out
@@ -279,7 +279,7 @@ def degrade_video(
                     FrameWriter(ref_tmp, width=cw, height=ch, source=info, options=options)
                 )
             for frame in reader:
-                hr: Image = np.ascontiguousarray(frame.image[:ch, :cw])  # type: ignore[assignment]
+                hr: Image = np.ascontiguousarray(frame.image[:ch, :cw])  # type: ignore[assignment,unused-ignore]
                 rng = frame_rng(seed, frame.index) if noise > 0 else None
                 lr = degrade_frame(hr, scale=scale, blur=blur, noise=noise, jpeg=jpeg, rng=rng)
                 lr_writer.write(lr, frame.pts)

@@ -17,6 +17,8 @@ the frames before the flow is computed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -52,8 +54,11 @@ def to_grey(img: np.ndarray, *, crop: int = 0) -> Grey:
 def farneback(prev: Grey, cur: Grey) -> Flow:
     """Dense flow ``prev -> cur`` as ``(H, W, 2)`` float32 (dx, dy) in pixels, with the tOF parameters."""
     pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, flags = FARNEBACK_PARAMS
-    # flow=None (a fresh output array) as in the published tOF code; OpenCV's stubs omit None.
-    flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
+    # flow=None (a fresh output array) as in the published tOF code. Some OpenCV releases' stubs
+    # omit None and others accept it, so the call goes through an untyped handle: a per-line
+    # ignore would be "unused" on one release and required on the other.
+    calc: Any = cv2.calcOpticalFlowFarneback
+    flow = calc(
         prev,
         cur,
         None,

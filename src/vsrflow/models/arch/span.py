@@ -54,7 +54,7 @@ class Conv3XC(nn.Module):
             self.register_load_state_dict_post_hook(lambda module, _keys: module.fuse())
         self.eval_conv = nn.Conv2d(c_in, c_out, 3, 1, 1)
         self.eval_conv.weight.requires_grad_(False)
-        self.eval_conv.bias.requires_grad_(False)  # type: ignore[union-attr]
+        self.eval_conv.bias.requires_grad_(False)  # type: ignore[union-attr,unused-ignore]
         if form == "full":
             self.fuse()
 
@@ -68,7 +68,7 @@ class Conv3XC(nn.Module):
             c0.weight, c0.bias, c1.weight, c1.bias, c2.weight, c2.bias, self.sk.weight, self.sk.bias
         )
         self.eval_conv.weight.copy_(weight)
-        self.eval_conv.bias.copy_(bias)  # type: ignore[union-attr]
+        self.eval_conv.bias.copy_(bias)  # type: ignore[union-attr,unused-ignore]
 
     def forward(self, x: Tensor) -> Tensor:
         if self.training and self.form == "full":
