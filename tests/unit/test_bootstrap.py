@@ -301,11 +301,7 @@ def test_tampered_wheel_or_requirements_stop_the_node_before_any_install(
 ) -> None:
     # The pins are those of the genuine files; the node finds tampered ones.
     wheels = _stage(tmp_path, **{which: (WHEEL_BYTES if which == "wheel" else LOCK_BYTES) + b"evil"})
-    proc = subprocess.run(
-        ["bash", str(BOOTSTRAP / script), *_pinned(args)],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DRY_RUN": "1", "VSRFLOW_BOOTSTRAP_ROOT": str(tmp_path)},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    proc = _run(script, _pinned(args), tmp_path, stage=False)
     assert proc.returncode == 1, proc.stderr
     name = "vsrflow-0.1.0-py3-none-any.whl" if which == "wheel" else "vsrflow-0.1.0-requirements.lock"
     assert f"{wheels / name} does not match its pinned sha256" in proc.stderr

@@ -148,8 +148,9 @@ def render_context(values: Mapping[str, Any], *, values_name: str) -> dict[str, 
     Derived: ``ssm_policy_arn``; ``bootstrap.{head,cpu,gpu}.{script,args}`` (S3 URI of each
     OnNodeConfigured script and its argument list, all plain strings; the args carry
     ``vsrflow.{wheel,requirements,lib}_sha256``, schema-checked as 64 lowercase hex digits, which
-    the nodes check their downloads against before sourcing or installing anything); ``cpu_queue.compute_resources``
-    (one per instance type, names ``<family>-<size>``); ``gpu_queue.resource_name`` and ``gpu_count``;
+    the nodes check their downloads against before sourcing or installing anything);
+    ``cpu_queue.compute_resources`` (one per instance type, names ``<family>-<size>``);
+    ``gpu_queue.resource_name`` and ``gpu_count``;
     ``fsx.link_uri``/``fsx.export_uri`` for linked file systems.
     """
     ctx = copy.deepcopy(dict(values))
