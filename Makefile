@@ -132,10 +132,20 @@ pcluster-venv: $(PCLUSTER_VENV)/.installed-$(PCLUSTER_VERSION) ## venv with aws-
 
 # The S3 trigger's Lambda package (app.py + the pure-Python vsrflow tree; boto3 comes with the runtime).
 LAMBDA_ZIP ?= build/lambda/vsrflow-s3-trigger.zip
-.PHONY: lambda-package
+.PHONY: lambda-package node-lock
 
 lambda-package: ## build $(LAMBDA_ZIP) for infra/cfn/vsrflow.yaml (upload it to LambdaCodeBucket/LambdaCodeKey)
 	$(PYTHON) lambda/build_package.py -o $(LAMBDA_ZIP)
+
+# The hashed requirements file nodes install with --require-hashes (bootstrap/lib.sh), made by a real
+# `pip download` for the node's platform; prints its sha256 (vsrflow.requirements_sha256 in the values).
+# e.g. make node-lock WHEEL=dist/vsrflow-0.1.0-py3-none-any.whl
+WHEEL          ?=
+NODE_LOCK_ARGS ?= --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --only-binary=:all:
+node-lock: ## hashed requirements for the wheel's runtime deps + pinned pip -> <wheel dir>/vsrflow-<version>-requirements.lock
+	@test -n "$(WHEEL)" || { echo "usage: make node-lock WHEEL=dist/vsrflow-<version>-py3-none-any.whl" >&2; exit 2; }
+	$(BIN)/python -m vsrflow.cluster.lockfile "$(WHEEL)" $(NODE_LOCK_ARGS)
+	sha256sum "$(WHEEL)" bootstrap/lib.sh
 
 # The whole event path on this machine (`vsrflow local`, README "Local stack"): moto in server mode
 # with infra/cfn/vsrflow.yaml deployed, the Lambda runner, the SSM agent shim and the local Slurm.

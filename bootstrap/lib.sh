@@ -7,7 +7,9 @@
 # Test mode: DRY_RUN=1 with VSRFLOW_BOOTSTRAP_ROOT=<empty temporary dir>. Every path is then under
 # that root, files are really written there, and commands with effects outside it (package
 # managers, aws, pip, systemctl, nvidia-smi) are appended to "$VSRFLOW_BOOTSTRAP_ROOT/commands.log"
-# (one shell-quoted command per line) instead of being run. Readiness checks still run for real.
+# (one shell-quoted command per line) instead of being run. Readiness checks still run for real, and
+# so do the sha256 checks of the downloads: a dry run checks the files a test placed where the
+# recorded `aws s3 cp` would have written them.
 
 VSRFLOW_BOOTSTRAP_ROOT="${VSRFLOW_BOOTSTRAP_ROOT:-}"
 DRY_RUN="${DRY_RUN:-0}"
@@ -62,7 +64,7 @@ vsr_expect() {
 
 # vsr_parse_args "$@": the arguments the cluster template passes (see infra/cluster/cluster.yaml.j2).
 vsr_parse_args() {
-  VSR_VERSION="" VSR_WHEEL_URI="" VSR_REGION="" VSR_BUCKET="" VSR_CLUSTER_NAME=""
+  VSR_VERSION="" VSR_WHEEL_URI="" VSR_WHEEL_SHA256="" VSR_REQUIREMENTS_SHA256="" VSR_REGION="" VSR_BUCKET="" VSR_CLUSTER_NAME=""
   VSR_SHARED_DIR="/fsx" VSR_CPU_PARTITION="cpu" VSR_GPU_PARTITION="gpu" VSR_LOG_LEVEL="INFO"
   VSR_MODEL="" VSR_GPUS="" VSR_BASE_PORT="8080" VSR_WARM_TIMEOUT="600" VSR_TOPIC_ARN=""
   while (($# > 0)); do
@@ -73,7 +75,9 @@ vsr_parse_args() {
     case "${flag}" in
       --version) VSR_VERSION="${value}" ;;
       --wheel-uri) VSR_WHEEL_URI="${value}" ;;
-      --lib-uri) ;;  # used by the node script to fetch this file
+      --wheel-sha256) VSR_WHEEL_SHA256="${value}" ;;
+      --requirements-sha256) VSR_REQUIREMENTS_SHA256="${value}" ;;
+      --lib-uri | --lib-sha256) ;;  # used by the node script to fetch and check this file
       --region) VSR_REGION="${value}" ;;
       --bucket) VSR_BUCKET="${value}" ;;
       --cluster-name) VSR_CLUSTER_NAME="${value}" ;;
@@ -93,6 +97,11 @@ vsr_parse_args() {
     "an exact version such as 0.1.0"
   vsr_expect --wheel-uri "${VSR_WHEEL_URI}" "^s3://[a-z0-9.-]+/([A-Za-z0-9._-]+/)*vsrflow-${VSR_VERSION//./\\.}-py3-none-any\\.whl$" \
     "an s3:// URI of the vsrflow-${VSR_VERSION} wheel"
+  vsr_expect --wheel-sha256 "${VSR_WHEEL_SHA256}" '^[0-9a-f]{64}$' "the 64-hex sha256 of the wheel"
+  vsr_expect --requirements-sha256 "${VSR_REQUIREMENTS_SHA256}" '^[0-9a-f]{64}$' \
+    "the 64-hex sha256 of the wheel's hashed requirements file"
+  # The hashed requirements file ships next to the wheel (python -m vsrflow.cluster.lockfile).
+  VSR_REQUIREMENTS_URI="${VSR_WHEEL_URI%-py3-none-any.whl}-requirements.lock"
   vsr_expect --region "${VSR_REGION}" '^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$' "an AWS region"
   vsr_expect --bucket "${VSR_BUCKET}" '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' "an S3 bucket name"
   vsr_expect --cluster-name "${VSR_CLUSTER_NAME}" '^[A-Za-z][A-Za-z0-9-]{0,59}$' "a cluster name"
@@ -145,21 +154,41 @@ vsr_ensure_system_packages() {
   fi
 }
 
-# vsr_install_vsrflow EXTRAS: the pinned wheel from S3 into a fresh venv, then check the version.
+# vsr_verify_sha256 FILE SHA256 WHAT: die unless FILE exists and its sha256 is SHA256.
+vsr_verify_sha256() {
+  local file="$1" sha="$2" what="$3"
+  [[ -f "${file}" ]] || vsr_die "${what} ${file} is missing (download failed?)"
+  printf '%s  %s\n' "${sha}" "${file}" | sha256sum --check --status --strict - \
+    || vsr_die "${what} ${file} does not match its pinned sha256 ${sha} (tampered or stale upload); not installing it"
+}
+
+# vsr_install_vsrflow EXTRAS: the pinned wheel and its hashed requirements file from S3, both
+# checked against the sha256 the cluster template passes BEFORE anything is installed; then a fresh
+# venv gets exactly the locked dependencies (pip pinned among them) with --require-hashes, and the
+# checked wheel without resolving anything else. The lock covers the union of the node extras, so
+# EXTRAS only names what this node uses; `pip check` proves the locked set satisfies the wheel.
 vsr_install_vsrflow() {
   local extras="$1"
-  local wheel_dir wheel venv
+  local wheel_dir wheel lock venv
   wheel_dir="$(vsr_path "${VSR_PREFIX}/wheels")"
   wheel="${wheel_dir}/${VSR_WHEEL_URI##*/}"
+  lock="${wheel_dir}/${VSR_REQUIREMENTS_URI##*/}"
   venv="$(vsr_path "${VSR_VENV}")"
   mkdir -p "${wheel_dir}"
   vsr_log "installing vsrflow ${VSR_VERSION} (${extras}) into ${venv}"
   vsr_run aws s3 cp --only-show-errors --region "${VSR_REGION}" "${VSR_WHEEL_URI}" "${wheel}" \
     || vsr_die "cannot download ${VSR_WHEEL_URI} (is it uploaded, and can the node read the bucket?)"
+  vsr_run aws s3 cp --only-show-errors --region "${VSR_REGION}" "${VSR_REQUIREMENTS_URI}" "${lock}" \
+    || vsr_die "cannot download ${VSR_REQUIREMENTS_URI} (upload it next to the wheel)"
+  vsr_verify_sha256 "${wheel}" "${VSR_WHEEL_SHA256}" "the vsrflow wheel"
+  vsr_verify_sha256 "${lock}" "${VSR_REQUIREMENTS_SHA256}" "the requirements file"
+  grep -Eq '^pip==[0-9][0-9.]*( |$)' "${lock}" || vsr_die "${lock} pins no pip version (regenerate it)"
   vsr_run python3.11 -m venv "${venv}" || vsr_die "cannot create the venv ${venv}"
-  vsr_run "${venv}/bin/pip" install --quiet --upgrade pip || vsr_die "cannot upgrade pip in ${venv}"
-  vsr_run "${venv}/bin/pip" install --quiet "vsrflow[${extras}] @ file://${wheel}" \
-    || vsr_die "pip could not install vsrflow[${extras}] from ${wheel}"
+  vsr_run "${venv}/bin/python" -m pip install --quiet --require-hashes --no-deps -r "${lock}" \
+    || vsr_die "pip could not install the hashed requirements ${lock}"
+  vsr_run "${venv}/bin/python" -m pip install --quiet --no-deps --no-index "${wheel}" \
+    || vsr_die "pip could not install ${wheel}"
+  vsr_run "${venv}/bin/python" -m pip check || vsr_die "the locked requirements do not satisfy vsrflow ${VSR_VERSION}"
   if [[ "${DRY_RUN}" != "1" ]]; then
     local installed
     installed="$("${venv}/bin/python" -c 'import importlib.metadata as m; print(m.version("vsrflow"))')" \

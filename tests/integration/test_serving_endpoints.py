@@ -226,3 +226,76 @@ def test_file_request_runs_the_upscale_engine(endpoints: Sequence[Endpoint], tmp
     assert status == 200 and stats["kind"] == "file" and stats["frames"] == 10, stats
     pts, images, kinds = decode_rgb(out)
     assert len(pts) == 10 and images[0].shape == (96, 128, 3) and kinds == ["video", "audio"]
+
+
+def _request(port: int, method: str, path: str) -> tuple[int, bytes] | None:
+    """(status, body) of one request to 127.0.0.1:``port``; None when the connection is refused."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.request(method, path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except ConnectionError:
+        return None
+    finally:
+        conn.close()
+
+
+def _listening_ports(ep: Endpoint) -> dict[int, set[str]]:
+    """Port -> addresses every process of the endpoint listens on (IPv4-mapped shown as IPv4)."""
+    pids = {p.pid for p in server_processes(ep.state_dir)}
+    found: dict[int, set[str]] = {}
+    for c in psutil.net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.pid in pids:
+            found.setdefault(c.laddr.port, set()).add(c.laddr.ip.removeprefix("::ffff:"))
+    return found
+
+
+def _evil_model(root: Path) -> tuple[Path, Path]:
+    """An MMS model directory whose handler writes a marker file when a worker imports it."""
+    model = root / "evil"
+    marker = root / "evil-ran"
+    (model / "MAR-INF").mkdir(parents=True)
+    manifest = {"runtime": "python", "model": {"modelName": "evil", "handler": "evil_handler:handle"}}
+    (model / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(manifest))
+    handler = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n\n\n"
+    (model / "evil_handler.py").write_text(handler + "def handle(data, context):\n    return data\n")
+    return model, marker
+
+
+def test_management_api_is_not_on_the_inference_port(endpoints: Sequence[Endpoint], tmp_path: Path) -> None:
+    ep = endpoints[0]
+    port = ep.spec.port
+    config = ep.config_path.read_text()
+    assert "management_address=http://127.0.0.1:0" in config
+    assert config.count("management_address=") == 1
+
+    # Listing models and registering one from a URL are refused on the inference port...
+    model_dir, marker = _evil_model(tmp_path)
+    for method, path in [
+        ("GET", "/models"),
+        ("GET", "/models/model"),
+        ("POST", f"/models?url={model_dir}&initial_workers=1&synchronous=true"),
+        ("PUT", "/models/model?min_worker=4"),
+        ("DELETE", "/models/model"),
+    ]:
+        answer = _request(port, method, path)
+        assert answer is None or answer[0] in (404, 405), (method, path, answer)
+
+    # ...the management API listens on exactly one other port, on the loopback only, and holds
+    # just the endpoint's own model: nothing was registered, no handler of the request ran.
+    ports = _listening_ports(ep)
+    assert ports.pop(port) == {"127.0.0.1"}
+    assert len(ports) == 1, ports
+    (management, addresses), *_ = ports.items()
+    assert addresses == {"127.0.0.1"} and management != port
+    answer = _request(management, "GET", "/models")
+    assert answer is not None and answer[0] == 200
+    assert [m["modelName"] for m in json.loads(answer[1])["models"]] == ["model"]
+    assert not marker.exists()
+
+    # Inference still works on the service port.
+    ping = _request(port, "GET", "/ping")
+    assert ping is not None and ping[0] == 200
+    out = EndpointClient("127.0.0.1", port).upscale_frames(np.zeros((1, 16, 16, 3), np.uint8))
+    assert out.shape == (1, 32, 32, 3)

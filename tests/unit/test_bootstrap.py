@@ -5,6 +5,7 @@ that a tiny fake systemd starts from the unit files the script wrote."""
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import re
 import shutil
@@ -40,16 +41,56 @@ def _with(args: list[str], **changes: str) -> list[str]:
     return out
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+LIB_SHA256 = _sha((BOOTSTRAP / "lib.sh").read_bytes())
+#: What a dry run finds where its recorded `aws s3 cp` would have put the wheel and its lock file.
+WHEEL_BYTES = b"PK\x03\x04 stand-in for vsrflow-0.1.0-py3-none-any.whl"
+LOCK_BYTES = b"pip==24.2 \\\n    --hash=sha256:" + b"a" * 64 + b"\n"
+
+
+def _stage(root: Path, *, wheel: bytes = WHEEL_BYTES, lock: bytes = LOCK_BYTES) -> Path:
+    """Put a wheel and a requirements file where the node's downloads land under ``root``."""
+    wheels = root / "opt" / "vsrflow" / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    (wheels / "vsrflow-0.1.0-py3-none-any.whl").write_bytes(wheel)
+    (wheels / "vsrflow-0.1.0-requirements.lock").write_bytes(lock)
+    return wheels
+
+
+def _pinned(args: list[str]) -> list[str]:
+    """``args`` with the sha256 of the staged artifacts and of this checkout's lib.sh."""
+    pins = {
+        "--wheel-sha256": _sha(WHEEL_BYTES),
+        "--requirements-sha256": _sha(LOCK_BYTES),
+        "--lib-sha256": LIB_SHA256,
+    }
+    return [pins.get(args[i - 1], a) if i else a for i, a in enumerate(args)]
+
+
 def _run(
-    script: str, args: list[str], root: Path | None, *, dry_run: bool = True, timeout: float = 60
+    script: str,
+    args: list[str],
+    root: Path | None,
+    *,
+    dry_run: bool = True,
+    timeout: float = 60,
+    stage: bool = True,
+    script_dir: Path = BOOTSTRAP,
+    path: str = "/usr/local/bin:/usr/bin:/bin",
 ) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root or "/tmp")}
+    """Run a node script; ``stage``: put the stand-in artifacts under ``root`` and pin their hashes."""
+    env = {"PATH": path, "HOME": str(root or "/tmp")}
     if dry_run:
         env["DRY_RUN"] = "1"
     if root is not None:
         env["VSRFLOW_BOOTSTRAP_ROOT"] = str(root)
+        if stage:
+            _stage(root)
     return subprocess.run(
-        ["bash", str(BOOTSTRAP / script), *args],
+        ["bash", str(script_dir / script), *(_pinned(args) if stage else args)],
         env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
@@ -96,8 +137,19 @@ def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
         f"s3://vsrflow-artifacts-dev/wheels/vsrflow-0.1.0-py3-none-any.whl {wheel}"
     ) in commands
     assert f"python3.11 -m venv {tmp_path}/opt/vsrflow/venv" in commands
-    pip = [c for c in commands if " install --quiet vsrflow" in c]
-    assert len(pip) == 1 and f"vsrflow\\[{extras}\\]\\ @\\ file://{wheel}" in pip[0], pip
+    lock = f"{tmp_path}/opt/vsrflow/wheels/vsrflow-0.1.0-requirements.lock"
+    assert (
+        "aws s3 cp --only-show-errors --region us-east-1 "
+        f"s3://vsrflow-artifacts-dev/wheels/vsrflow-0.1.0-requirements.lock {lock}"
+    ) in commands
+    venv = f"{tmp_path}/opt/vsrflow/venv"
+    pip = [c for c in commands if " -m pip " in c]
+    assert pip == [
+        f"{venv}/bin/python -m pip install --quiet --require-hashes --no-deps -r {lock}",
+        f"{venv}/bin/python -m pip install --quiet --no-deps --no-index {wheel}",
+        f"{venv}/bin/python -m pip check",
+    ], pip
+    assert extras in proc.stderr
     assert not any(c.startswith(("systemctl", "nvidia-smi")) for c in commands)
 
     # The env file speaks Settings' language: what vsrflow on the node will actually use.
@@ -180,11 +232,98 @@ def test_script_without_lib_and_lib_uri_fails_loudly(tmp_path: Path) -> None:
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(BOOTSTRAP / "cpu-node.sh", alone / "cpu-node.sh")
-    args = [a for a in COMMON_ARGS if "lib" not in a]
+    i = COMMON_ARGS.index("--lib-uri")
+    args = _pinned(COMMON_ARGS[:i] + COMMON_ARGS[i + 2 :])
     proc = subprocess.run(
         ["bash", str(alone / "cpu-node.sh"), *args], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 1 and "no lib.sh next to" in proc.stderr
+
+
+# --- supply chain: lib.sh, the wheel and its requirements are checked before use ---------------
+
+
+def _fake_aws(bin_dir: Path, served: Path) -> str:
+    """A PATH whose `aws s3 cp URI DEST` copies ``served`` to DEST (what S3 would hand out)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    aws = bin_dir / "aws"
+    aws.write_text(f'#!/bin/bash\nset -eu\ncp {served} "${{@: -1}}"\n')
+    aws.chmod(0o755)
+    return f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"
+
+
+@pytest.mark.parametrize("script", ["head-node.sh", "cpu-node.sh", "gpu-node.sh"])
+def test_downloaded_lib_is_sourced_only_when_its_sha256_matches(tmp_path: Path, script: str) -> None:
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(BOOTSTRAP / script, alone / script)
+    args = GPU_ARGS if script == "gpu-node.sh" else COMMON_ARGS
+    marker = tmp_path / "sourced"
+    tampered = tmp_path / "s3-lib.sh"
+    tampered.write_text((BOOTSTRAP / "lib.sh").read_text() + f"\ntouch {marker}\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    path = _fake_aws(tmp_path / "bin", tampered)
+    proc = _run(script, args, root, script_dir=alone, path=path)
+    assert proc.returncode == 1, proc.stderr
+    assert "does not match --lib-sha256" in proc.stderr and "not sourcing it" in proc.stderr
+    assert not marker.exists() and _commands(root) == []  # nothing of lib.sh ran
+
+    if script != "gpu-node.sh":  # the genuine file passes (GPU nodes need endpoints: tested below)
+        path = _fake_aws(tmp_path / "bin", BOOTSTRAP / "lib.sh")
+        proc = _run(script, args, root, script_dir=alone, path=path)
+        assert proc.returncode == 0, proc.stderr
+        assert "ready: vsrflow 0.1.0" in proc.stderr
+
+
+def test_local_lib_is_checked_too_and_the_pin_is_required(tmp_path: Path) -> None:
+    here = tmp_path / "scripts"
+    here.mkdir()
+    shutil.copy(BOOTSTRAP / "cpu-node.sh", here / "cpu-node.sh")
+    (here / "lib.sh").write_text((BOOTSTRAP / "lib.sh").read_text() + "\n# edited\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = _run("cpu-node.sh", COMMON_ARGS, root, script_dir=here)
+    assert proc.returncode == 1 and "does not match --lib-sha256" in proc.stderr
+    i = COMMON_ARGS.index("--lib-sha256")
+    for bad in ([*COMMON_ARGS[:i], *COMMON_ARGS[i + 2 :]], _with(COMMON_ARGS, lib_sha256="ABC")):
+        proc = _run("cpu-node.sh", bad, root, stage=False)
+        assert proc.returncode == 1 and "--lib-sha256 must be the 64-hex sha256" in proc.stderr
+    assert _commands(root) == []
+
+
+@pytest.mark.parametrize(
+    ("script", "args"), [("head-node.sh", HEAD_ARGS), ("cpu-node.sh", CPU_ARGS), ("gpu-node.sh", GPU_ARGS)]
+)
+@pytest.mark.parametrize("which", ["wheel", "lock"])
+def test_tampered_wheel_or_requirements_stop_the_node_before_any_install(
+    tmp_path: Path, script: str, args: list[str], which: str
+) -> None:
+    # The pins are those of the genuine files; the node finds tampered ones.
+    wheels = _stage(tmp_path, **{which: (WHEEL_BYTES if which == "wheel" else LOCK_BYTES) + b"evil"})
+    proc = _run(script, _pinned(args), tmp_path, stage=False)
+    assert proc.returncode == 1, proc.stderr
+    name = "vsrflow-0.1.0-py3-none-any.whl" if which == "wheel" else "vsrflow-0.1.0-requirements.lock"
+    assert f"{wheels / name} does not match its pinned sha256" in proc.stderr
+    commands = _commands(tmp_path)
+    assert not any(c.startswith(("python3.11 -m venv", "systemctl")) or " -m pip " in c for c in commands), (
+        commands
+    )
+
+
+def test_wheel_and_requirements_pins_are_validated(tmp_path: Path) -> None:
+    for flag in ("wheel_sha256", "requirements_sha256"):
+        proc = _run("head-node.sh", _with(_pinned(COMMON_ARGS), **{flag: "f" * 63}), tmp_path, stage=False)
+        assert proc.returncode == 1 and f"--{flag.replace('_', '-')}=" in proc.stderr
+    assert not any(" -m pip " in c for c in _commands(tmp_path))
+
+
+def test_requirements_without_a_pip_pin_are_refused(tmp_path: Path) -> None:
+    lock = b"numpy==2.0.0 --hash=sha256:" + b"b" * 64 + b"\n"
+    _stage(tmp_path, lock=lock)
+    args = _with(_pinned(COMMON_ARGS), requirements_sha256=_sha(lock))
+    proc = _run("cpu-node.sh", args, tmp_path, stage=False)
+    assert proc.returncode == 1 and "pins no pip version" in proc.stderr
 
 
 # --- GPU nodes: endpoints, one per GPU, must come up warm --------------------------------------
@@ -280,8 +419,8 @@ def test_gpu_node_starts_one_warm_endpoint_per_gpu(tmp_path: Path, base_port: in
     )
     commands = _commands(tmp_path)
     assert commands[0] == "nvidia-smi --list-gpus"
-    pip = next(c for c in commands if " install --quiet vsrflow" in c)
-    assert "vsrflow\\[gpu\\,serve\\,aws\\]" in pip
+    assert any(" -m pip install --quiet --require-hashes --no-deps -r " in c for c in commands)
+    assert "(gpu,serve,aws)" in proc.stderr
     fetch = f"{tmp_path}/usr/local/bin/vsrflow models fetch realesr-animevideov3"
     assert commands.index(fetch) < commands.index("systemctl daemon-reload")
     useradd = "useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vsrflow"

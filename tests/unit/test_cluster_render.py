@@ -285,7 +285,12 @@ def test_minimal_values_get_the_schema_defaults(tmp_path: Path) -> None:
     minimal = {
         "cluster_name": "tiny",
         "region": "eu-west-1",
-        "vsrflow": {"version": "1.2.3"},
+        "vsrflow": {
+            "version": "1.2.3",
+            "wheel_sha256": "1" * 64,
+            "requirements_sha256": "2" * 64,
+            "lib_sha256": "3" * 64,
+        },
         "network": {
             "head_subnet_id": "subnet-0123456789abcdef0",
             "compute_subnet_ids": ["subnet-0123456789abcdef1"],
@@ -304,6 +309,8 @@ def test_minimal_values_get_the_schema_defaults(tmp_path: Path) -> None:
     assert [q["Name"] for q in config["Scheduling"]["SlurmQueues"]] == ["cpu", "gpu"]
     gpu_args = _queue(config, "gpu")["CustomActions"]["OnNodeConfigured"]["Args"]
     assert gpu_args[gpu_args.index("--gpus") + 1] == "8"
+    for flag, digit in (("--wheel-sha256", "1"), ("--requirements-sha256", "2"), ("--lib-sha256", "3")):
+        assert gpu_args[gpu_args.index(flag) + 1] == digit * 64
     assert gpu_args[gpu_args.index("--base-port") + 1] == "8080"
     assert (
         _queue(config, "gpu")["CustomActions"]["OnNodeConfigured"]["Script"]
@@ -317,3 +324,15 @@ def test_minimal_values_get_the_schema_defaults(tmp_path: Path) -> None:
         k: v for item in config["Scheduling"]["SlurmSettings"]["CustomSlurmSettings"] for k, v in item.items()
     }
     assert slurm["MaxArraySize"] == 10001
+
+
+@pytest.mark.parametrize("field", ["wheel_sha256", "requirements_sha256", "lib_sha256"])
+@pytest.mark.parametrize("value", [None, "A" * 64, "a" * 63, "g" * 64])
+def test_artifact_sha256_values_are_required_64_hex(tmp_path: Path, field: str, value: str | None) -> None:
+    data = _values()
+    if value is None:
+        del data["vsrflow"][field]
+    else:
+        data["vsrflow"][field] = value
+    with pytest.raises(InputError, match=field):
+        _render(tmp_path, data)

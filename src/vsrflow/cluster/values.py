@@ -146,8 +146,11 @@ def render_context(values: Mapping[str, Any], *, values_name: str) -> dict[str, 
     """The template context: the checked values plus derived fields.
 
     Derived: ``ssm_policy_arn``; ``bootstrap.{head,cpu,gpu}.{script,args}`` (S3 URI of each
-    OnNodeConfigured script and its argument list, all plain strings); ``cpu_queue.compute_resources``
-    (one per instance type, names ``<family>-<size>``); ``gpu_queue.resource_name`` and ``gpu_count``;
+    OnNodeConfigured script and its argument list, all plain strings; the args carry
+    ``vsrflow.{wheel,requirements,lib}_sha256``, schema-checked as 64 lowercase hex digits, which
+    the nodes check their downloads against before sourcing or installing anything);
+    ``cpu_queue.compute_resources`` (one per instance type, names ``<family>-<size>``);
+    ``gpu_queue.resource_name`` and ``gpu_count``;
     ``fsx.link_uri``/``fsx.export_uri`` for linked file systems.
     """
     ctx = copy.deepcopy(dict(values))
@@ -161,7 +164,10 @@ def render_context(values: Mapping[str, Any], *, values_name: str) -> dict[str, 
     common = [
         "--version", vsr["version"],
         "--wheel-uri", f"s3://{buckets['artifacts']}/{vsr['wheel_prefix']}vsrflow-{vsr['version']}-py3-none-any.whl",
+        "--wheel-sha256", vsr["wheel_sha256"],
+        "--requirements-sha256", vsr["requirements_sha256"],
         "--lib-uri", f"{prefix}lib.sh",
+        "--lib-sha256", vsr["lib_sha256"],
         "--region", ctx["region"],
         "--bucket", buckets["media"],
         "--cluster-name", ctx["cluster_name"],
