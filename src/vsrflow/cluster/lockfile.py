@@ -19,7 +19,6 @@ nothing. Extra ``pip download`` arguments (``--platform``, ``--python-version``,
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import subprocess
 import sys
@@ -28,19 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsrflow.errors import VsrError
+from vsrflow.files import sha256_file
 
 #: Extras a node may install: the lock covers their union (head/cpu nodes use a subset).
 DEFAULT_EXTRAS = "gpu,serve,aws"
 _WHEEL = re.compile(r"^(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)-.+\.whl$")
 _SDIST = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+?)-(?P<version>[0-9][^-]*)\.(tar\.gz|zip)$")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _name_version(filename: str) -> tuple[str, str]:
@@ -59,7 +51,7 @@ def lock_lines(files: Sequence[Path], *, exclude: Sequence[str] = ()) -> list[st
         name, version = _name_version(path.name)
         if name in skip:
             continue
-        lines.setdefault(f"{name}=={version}", []).append(_sha256(path))
+        lines.setdefault(f"{name}=={version}", []).append(sha256_file(path))
     return [
         " \\\n    ".join([req, *(f"--hash=sha256:{h}" for h in sorted(hashes))])
         for req, hashes in sorted(lines.items())
@@ -130,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VsrError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{output}: {len(lines)} pinned requirements; sha256 {_sha256(output)}")
+    print(f"{output}: {len(lines)} pinned requirements; sha256 {sha256_file(output)}")
     return 0
 
 
