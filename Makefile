@@ -17,12 +17,13 @@ RUN_SCALE ?= 2
 SAMPLE    := $(VSRFLOW_CACHE_DIR)/samples/bikes_half.mp4
 OUT       ?= out
 
-PYTEST_ARGS ?=
+# The 25 slowest tests are listed after every run so a new slow one is seen (and marked `slow`).
+PYTEST_ARGS ?= --durations=25
 # `make bench BENCH_ARGS='--device cuda --precision fp16'`; `make bench-quality QUALITY_ARGS=--render-only`
 BENCH_ARGS   ?=
 QUALITY_ARGS ?=
 
-.PHONY: help install system-deps run test lint typecheck contracts unit bench bench-quality clean distclean
+.PHONY: help install system-deps run test test-fast lint typecheck contracts unit bench bench-quality clean distclean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +66,9 @@ unit: install slurm-deps serve-deps pcluster-venv ## the test suite only (needs 
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck contracts unit ## everything CI checks
+
+test-fast: lint typecheck contracts install slurm-deps serve-deps pcluster-venv ## the tests not marked slow (a few minutes; for the edit-test loop)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install ## speed benchmark (vsrflow bench) -> bench/results/upscale-<device>-<host>.json
 	$(BIN)/vsrflow models import-ncnn realesr-animevideov3 RealESRGAN_x4plus

@@ -35,6 +35,9 @@ from tests.mediagen import decode_rgb, make_video
 from vsrflow.aws.local.stack import find_job
 from vsrflow.aws.local.state import INVOCATIONS_FILE, LOG_FILE, StackState
 
+# Slow (real Slurm + moto server + Lambda runner: the whole event path): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 TEMPLATE = REPO / "infra" / "cfn" / "vsrflow.yaml"
 FRAMES = 12
 SIZE = (64, 48)

@@ -13,6 +13,9 @@ from vsrflow.aws.local.lambda_runner import LocalLambdaContext, event_keys
 from vsrflow.aws.local.state import StackState
 from vsrflow.errors import InputError
 
+# Slow (starts and stops the local stack's daemons): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 TEMPLATE = REPO / "infra" / "cfn" / "vsrflow.yaml"
 
 

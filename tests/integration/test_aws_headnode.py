@@ -173,6 +173,7 @@ def _probe(path: Path) -> dict[str, Any]:
     return dict(json.loads(proc.stdout))
 
 
+@pytest.mark.slow
 def test_upload_is_upscaled_delivered_and_announced(world: World, tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", size=(64, 48), frames=12, audio_tracks=1)
     key = "uploads/anime/my clip $(touch x) `id`.mp4"

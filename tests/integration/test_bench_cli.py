@@ -22,6 +22,7 @@ def env(model_env: dict[str, str]) -> dict[str, str]:
     return model_env
 
 
+@pytest.mark.slow
 def test_bench_tiny_run_writes_the_result_schema(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "--model", MODEL, "--size", "32x24", "--frames", "3", "--loops", "2", "--repeat", "1"]

@@ -218,6 +218,7 @@ def test_bad_inputs_exit_2_and_leave_nothing(env: dict[str, str], tmp_path: Path
     assert list(outdir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_bad_options(env: dict[str, str], tmp_path: Path) -> None:
     src = make_video(tmp_path / "in.mp4", size=(32, 24), frames=2)
     out = tmp_path / "o" / "out.mp4"

@@ -30,6 +30,9 @@ from vsrflow.cli import main
 from vsrflow.cluster.validate import ClusterFile, check_schema, dry_run, load_cluster_file
 from vsrflow.config import Settings
 
+# Slow (the real pcluster CLI against a moto server): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 CLUSTER_DIR = REPO / "infra" / "cluster"
 REGION = "us-east-1"
 # moto's RunInstances rejects the instance-store (VirtualName-only) block device mappings these two

@@ -60,6 +60,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_upscale_and_chunked_workflow_agree(env: dict[str, str], weights: Path, tmp_path: Path) -> None:
     clip = make_video(tmp_path / "clip.mp4", size=(32, 24), frames=FRAMES)
     inspect = run_cli(["models", "inspect", str(weights)], env)

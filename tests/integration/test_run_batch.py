@@ -41,6 +41,7 @@ def _run(env: dict[str, str], inp: Path, out: Path, *extra: str) -> tuple[int, s
     return proc.returncode, proc.stdout, proc.stderr
 
 
+@pytest.mark.slow
 def test_failure_isolated_then_resume_then_force(env: dict[str, str], dirs: tuple[Path, Path, Path]) -> None:
     inp, ref, out = dirs
     code, stdout, stderr = _run(env, inp, out, "--reference-dir", str(ref))

@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import run_cli
 from tests.servinglib import MODEL, free_ports, server_processes
 from vsrflow.serving.client import EndpointClient
+
+# Slow (real Multi Model Server (Java) endpoints): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
 
 
 def test_serve_warms_up_reports_ready_and_stops_cleanly(model_env: dict[str, str], tmp_path: Path) -> None:

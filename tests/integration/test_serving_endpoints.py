@@ -32,6 +32,9 @@ from vsrflow.workflow.job import stages
 from vsrflow.workflow.job.manifest import ChunkState, ManifestStore
 from vsrflow.workflow.job.spec import JobSpec
 
+# Slow (real Multi Model Server (Java) endpoints): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cache_dir(model_env: dict[str, str]) -> Path:

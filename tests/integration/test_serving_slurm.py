@@ -27,6 +27,9 @@ from vsrflow.serving.server import Endpoint
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.manifest import JobState, ManifestStore
 
+# Slow (real Slurm daemons + model servers): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 FRAMES = 50
 CHUNK = 25  # 2 chunks, both at once (array throttle 2)
 

@@ -27,6 +27,9 @@ from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
+# Slow (real Slurm daemons, whole jobs): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 MODEL = "realesr-animevideov3"
 FRAMES = 75
 CHUNK = 25  # 3 chunks (25 is the minimum chunk length)

@@ -23,6 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
+# Slow (real Slurm daemons): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 EMU = REPO / "slurm" / "emulator"
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/opt/slurm/sbin"])

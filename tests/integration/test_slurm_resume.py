@@ -32,6 +32,9 @@ from tests.mediagen import decode_rgb, make_video
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 
+# Slow (real Slurm daemons, whole jobs): `make test-fast` leaves these out.
+pytestmark = pytest.mark.slow
+
 MODEL = "realesr-animevideov3"
 CHUNK = 25  # the chain helpers submit with --chunk-frames 25
 

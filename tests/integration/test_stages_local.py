@@ -68,6 +68,7 @@ def _spec(src: Path, out: Path, codec: str = "ffv1") -> JobSpec:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("codec", "suffix", "lossless", "workers"),
     [("ffv1", ".mkv", True, 1), ("libx264", ".mp4", False, 2)],

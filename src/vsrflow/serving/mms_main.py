@@ -3,7 +3,8 @@
 Run by :class:`vsrflow.serving.server.Endpoint` in its own session, with a per-instance ``TMPDIR``
 (MMS's pid file), ``SAGEMAKER_BASE_DIR`` (the model dir holding ``endpoint.json``),
 ``SAGEMAKER_BIND_TO_PORT`` and ``LOG_LOCATION``. It calls the toolkit's ``start_model_server``
-with three per-instance adjustments the toolkit has no setting for (FIELD-NOTES.md section 6):
+with three per-instance adjustments the toolkit has no setting for (the toolkit reads
+its settings from fixed host-wide places, which two servers on one host would share):
 
 * the server config goes to ``--config`` instead of the host-wide ``/etc/sagemaker-mms.properties``;
 * the inference address binds ``--host`` (127.0.0.1 by default) instead of 0.0.0.0, and the

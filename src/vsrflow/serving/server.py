@@ -1,6 +1,6 @@
 """Start, warm and stop one model endpoint (Multi Model Server + the SageMaker inference toolkit).
 
-Several endpoints run on one host without colliding (FIELD-NOTES.md section 6): each instance has
+Several endpoints run on one host without colliding: each instance has
 its own state directory holding
 
 * ``tmp/``: ``TMPDIR``/``TEMP`` (MMS writes its pid file ``$TMPDIR/.model_server.pid`` there;
