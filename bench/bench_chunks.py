@@ -56,6 +56,7 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     import torch
 
     from vsrflow.config import Settings
+    from vsrflow.engine.cache import UpscalerCache
     from vsrflow.workflow.job import stages
 
     settings = Settings.from_env()
@@ -72,7 +73,7 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
 
         spec = JobSpec(source=str(clip), destination=str(out), model=MODEL, scale=4.0)
         t0 = time.perf_counter()
-        up = stages.UpscalerCache(settings).get(spec)
+        up = UpscalerCache(settings).get(spec.model, spec.scale)
         rec["model_load_s"] = time.perf_counter() - t0
         enc = EncoderSpec()
         t0 = time.perf_counter()
@@ -152,7 +153,7 @@ def _child(mode: str, clip: Path, work: Path) -> dict[str, Any]:
     timed(ManifestStore, "finish_chunk", "manifest_finish_chunk_s")
     timed(stages, "file_sha256", "chunk_sha256_s")
     timed(stages, "_probe_source", "probe_source_s")
-    timed(stages.UpscalerCache, "get", "model_load_s")
+    timed(UpscalerCache, "get", "model_load_s")
     from vsrflow.engine.upscaler import Upscaler
 
     timed(Upscaler, "upscale_frames", "compute_upscale_frames_s")

@@ -87,6 +87,7 @@ def main() -> None:
 
     from vsrflow.bench.machine import device_name, git_commit, host_tag
     from vsrflow.config import EndpointSettings, Settings
+    from vsrflow.engine.cache import UpscalerCache
     from vsrflow.media.probe import probe
     from vsrflow.serving.client import endpoint_runner
     from vsrflow.serving.server import Endpoint
@@ -100,8 +101,8 @@ def main() -> None:
     port = 18000 + os.getpid() % 2000
 
     t0 = time.perf_counter()
-    cold = stages.UpscalerCache(settings)
-    cold.get(_spec_for(MODEL, SCALE))
+    cold = UpscalerCache(settings)
+    cold.get(MODEL, SCALE)
     model_load_s = time.perf_counter() - t0
     warm_cache = cold
 
@@ -212,12 +213,6 @@ def main() -> None:
     dest = REPO / "bench" / "results" / f"endpoint-{host_tag()}.json"
     dest.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("inproc_s", "endpoint_s", "overhead", "model_load")}, indent=2))
-
-
-def _spec_for(model: str, scale: float) -> Any:
-    from vsrflow.workflow.job.spec import JobSpec
-
-    return JobSpec(source="/bench/in", destination="/bench/out", model=model, scale=scale)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,6 @@ def prepare_job(root: Path, clip: Path, *, chunk_frames: int = 25, codec: str = 
         source=str(clip.resolve()),
         destination=str((root / "out.mkv").resolve()),
         model=MODEL,
-        preset=None,
         scale=SCALE,
         encoder=EncoderSpec(codec=codec, crf=18, preset="medium", pix_fmt=None),
         chunk_frames=chunk_frames,

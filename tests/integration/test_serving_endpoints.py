@@ -24,6 +24,7 @@ import pytest
 from tests.mediagen import decode_rgb, make_video
 from tests.servinglib import MODEL, SCALE, endpoint, free_ports, prepare_job, running, server_processes
 from vsrflow.config import EndpointSettings, Settings
+from vsrflow.engine.cache import UpscalerCache
 from vsrflow.errors import InputError
 from vsrflow.serving.client import EndpointClient, endpoint_runner
 from vsrflow.serving.protocol import ChunkRequest
@@ -106,7 +107,7 @@ def test_two_endpoints_serve_at_once(endpoints: Sequence[Endpoint], cache_dir: P
     assert len(results) == 2
     # The real model, in this process: the endpoints give exactly its output.
     spec = JobSpec(source="/x/in", destination="/x/out", model=MODEL, scale=SCALE)
-    upscaler = stages.UpscalerCache(Settings(cache_dir=cache_dir, device="cpu")).get(spec)
+    upscaler = UpscalerCache(Settings(cache_dir=cache_dir, device="cpu")).get(spec.model, spec.scale)
     expected = upscaler.upscale_frames(frames)
     for out in results.values():
         assert out.shape == (3, 48, 64, 3) and out.dtype == np.uint8
@@ -135,7 +136,7 @@ def test_chunks_round_trip_identical_to_in_process(
 
     plan = store.load().plan
     assert plan is not None
-    cache = stages.UpscalerCache(settings)
+    cache = UpscalerCache(settings)
     for chunk in plan.chunks:
         record = store.record(chunk.index)
         served = stages.chunk_output(job, chunk.index)

@@ -153,7 +153,6 @@ def test_failed_chunk_fails_job_and_leaves_nothing_pending(
         source=str(clip.resolve()),
         destination=str(out.resolve()),
         model=MODEL,
-        preset=None,
         scale=4.0,
         encoder=EncoderSpec(codec="ffv1", crf=18, preset="medium", pix_fmt=None),
         chunk_frames=CHUNK,

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.mediagen import decode_rgb, make_audio_only, make_text_file, make_video
 from vsrflow.config import Settings
+from vsrflow.engine.cache import UpscalerCache
 from vsrflow.workflow.job import local, stages
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
@@ -117,7 +118,7 @@ def test_local_chain_equals_single_pass(
 def test_resume_redoes_only_the_missing_chunk(settings: Settings, clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mkv"
     job = JobDir.create(tmp_path, _spec(clip, out))
-    cache = stages.UpscalerCache(settings)
+    cache = UpscalerCache(settings)
     assert stages.extract(job) is True
     assert stages.extract(job) is False  # already planned
     assert [stages.upscale_chunk(job, i, settings, cache) for i in range(3)] == [True, True, True]
@@ -150,7 +151,7 @@ def test_encode_streams_chunks_without_a_scratch_copy(
     out = tmp_path / "out.mkv"
     job = JobDir.create(tmp_path, _spec(clip, out))
     stages.extract(job)
-    cache = stages.UpscalerCache(settings)
+    cache = UpscalerCache(settings)
     for i in range(3):
         stages.upscale_chunk(job, i, settings, cache)
     chunk_bytes = sum(stages.chunk_output(job, i).stat().st_size for i in range(3))

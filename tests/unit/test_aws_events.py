@@ -161,7 +161,9 @@ def test_delivery_target_round_trips_and_keeps_job_ids() -> None:
     from vsrflow.workflow.job.spec import DeliverySpec, JobSpec
 
     plain = JobSpec(
-        source="/jobs/a/source/input.mp4", destination="/jobs/a/output/output.mp4", preset="anime"
+        source="/jobs/a/source/input.mp4",
+        destination="/jobs/a/output/output.mp4",
+        model="realesr-animevideov3",
     )
     delivery = DeliverySpec("media", "outputs/anime/x_x4.mp4", "media", "uploads/anime/x y.mp4", "v1")
     delivered = JobSpec(**{**plain.__dict__, "delivery": delivery})

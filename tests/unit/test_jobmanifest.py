@@ -28,7 +28,8 @@ def chunks(n: int, size: int = 100) -> list[Chunk]:
 
 
 def make_store(root: Path) -> ManifestStore:
-    job = JobDir.create(root, JobSpec(source="/fsx/in.mp4", destination="/fsx/out.mp4", preset="anime"))
+    spec = JobSpec(source="/fsx/in.mp4", destination="/fsx/out.mp4", model="realesr-animevideov3")
+    job = JobDir.create(root, spec)
     return ManifestStore(job)
 
 

@@ -12,14 +12,14 @@ import pytest
 
 import vsrflow.files as files_module
 from vsrflow.errors import InputError, VsrError
-from vsrflow.workflow.job.identity import compute_job_id, file_identity, preset_choice
+from vsrflow.workflow.job.identity import compute_job_id, file_identity
 from vsrflow.workflow.job.layout import JobDir, write_json_atomic
 from vsrflow.workflow.job.spec import SCHEMA_VERSION, EncoderSpec, JobSpec
 
 
 def spec(**overrides: Any) -> JobSpec:
     base: dict[str, Any] = {"source": "s3://bucket/uploads/anime/a.mp4", "destination": "/fsx/out/a_x4.mp4"}
-    base["preset"] = "anime"
+    base["model"] = "realesr-animevideov3"
     return JobSpec(**{**base, **overrides})
 
 
@@ -47,9 +47,9 @@ def test_round_trip_is_exact() -> None:
         ({"source": "s3://bucket-only"}, "source"),
         ({"destination": " /out.mp4"}, "destination"),
         ({"destination": "s3://bucket/uploads/anime/a.mp4"}, "destination"),
-        ({"model": "SPAN_x4_ch48"}, "model/preset"),
-        ({"preset": None}, "model/preset"),
-        ({"preset": "../etc"}, "preset"),
+        ({"model": None}, "model"),
+        ({"model": "../etc"}, "model"),
+        ({"model": "/no such/dir/../x.pth "}, "model"),
         ({"scale": 0}, "scale"),
         ({"scale": 9}, "scale"),
         ({"scale": float("nan")}, "scale"),
@@ -97,7 +97,12 @@ def test_from_json_is_strict() -> None:
     with pytest.raises(InputError, match=r"missing field.*scale"):
         JobSpec.from_json(missing)
     with pytest.raises(InputError, match="schema_version"):
-        JobSpec.from_json({**good, "schema_version": 2})
+        JobSpec.from_json({**good, "schema_version": SCHEMA_VERSION + 1})
+    # A version-1 spec could name a preset (each stage resolved it on its own node): refused.
+    old = {**good, "schema_version": 1, "model": None, "preset": "anime"}
+    with pytest.raises(InputError, match="schema_version") as err:
+        JobSpec.from_json(old)
+    assert "recreate the job" in str(err.value.hint)
     with pytest.raises(InputError, match="encoder: unknown field"):
         JobSpec.from_json({**good, "encoder": {**good["encoder"], "bitrate": "5M"}})
     with pytest.raises(InputError, match="expected a JSON object"):
@@ -113,11 +118,11 @@ def test_job_id_is_deterministic_and_sensitive_to_the_output() -> None:
     assert a.job_id("etag-1") != a.job_id("etag-2")
     assert spec(scale=2).job_id() != a.job_id()
     assert spec(scale=2).job_id() == spec(scale=2.0).job_id()
-    assert spec(preset=None, model="SPAN_x4_ch48").job_id() != a.job_id()
+    assert spec(model="SPAN_x4_ch48").job_id() != a.job_id()
     assert spec(encoder=EncoderSpec(crf=20)).job_id() != a.job_id()
     # How the work is split does not change the result, so it does not change the id.
     assert spec(chunk_seconds=30.0, array_throttle=2).job_id() == a.job_id()
-    expected = compute_job_id("v1", model=preset_choice("anime"), scale=4, encoder=EncoderSpec().to_json())
+    expected = compute_job_id("v1", model="realesr-animevideov3", scale=4, encoder=EncoderSpec().to_json())
     assert a.job_id("v1") == expected
 
 

@@ -67,6 +67,23 @@ def test_resolve_rules() -> None:
         resolve("x", None)
 
 
+def test_resolve_scale_rules() -> None:
+    """The native-scale rule, owned by ``resolve``: integral asks prefer that native scale;
+    a network below the asked scale never serves it (the engine only resizes down)."""
+    x2_only = lambda s: s.id == "SPAN_x2_ch48"  # noqa: E731
+    assert resolve(None, "fidelity", scale=2.0).id == "SPAN_x2_ch48"  # 2.0 is integral
+    assert resolve(None, "fidelity", scale=4, available=x2_only).id == "SPAN_x4_ch48"
+    # x3: no native match; SPAN x2 cannot reach it even when only its weights are present.
+    assert resolve(None, "fidelity", scale=3, available=x2_only).id == "SPAN_x4_ch48"
+    # x1.5: no native preference, both reach it: presence decides (so one store's answer can
+    # differ from another's, which is why a job records the id it resolved once).
+    assert resolve(None, "fidelity", scale=1.5, available=x2_only).id == "SPAN_x2_ch48"
+    assert resolve(None, "fidelity", scale=1.5, available=lambda s: False).id == "SPAN_x4_ch48"
+    with pytest.raises(InputError, match=r"preset 'anime' has no model for scale 6") as err:
+        resolve(None, "anime", scale=6)
+    assert "--model" in str(err.value.hint)
+
+
 @pytest.mark.parametrize(
     "value", ["./RealESRGAN_x4plus.pth", "/models/net_g.safetensors", "weights/x.pt", "x.pth"]
 )

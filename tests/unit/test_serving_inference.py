@@ -46,13 +46,12 @@ def _endpoint(
     return inference.model_fn(str(tmp / "ml" / "model"))
 
 
-def _job(root: Path, clip: Path, *, model: str | None = None, preset: str | None = None) -> JobDir:
+def _job(root: Path, clip: Path, *, model: str = MODEL) -> JobDir:
     root.mkdir(parents=True, exist_ok=True)
     spec = JobSpec(
         source=str(clip),
         destination=str(root / "out.mkv"),
         model=model,
-        preset=preset,
         scale=SCALE,
         encoder=EncoderSpec(codec="ffv1", crf=18, preset="medium", pix_fmt=None),
         chunk_frames=25,
@@ -77,8 +76,8 @@ def test_serves_every_model_it_has_weights_for_loading_each_once(
     ep = _endpoint(cache_dir, tmp_path, [tmp_path], monkeypatch)
     assert ep.cache.loads == 1 and ep.cache.max_models == 3
     clip = make_video(tmp_path / "clip.mp4", frames=50)
-    # A preset job: "fidelity" at x2 resolves to SPAN_x2_ch48, not the model this endpoint warmed.
-    job = _job(tmp_path / "jobs", clip, preset="fidelity")
+    # A job for another model than the one this endpoint warmed (its weights are in the store).
+    job = _job(tmp_path / "jobs", clip, model="SPAN_x2_ch48")
     answers = [inference.predict_fn(ChunkRequest(job_dir=job.path, index=i), ep) for i in (0, 1)]
     for index, stats in enumerate(answers):
         assert isinstance(stats, dict) and stats["model"] == "SPAN_x2_ch48" and stats["frames"] == 25, stats

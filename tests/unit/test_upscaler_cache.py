@@ -1,4 +1,4 @@
-"""``stages.UpscalerCache``: one load per model (every scale a view of it), bounded LRU eviction."""
+"""``engine.cache.UpscalerCache``: one load per model (every scale a view of it), bounded LRU eviction."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from vsrflow.config import Settings
+from vsrflow.engine.cache import UpscalerCache
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.models import loader
 from vsrflow.models.store import WeightStore
-from vsrflow.workflow.job import stages
-from vsrflow.workflow.job.spec import JobSpec
 
 MODEL, OTHER = "realesr-animevideov3", "SPAN_x2_ch48"  # both in the test weight store (model_env)
 LOAD_MODEL = loader.load_model  # the real one (the tests count calls through a wrapper)
@@ -37,16 +36,12 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def _spec(model: str, scale: float) -> JobSpec:
-    return JobSpec(source="/x/in", destination="/x/out", model=model, scale=scale)
-
-
 def test_every_scale_shares_one_load(settings: Settings, loads: list[str]) -> None:
-    cache = stages.UpscalerCache(settings)
-    up2, up4 = cache.get(_spec(MODEL, 2.0)), cache.get(_spec(MODEL, 4.0))
+    cache = UpscalerCache(settings)
+    up2, up4 = cache.get(MODEL, 2.0), cache.get(MODEL, 4.0)
     assert loads == [MODEL] and cache.loads == 1
     assert up2 is not up4 and up2.module is up4.module and (up2.scale, up4.scale) == (2.0, 4.0)
-    assert cache.get(_spec(MODEL, 2.0)) is up2
+    assert cache.get(MODEL, 2.0) is up2
     # Sharing the module changes nothing: each view gives what a model of its own gives.
     frames = np.random.default_rng(0).integers(0, 256, (2, 12, 16, 3), dtype=np.uint8)
     store = WeightStore(settings.weights_dir)
@@ -60,8 +55,8 @@ def test_every_scale_shares_one_load(settings: Settings, loads: list[str]) -> No
 def test_least_recently_used_model_is_dropped(
     settings: Settings, loads: list[str], max_models: int, expected: list[str]
 ) -> None:
-    cache = stages.UpscalerCache(settings, max_models=max_models)
+    cache = UpscalerCache(settings, max_models=max_models)
     for model in (MODEL, OTHER, MODEL):
-        cache.get(_spec(model, 2.0))
+        cache.get(model, 2.0)
     assert loads == expected and cache.loads == len(expected)
     assert len(cache._modules) == max_models

@@ -90,7 +90,7 @@ def _already_submitted(job: JobDir) -> bool:
 
 
 def prepare_job(
-    job_id: str, settings: Settings, clients: AwsClients, *, resolve_model: ModelResolver | None = None
+    job_id: str, settings: Settings, clients: AwsClients, *, resolve_model: ModelResolver
 ) -> PreparedJob:
     """Read the request of ``job_id``, create its job directory and download the source.
 
@@ -122,12 +122,10 @@ def prepare_job(
     else:
         in_ext = suffix_of(request.key) if suffix_of(request.key) in settings.aws.suffixes else ".bin"
         out_ext = output_suffix_for(request.output_key)
-        model = resolve_model(request.preset, request.scale) if resolve_model else None
         spec = JobSpec(
             source=str(job.source_dir / f"input{in_ext}"),
             destination=str(job.path / "output" / f"output{out_ext}"),
-            model=model,
-            preset=None if model else request.preset,
+            model=resolve_model(request.preset, request.scale),
             scale=request.scale,
             chunk_seconds=settings.aws.chunk_seconds,
             delivery=DeliverySpec(
@@ -197,7 +195,7 @@ def upload_metadata(job_id: str, spec: JobSpec) -> dict[str, str]:
         "source-bucket": delivery.source_bucket,
         "source-key": quote(delivery.source_key, safe="/"),
         "source-version": delivery.source_version or "",
-        "model": spec.model or f"preset:{spec.preset}",
+        "model": spec.model,
         "scale": f"{spec.scale:g}",
     }
 

@@ -159,8 +159,7 @@ class BatchRunner:
 
         opts = self.options
         store = WeightStore(self.settings.weights_dir)
-        wish = int(opts.scale) if opts.scale is not None and float(opts.scale).is_integer() else None
-        spec = resolve(opts.model, opts.preset, scale=wish, available=store.has)
+        spec = resolve(opts.model, opts.preset, scale=opts.scale, available=store.has)
         scale = float(opts.scale) if opts.scale is not None else float(spec.scale)
         if opts.skip_upscale or store.has(spec):
             return spec.id, scale

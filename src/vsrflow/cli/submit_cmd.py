@@ -76,18 +76,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _run_path(args, settings)
 
 
-def _resolver(settings: Settings) -> Any:
-    """(preset, scale) -> model id, picked once at submission so every chunk runs the same model."""
+def choose_model(model: str | None, preset: str | None, scale: float, settings: Settings) -> str:
+    """The model the job records: a registry id, or the absolute path of a user weight file.
 
-    def resolve_model(preset: str, scale: float) -> str:
-        from vsrflow.models.registry import resolve
-        from vsrflow.models.store import WeightStore
+    Resolved here, once, against this machine's weight store (``models.registry.resolve``): the
+    spec stores the answer, so every chunk runs that model on every node whatever weights the
+    node holds (a node without them fetches or fails loudly, it never picks another one).
+    """
+    from vsrflow.models.registry import REGISTRY, get_spec, looks_like_path, resolve
+    from vsrflow.models.store import WeightStore
 
-        store = WeightStore(settings.weights_dir)
-        native = int(scale) if float(scale).is_integer() else None
-        return resolve(None, preset, scale=native, available=store.has).id
-
-    return resolve_model
+    if model is not None and model not in REGISTRY and looks_like_path(model):
+        get_spec(model)  # a weight file: refuse a bad one now, not in every chunk
+        return str(Path(model).expanduser().resolve())  # stages may run elsewhere
+    return resolve(model, preset, scale=scale, available=WeightStore(settings.weights_dir).has).id
 
 
 def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,7 +103,12 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
     clients = AwsClients(settings.aws)
     executor = args.executor or settings.aws.executor
     try:
-        prepared = prepare_job(job_id, settings, clients, resolve_model=_resolver(settings))
+        prepared = prepare_job(
+            job_id,
+            settings,
+            clients,
+            resolve_model=lambda preset, scale: choose_model(None, preset, scale, settings),
+        )
         if prepared.deliver:  # encoded before, delivery failed: upload it now
             uri = S3Delivery(prepared.job, prepared.spec, settings, clients).deliver()
             print(f"job {job_id}: finished before, delivery resumed: {uri}")
@@ -171,18 +178,10 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:
         chunk_seconds = 60.0
-    model = args.model
-    if model is not None:
-        from vsrflow.models.registry import REGISTRY, get_spec, looks_like_path
-
-        if model not in REGISTRY and looks_like_path(model):
-            get_spec(model)  # a weight file: refuse a bad one now, not in every chunk
-            model = str(Path(model).expanduser().resolve())  # stages may run elsewhere
     spec = JobSpec(
         source=str(source),
         destination=str(output),
-        model=model,
-        preset=(args.preset or "fidelity") if args.model is None else None,
+        model=choose_model(args.model, args.preset, args.scale, settings),
         scale=args.scale,
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
         chunk_frames=args.chunk_frames,

@@ -98,10 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.batch < 1:
         raise InputError(f"--batch {args.batch} must be at least 1")
     store = WeightStore(settings.weights_dir)
-    # A preset prefers the model whose native scale equals the request (SPAN x2 for --scale 2
-    # rather than x4 then downscale), then one whose weights are already present.
-    native_wish = int(args.scale) if args.scale is not None and float(args.scale).is_integer() else None
-    spec = resolve(args.model, args.preset, scale=native_wish, available=store.has)
+    spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
     check_video_codec(args.output, check_encoder(args.codec))

@@ -399,24 +399,43 @@ def get_spec(model_id: str) -> ModelSpec:
     return spec
 
 
+def native_wish(scale: float | None) -> int | None:
+    """The native network scale a preset should prefer for a requested output ``scale``.
+
+    An integral request (2, 2.0, 4) prefers the network that is natively that scale (SPAN x2 for
+    ``--scale 2`` rather than an x4 network then a downscale); a fractional one (1.5) or none has
+    no preference.
+    """
+    return int(scale) if scale is not None and float(scale).is_integer() else None
+
+
 def resolve(
     model: str | None,
     preset: str | None,
     *,
-    scale: int | None = None,
+    scale: float | None = None,
     available: Callable[[ModelSpec], bool] | None = None,
 ) -> ModelSpec:
-    """Pick the model to run.
+    """Pick the model to run: the one place a model/preset choice becomes a registry entry.
 
-    ``model`` wins when given (``preset`` is then ignored). Otherwise the preset's candidates
-    (``DEFAULT_PRESET`` when ``preset`` is None) are ranked: candidates whose native scale equals
-    ``scale`` first, then those ``available`` says are present (e.g. ``WeightStore.has``), keeping
-    the preset's order inside each group. Candidates in :data:`PRESENT_ONLY` take part only when
-    ``available`` says their weights are present; a warning names any preferred model skipped for
-    lack of weights. Unknown model or preset: InputError.
+    ``scale`` is the requested output/input ratio (None: the model's own). ``model`` wins when
+    given (``preset`` is then ignored). Otherwise the preset's candidates (``DEFAULT_PRESET`` when
+    ``preset`` is None) are ranked: those whose native scale reaches ``scale`` first (the engine
+    only resizes a network's output down, so an x2 network cannot serve x3), then those whose
+    native scale is :func:`native_wish` of ``scale``, then those ``available`` says are present
+    (e.g. ``WeightStore.has``), keeping the preset's order inside each group. A preset with no
+    candidate reaching ``scale`` is an InputError (at submission, not in the first chunk).
+    Candidates in :data:`PRESENT_ONLY` take part only when ``available`` says their weights are
+    present; a warning names any preferred model skipped for lack of weights. Unknown model or
+    preset: InputError.
+
+    The answer depends on ``available``, i.e. on one machine's weight store: resolve once, where
+    the job is created, and record the returned ``id`` (a chunked job's spec stores the id, never
+    a preset) so every chunk runs the same model on every node.
     """
     if model is not None:
         return get_spec(model)
+    wish = native_wish(scale)
     name = DEFAULT_PRESET if preset is None else preset
     ids = PRESETS.get(name)
     if ids is None:
@@ -428,18 +447,27 @@ def resolve(
     ]
     passed_over = [REGISTRY[i] for i in ids if REGISTRY[i] not in candidates]
 
-    def rank(item: tuple[int, ModelSpec]) -> tuple[int, int, int]:
+    def too_small(spec: ModelSpec) -> bool:
+        return scale is not None and spec.scale < scale
+
+    def rank(item: tuple[int, ModelSpec]) -> tuple[int, int, int, int]:
         index, spec = item
-        scale_miss = int(scale is not None and spec.scale != scale)
+        scale_miss = int(wish is not None and spec.scale != wish)
         missing = int(available is not None and not available(spec))
-        return (scale_miss, missing, index)
+        return (int(too_small(spec)), scale_miss, missing, index)
 
     chosen = min(enumerate(candidates), key=rank)[1]
+    if too_small(chosen):
+        largest = max(s.scale for s in candidates)
+        raise InputError(
+            f"preset {name!r} has no model for scale {scale:g} (its largest native scale is x{largest})",
+            hint=f"use a scale up to {largest}, or name a model with --model",
+        )
     if available is not None:
         # Say when a preferred model was passed over for lack of weights (e.g. Swin2SR RealworldSR
         # for live-action): the user should know which model ran and how to get the better one.
         skipped = passed_over + [s for s in candidates[: candidates.index(chosen)] if not available(s)]
-        if skipped and (scale is None or any(s.scale == chosen.scale for s in skipped)):
+        if skipped and (wish is None or any(s.scale == chosen.scale for s in skipped)):
             log.warning(
                 "preset %s: %s not present in the weight store; falling back to %s "
                 "(`vsrflow models fetch %s` to use it)",

@@ -240,10 +240,11 @@ def endpoint_runner(
             if not cfg.fallback:
                 raise
             log.warning("%s; VSRFLOW_ENDPOINT_FALLBACK is set: running the chunk in-process", err)
+            from vsrflow.engine.cache import UpscalerCache
             from vsrflow.workflow.job import stages
 
             t0 = time.monotonic()
-            frames = stages.run_chunk(job, chunk, output, settings, stages.UpscalerCache(settings))
+            frames = stages.run_chunk(job, chunk, output, settings, UpscalerCache(settings))
             return {"frames": frames, "seconds": time.monotonic() - t0, "device": "in-process"}
         log.info(
             "chunk %d via %s: %d frames in %.2f s on %s (CUDA_VISIBLE_DEVICES=%s)",

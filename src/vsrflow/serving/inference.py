@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from vsrflow.config import Settings
+from vsrflow.engine.cache import UpscalerCache
 from vsrflow.errors import InputError
 from vsrflow.serving import protocol
 from vsrflow.serving.protocol import ChunkRequest, FileRequest, FramesRequest, Request, bad_request
@@ -50,8 +51,8 @@ WARM_SIDE = 64
 ROOTS_SETTING = "VSRFLOW_ENDPOINT_ALLOWED_ROOTS"
 
 
-class EndpointCache(stages.UpscalerCache):
-    """The endpoint's loaded models: an :class:`~vsrflow.workflow.job.stages.UpscalerCache` bounded to
+class EndpointCache(UpscalerCache):
+    """The endpoint's loaded models: an :class:`~vsrflow.engine.cache.UpscalerCache` bounded to
     ``settings.endpoint.max_models`` networks (``loads`` counts model loads over the endpoint's life)."""
 
     def __init__(self, settings: Settings) -> None:
@@ -200,10 +201,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _job_model(spec: JobSpec, model: EndpointModel) -> Any:
-    """The model a job runs (its id, or its preset resolved against this endpoint's store)."""
-    if spec.model is not None:
-        return _model_entry(model, spec.model)
-    return _require_weights(model, model.cache.resolve(spec))
+    """The model a job runs: the one its spec names (resolved when the job was created)."""
+    return _model_entry(model, spec.model)
 
 
 def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:

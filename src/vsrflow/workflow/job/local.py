@@ -16,6 +16,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from vsrflow.config import Settings
+from vsrflow.engine.cache import UpscalerCache
 from vsrflow.errors import InputError
 from vsrflow.workflow.job import stages
 from vsrflow.workflow.job.layout import JobDir
@@ -42,7 +43,7 @@ def run_local(job: JobDir, settings: Settings, *, workers: int = 1) -> str:
         manifest = store.load()
         indices = list(range(manifest.chunk_count)) if manifest.state is JobState.UPSCALING else []
         if workers == 1 or len(indices) <= 1:
-            cache = stages.UpscalerCache(settings)
+            cache = UpscalerCache(settings)
             for index in indices:
                 stages.upscale_chunk(job, index, settings, cache)
         else:

@@ -9,8 +9,10 @@ Units: ``chunk_seconds`` is seconds of presentation time (pts), ``chunk_frames``
 one of them is set. ``scale`` is the output/input size ratio.
 
 This module imports only the standard library and :mod:`vsrflow.errors` (no torch, no PyAV), so the
-Lambda package can build and hash specs. Model ids and presets are checked for shape here and
-resolved against the registry by the stage that loads the model.
+Lambda package can build and hash specs. ``model`` is already resolved (a registry id or a weight
+file, never a preset: :func:`vsrflow.models.registry.resolve` runs once, where the job is created),
+so every chunk runs the same network on every node whatever weights that node holds; it is checked
+for shape here and looked up by the stage that loads it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import InputError
-from vsrflow.workflow.job.identity import compute_job_id, file_identity, preset_choice
+from vsrflow.workflow.job.identity import compute_job_id, file_identity
 
-SCHEMA_VERSION = 1
+#: 2: ``model`` is always a resolved id or weight path (version 1 could name a preset instead).
+SCHEMA_VERSION = 2
 
 #: Slurm's default MaxArraySize is 1001 (task ids 0..1000); the hard limit is 4000001.
 DEFAULT_MAX_ARRAY_SIZE = 1000
@@ -153,9 +156,7 @@ class JobSpec:
     Attributes:
         source: input video, a local path (shared storage) or ``s3://bucket/key``.
         destination: output video, a local path or ``s3://bucket/key``.
-        model: registry model id or an absolute path to a weight file, or None when ``preset``
-            picks it (exactly one of the two is set).
-        preset: preset name ('anime', 'live-action', 'fidelity'), or None when ``model`` is set.
+        model: registry model id or an absolute path to a weight file, as resolved at creation.
         scale: output size / input size, 1 .. 8 (stored as float, so 2 and 2.0 are the same job).
         encoder: final encoder options.
         chunk_frames: target chunk length in frames (>= 1), or None.
@@ -169,8 +170,7 @@ class JobSpec:
 
     source: str
     destination: str
-    model: str | None = None
-    preset: str | None = None
+    model: str
     scale: float = 4.0
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     chunk_frames: int | None = None
@@ -184,18 +184,14 @@ class JobSpec:
         _check_location("destination", self.destination)
         if self.source == self.destination:
             raise _fail("destination", "equals the source", "write the output to a different path or key")
-        if (self.model is None) == (self.preset is None):
-            raise _fail(
-                "model/preset", "exactly one of model and preset must be set", "set one, null the other"
-            )
-        if self.model is not None and self.model.startswith("/"):
+        if not isinstance(self.model, str):
+            raise _fail("model", f"expected a model id, got {self.model!r}", "resolve the model first")
+        if self.model.startswith("/"):
             # A user weight file on storage every stage can read (architecture detected at load).
             _check_location("model", self.model)
-        elif self.model is not None:
+        else:
             fix = "use a model id from `vsrflow models list` or an absolute .pth path"
             _check_name("model", self.model, fix)
-        if self.preset is not None:
-            _check_name("preset", self.preset, "use anime, live-action or fidelity")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int | float):
             raise _fail("scale", f"expected a number, got {self.scale!r}", "use e.g. 2 or 4")
         if not math.isfinite(self.scale) or not 1 <= self.scale <= 8:
@@ -240,7 +236,6 @@ class JobSpec:
             "source": self.source,
             "destination": self.destination,
             "model": self.model,
-            "preset": self.preset,
             "scale": self.scale,
             "encoder": self.encoder.to_json(),
             "chunk_frames": self.chunk_frames,
@@ -252,19 +247,18 @@ class JobSpec:
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
         """Parse and validate; InputError naming the field for any problem."""
-        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery",))
-        version = obj["schema_version"]
-        if version != SCHEMA_VERSION:
+        # The version first: another version's fields differ, and "recreate" is the useful fix.
+        if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
             raise _fail(
                 "schema_version",
-                f"{version!r} is not the supported version {SCHEMA_VERSION}",
+                f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
+        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery",))
         return cls(
             source=obj["source"],
             destination=obj["destination"],
             model=obj["model"],
-            preset=obj["preset"],
             scale=obj["scale"],
             encoder=EncoderSpec.from_json(obj["encoder"]),
             chunk_frames=obj["chunk_frames"],
@@ -292,9 +286,7 @@ class JobSpec:
         exists (an S3 version id or ETag, or :func:`file_identity` of a local file), so a replaced
         input is a new job while a resubmitted identical one is the same job.
         """
-        if self.model is None:
-            model = preset_choice(str(self.preset))
-        elif self.model.startswith("/") and Path(self.model).is_file():
+        if self.model.startswith("/") and Path(self.model).is_file():
             model = file_identity(Path(self.model))  # a replaced weight file is a new job
         else:
             model = self.model
@@ -311,7 +303,6 @@ _SPEC_KEYS = (
     "source",
     "destination",
     "model",
-    "preset",
     "scale",
     "encoder",
     "chunk_frames",

@@ -31,11 +31,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vsrflow.config import Settings
+from vsrflow.engine.cache import UpscalerCache
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import sha256_file
 from vsrflow.media.info import VideoInfo
@@ -149,66 +149,6 @@ def extract(job: JobDir) -> bool:
 # ---- upscale-chunk --------------------------------------------------------------------------
 
 
-@dataclass
-class UpscalerCache:
-    """Loaded models for a process that runs many chunks (an array task, an endpoint).
-
-    One network is loaded per (resolved model, device) and shared by cheap :class:`Upscaler`
-    views, one per scale: every view uses this cache's device and the default precision, so the
-    second view's move/cast in ``Upscaler.__init__`` is a no-op on the already converted module,
-    and each view keeps its own per-clip state (temporal state, OOM-lowered tile). ``loads``
-    counts ``load_model`` calls. ``max_models`` (None: unbounded) keeps at most that many networks,
-    dropping the least recently used one (with its views) to load another.
-    """
-
-    settings: Settings
-    max_models: int | None = None
-    loads: int = 0
-    _modules: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _views: dict[tuple[str, str, float], Any] = field(default_factory=dict)
-
-    def resolve(self, spec: JobSpec) -> Any:
-        """The registry entry (:class:`vsrflow.models.registry.ModelSpec`) the job runs."""
-        from vsrflow.models.registry import resolve
-        from vsrflow.models.store import WeightStore
-
-        store = WeightStore(self.settings.weights_dir)
-        native = int(spec.scale) if float(spec.scale).is_integer() else None
-        return resolve(spec.model, spec.preset, scale=native, available=store.has)
-
-    def get(self, spec: JobSpec) -> Any:
-        return self.upscaler(self.resolve(spec), spec.scale)
-
-    def upscaler(self, model: Any, scale: float) -> Any:
-        """An Upscaler of ``model`` (a resolved ModelSpec) at ``scale``, loading the model once."""
-        from vsrflow.engine.upscaler import Upscaler
-        from vsrflow.models.loader import load_model
-        from vsrflow.models.store import WeightStore
-
-        key = (str(model.path or model.id), self.settings.device)
-        loaded = self._modules.pop(key, None)
-        if loaded is None:
-            loaded = load_model(model, WeightStore(self.settings.weights_dir))
-            self.loads += 1
-            log.info("loaded %s", loaded.provenance)
-            while self.max_models is not None and self._modules and len(self._modules) >= self.max_models:
-                self._evict(next(iter(self._modules)))
-        self._modules[key] = loaded  # re-inserted last: dict order is least recently used first
-        view = (*key, float(scale))
-        if view not in self._views:
-            self._views[view] = Upscaler(loaded.module, loaded.descriptor, scale=scale, device=key[1])
-        return self._views[view]
-
-    def _evict(self, key: tuple[str, str]) -> None:
-        from vsrflow.engine.device import release_cached_memory, resolve_device
-
-        self._modules.pop(key)
-        for view in [v for v in self._views if v[:2] == key]:
-            del self._views[view]
-        log.info("unloaded %s on %s (at most %s models kept)", key[0], key[1], self.max_models)
-        release_cached_memory(resolve_device(key[1]))
-
-
 #: Produces one chunk's output file (atomically, at the given path) and returns its stats (JSON-able).
 #: Arguments: the job, the chunk (:class:`vsrflow.workflow.job.plan.Chunk`), the output path. The
 #: model endpoint client is one (wired in by the CLI: workflow never imports serving).
@@ -289,7 +229,7 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
 
     spec = job.read_spec()
     source, info = _probe_source(spec)
-    upscaler = cache.get(spec)
+    upscaler = cache.get(spec.model, spec.scale)
     enc = spec.encoder
     options = EncoderOptions(
         codec=enc.codec,

@@ -1,0 +1,73 @@
+"""Loaded models for a process that runs many chunks (an array task, a model endpoint).
+
+The cache is keyed by a *resolved* model: a registry id or the path of a user weight file, as a
+job spec records it (``models.registry.resolve`` already ran where the job was created). It never
+resolves a preset itself, so it cannot pick a different network than the one the job names.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from vsrflow.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UpscalerCache:
+    """Loaded networks, one per (resolved model, device), shared by per-scale Upscaler views.
+
+    Every view uses this cache's device and the default precision, so the second view's move/cast
+    in ``Upscaler.__init__`` is a no-op on the already converted module, and each view keeps its
+    own per-clip state (temporal state, OOM-lowered tile). ``loads`` counts ``load_model`` calls.
+    ``max_models`` (None: unbounded) keeps at most that many networks, dropping the least recently
+    used one (with its views) to load another.
+    """
+
+    settings: Settings
+    max_models: int | None = None
+    loads: int = 0
+    _modules: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _views: dict[tuple[str, str, float], Any] = field(default_factory=dict)
+
+    def get(self, model: str, scale: float) -> Any:
+        """An Upscaler of ``model`` (a registry id or weight-file path, already resolved) at ``scale``.
+
+        The weights come from this machine's store (fetched when the registry has a URL); a model
+        whose weights cannot be had raises ModelError naming it: never a silent substitute.
+        """
+        from vsrflow.models.registry import get_spec
+
+        return self.upscaler(get_spec(model), scale)
+
+    def upscaler(self, model: Any, scale: float) -> Any:
+        """An Upscaler of ``model`` (a resolved ModelSpec) at ``scale``, loading the model once."""
+        from vsrflow.engine.upscaler import Upscaler
+        from vsrflow.models.loader import load_model
+        from vsrflow.models.store import WeightStore
+
+        key = (str(model.path or model.id), self.settings.device)
+        loaded = self._modules.pop(key, None)
+        if loaded is None:
+            loaded = load_model(model, WeightStore(self.settings.weights_dir))
+            self.loads += 1
+            log.info("loaded %s", loaded.provenance)
+            while self.max_models is not None and self._modules and len(self._modules) >= self.max_models:
+                self._evict(next(iter(self._modules)))
+        self._modules[key] = loaded  # re-inserted last: dict order is least recently used first
+        view = (*key, float(scale))
+        if view not in self._views:
+            self._views[view] = Upscaler(loaded.module, loaded.descriptor, scale=scale, device=key[1])
+        return self._views[view]
+
+    def _evict(self, key: tuple[str, str]) -> None:
+        from vsrflow.engine.device import release_cached_memory, resolve_device
+
+        self._modules.pop(key)
+        for view in [v for v in self._views if v[:2] == key]:
+            del self._views[view]
+        log.info("unloaded %s on %s (at most %s models kept)", key[0], key[1], self.max_models)
+        release_cached_memory(resolve_device(key[1]))
