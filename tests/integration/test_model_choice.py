@@ -76,17 +76,17 @@ def test_chunks_run_the_recorded_model_or_fail_loudly(model_env: dict[str, str],
     # Chunk 0 on node A, chunk 1 on node B (another store holding the same model): same network.
     assert stages.upscale_chunk(job, 0, node_a)
     assert stages.upscale_chunk(job, 1, node_b)
-    first_b = stages.chunk_output(job, 1).read_bytes()
+    first_b = job.chunk_output_path(1).read_bytes()
     # Rerun chunk 1 on node A: byte-identical (ffv1 is lossless, the model and input are the same).
-    stages.chunk_output(job, 1).unlink()  # not verified any more: the stage runs it again
+    job.chunk_output_path(1).unlink()  # not verified any more: the stage runs it again
     assert stages.upscale_chunk(job, 1, node_a)
-    assert stages.chunk_output(job, 1).read_bytes() == first_b
+    assert job.chunk_output_path(1).read_bytes() == first_b
 
     # Node C lacks the recorded model: the chunk fails, naming it and the fix; nothing else runs.
-    stages.chunk_output(job, 1).unlink()  # not verified any more: the stage runs it again
+    job.chunk_output_path(1).unlink()  # not verified any more: the stage runs it again
     with pytest.raises(ModelError) as info:
         stages.upscale_chunk(job, 1, node_c)
     assert model in str(info.value) and "vsrflow models" in str(info.value.hint)
     record = store.record(1)
     assert record.state is ChunkState.FAILED and model in str(record.error), record
-    assert not stages.chunk_output(job, 1).exists()
+    assert not job.chunk_output_path(1).exists()

@@ -139,7 +139,7 @@ def test_chunks_round_trip_identical_to_in_process(
     cache = UpscalerCache(settings)
     for chunk in plan.chunks:
         record = store.record(chunk.index)
-        served = stages.chunk_output(job, chunk.index)
+        served = job.chunk_output_path(chunk.index)
         assert record.state is ChunkState.DONE and record.checksum == _sha(served)
         local = tmp_path / f"inproc{chunk.index}.nut"
         stages.run_chunk(job, chunk, local, settings, cache)
@@ -215,7 +215,7 @@ def test_endpoint_killed_mid_chunk_and_restarted(cache_dir: Path, tmp_path: Path
     assert outcome == {"did": True}
     record = ManifestStore(job).record(0)
     assert record.state is ChunkState.DONE
-    served = stages.chunk_output(job, 0)
+    served = job.chunk_output_path(0)
     assert record.checksum == _sha(served)
     assert '"POST /invocations HTTP/1.1" 200' in second.log_path.read_text()
     pts, images, _ = decode_rgb(served)  # (identity with in-process: test_chunks_round_trip...)

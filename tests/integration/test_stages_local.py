@@ -122,7 +122,7 @@ def test_resume_redoes_only_the_missing_chunk(settings: Settings, clip: Path, tm
     assert stages.extract(job) is True
     assert stages.extract(job) is False  # already planned
     assert [stages.upscale_chunk(job, i, settings, cache) for i in range(3)] == [True, True, True]
-    outputs = [stages.chunk_output(job, i) for i in range(3)]
+    outputs = [job.chunk_output_path(i) for i in range(3)]
     mtimes = [p.stat().st_mtime_ns for p in outputs]
     assert [stages.upscale_chunk(job, i, settings, cache) for i in range(3)] == [False, False, False]
 
@@ -154,7 +154,7 @@ def test_encode_streams_chunks_without_a_scratch_copy(
     cache = UpscalerCache(settings)
     for i in range(3):
         stages.upscale_chunk(job, i, settings, cache)
-    chunk_bytes = sum(stages.chunk_output(job, i).stat().st_size for i in range(3))
+    chunk_bytes = sum(job.chunk_output_path(i).stat().st_size for i in range(3))
     seen: list[int] = []
     real = chunk_io.stream_chunks
 
@@ -182,7 +182,7 @@ def test_encode_failure_keeps_the_chunks_for_resume(settings: Settings, clip: Pa
     manifest = ManifestStore(job).load()
     assert manifest.state is JobState.FAILED and manifest.reason is not None
     assert manifest.reason.startswith("encode: ExternalToolError")
-    assert all(stages.chunk_output(job, i).is_file() for i in range(3))
+    assert all(job.chunk_output_path(i).is_file() for i in range(3))
     assert not out.exists() and not list(tmp_path.glob(".out*"))
     assert local.run_local(job, settings) == "done"
     assert [r.attempts for r in ManifestStore(job).load().records] == [1, 1, 1]  # no chunk redone
@@ -225,7 +225,7 @@ def test_failed_chunk_is_recorded_and_resumed(
         and "injected GPU fault" in manifest.reason
     )
     assert manifest.records[1].state is ChunkState.FAILED
-    assert stages.chunk_output(job, 0).is_file(), "done chunks are kept for resume"
+    assert job.chunk_output_path(0).is_file(), "done chunks are kept for resume"
     assert not out.exists()
 
     status = run_cli(["status", str(job.path)], env)

@@ -16,6 +16,8 @@ from vsrflow.workflow.job.identity import compute_job_id, file_identity
 from vsrflow.workflow.job.layout import JobDir, write_json_atomic
 from vsrflow.workflow.job.spec import SCHEMA_VERSION, EncoderSpec, JobSpec
 
+JOB = "0123456789abcdef"  # a valid job id (16 lowercase hex digits)
+
 
 def spec(**overrides: Any) -> JobSpec:
     base: dict[str, Any] = {"source": "s3://bucket/uploads/anime/a.mp4", "destination": "/fsx/out/a_x4.mp4"}
@@ -149,17 +151,17 @@ def test_create_layout_and_reopen(tmp_path: Path) -> None:
     assert JobDir.create(tmp_path, s).path == job.path  # idempotent resubmission
     assert JobDir.open(tmp_path, job.job_id).read_spec() == s
     assert job.chunk_state_path(7).name == "00007.json"
-    assert job.chunk_output_path(7) == job.chunks_dir / "00007.mkv"
+    assert job.chunk_output_path(7) == job.chunks_dir / "00007.nut"
     assert not list(job.path.glob(".*.tmp"))
 
 
 def test_create_refuses_a_different_spec_under_the_same_id(tmp_path: Path) -> None:
-    JobDir.create(tmp_path, spec(), job_id="job1")
+    JobDir.create(tmp_path, spec(), job_id=JOB)
     with pytest.raises(InputError, match="different spec"):
-        JobDir.create(tmp_path, spec(scale=2), job_id="job1")
+        JobDir.create(tmp_path, spec(scale=2), job_id=JOB)
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "x" * 65, "a b"])
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", ".hidden", "x" * 65, "a b", "job1", "AB" * 8, "a" * 17])
 def test_job_id_must_be_a_safe_name(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InputError, match="invalid job id"):
         JobDir(tmp_path, bad)
@@ -169,7 +171,7 @@ def test_missing_root_and_missing_job(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="job root does not exist"):
         JobDir.create(tmp_path / "nope", spec())
     with pytest.raises(InputError, match="no such job"):
-        JobDir.open(tmp_path, "abc")
+        JobDir.open(tmp_path, "ab" * 8)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
@@ -190,8 +192,8 @@ def test_unwritable_root_via_errno(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(Path, "mkdir", denied)
     with pytest.raises(InputError, match="cannot create the directory: Permission denied") as info:
-        JobDir.create(tmp_path, spec(), job_id="j")
-    assert str(tmp_path / "j") in str(info.value)
+        JobDir.create(tmp_path, spec(), job_id=JOB)
+    assert str(tmp_path / JOB) in str(info.value)
 
 
 def test_full_disk_names_the_path_and_leaves_no_temp_file(
@@ -202,11 +204,11 @@ def test_full_disk_names_the_path_and_leaves_no_temp_file(
 
     monkeypatch.setattr(files_module.os, "fsync", no_space)
     with pytest.raises(VsrError) as info:
-        JobDir.create(tmp_path, spec(), job_id="j")
+        JobDir.create(tmp_path, spec(), job_id=JOB)
     assert not isinstance(info.value, InputError)  # not the user's input: free space and retry
-    assert str(tmp_path / "j" / "spec.json") in str(info.value)
+    assert str(tmp_path / JOB / "spec.json") in str(info.value)
     assert "No space left" in str(info.value) and "free space" in str(info.value)
-    assert {p.name for p in (tmp_path / "j").iterdir()} == {"chunks", "logs", "source"}
+    assert {p.name for p in (tmp_path / JOB).iterdir()} == {"chunks", "logs", "source"}
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -81,7 +81,7 @@ def test_serves_every_model_it_has_weights_for_loading_each_once(
     answers = [inference.predict_fn(ChunkRequest(job_dir=job.path, index=i), ep) for i in (0, 1)]
     for index, stats in enumerate(answers):
         assert isinstance(stats, dict) and stats["model"] == "SPAN_x2_ch48" and stats["frames"] == 25, stats
-        pts, images, _ = decode_rgb(stages.chunk_output(job, index))
+        pts, images, _ = decode_rgb(job.chunk_output_path(index))
         assert len(pts) == 25 and images[0].shape == (96, 128, 3)
     assert [a["model_loads"] for a in answers] == [2, 2], "one load per model, not per request"
     # The endpoint's own model still runs from its first load.
@@ -166,7 +166,7 @@ def test_paths_outside_the_allowed_roots_are_refused(
         call(FileRequest(input=clip_in, output=allowed / "o.mkv", model=str(outside / "w.pth"))), "model file"
     )
     assert not (allowed / "o.mkv").exists() and not (outside / "o.mkv").exists()
-    assert not stages.chunk_output(job_out, 0).exists() and not stages.chunk_output(job_src_out, 0).exists()
+    assert not job_out.chunk_output_path(0).exists() and not job_src_out.chunk_output_path(0).exists()
 
 
 def test_default_roots_are_the_jobs_root(tmp_path: Path) -> None:

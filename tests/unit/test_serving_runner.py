@@ -29,7 +29,7 @@ def test_runner_output_is_recorded_and_failures_fail_the_chunk(tmp_path: Path) -
 
     assert stages.upscale_chunk(job, 0, settings, runner=writes)
     store = ManifestStore(job)
-    out0 = stages.chunk_output(job, 0)
+    out0 = job.chunk_output_path(0)
     assert calls == [(0, out0)]
     assert store.record(0).state is ChunkState.DONE and store.record(0).checksum == sha256_file(out0)
     assert not stages.upscale_chunk(job, 0, settings, runner=writes), "a verified chunk is skipped"
@@ -43,4 +43,4 @@ def test_runner_output_is_recorded_and_failures_fail_the_chunk(tmp_path: Path) -
         stages.upscale_chunk(job, 1, settings, runner=fails)
     record = store.record(1)
     assert record.state is ChunkState.FAILED and "boom" in (record.error or "")
-    assert not stages.chunk_output(job, 1).exists(), "a failed chunk leaves no output"
+    assert not job.chunk_output_path(1).exists(), "a failed chunk leaves no output"

@@ -9,7 +9,6 @@ finalize once the chunk count is known (see :mod:`vsrflow.workflow.job.slurm`).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -50,43 +49,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the stage. Event-path jobs (a spec with an S3 delivery target) then mirror the manifest
     to ``status.json`` and, once the job is done, upload the output and publish done + SNS
     (:class:`vsrflow.aws.headnode.S3Delivery`); a failed job publishes failed + SNS."""
+    from vsrflow.workflow.job.layout import JobDir
+    from vsrflow.workflow.job.local import run_stage
+
+    job = JobDir.at(args.job_dir)
+    spec = job.read_spec()
+    hooks = None
+    if spec.delivery is not None:
+        from vsrflow.aws.headnode import S3Delivery
+
+        hooks = S3Delivery(job, spec, settings)
+    return run_stage(args.stage, lambda: _run_stage(job, args, settings), hooks)
+
+
+def chunk_runner(settings: Settings) -> Any:
+    """The endpoint client of this task's GPU when endpoints are configured, else None (in-process)."""
+    if not settings.endpoint.enabled:
+        return None
+    from vsrflow.serving.client import endpoint_runner
+
+    return endpoint_runner(settings, os.environ)
+
+
+def _run_stage(job: Any, args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.workflow.job import stages
 
-    job = stages.job_from_path(args.job_dir)
-    if job.read_spec().delivery is None:
-        return _run_stage(args, settings)
-    from vsrflow.aws.headnode import S3Delivery
-
-    delivery = S3Delivery(job, job.read_spec(), settings)
-    delivery.before_stage(args.stage)
-    try:
-        code = _run_stage(args, settings)
-    except BaseException as exc:
-        try:
-            delivery.after_stage(args.stage, exc)
-        except Exception:  # the stage's own error is the one to report
-            logging.getLogger(__name__).warning("job %s: status update failed", job.job_id, exc_info=True)
-        raise
-    delivery.after_stage(args.stage)
-    return code
-
-
-def _run_stage(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.workflow.job import stages
-
-    job = stages.job_from_path(args.job_dir)
     if args.stage == "extract":
         did = stages.extract(job)
         print(f"{job.job_id}: extract {'done' if did else 'already done'}")
     elif args.stage == "upscale-chunk":
         index = _index(args)
-        runner = None
-        if settings.endpoint.enabled:
-            # Endpoints configured: this task is a thin client of its GPU's endpoint.
-            from vsrflow.serving.client import endpoint_runner
-
-            runner = endpoint_runner(settings, os.environ)
-        did = stages.upscale_chunk(job, index, settings, runner=runner)
+        did = stages.upscale_chunk(job, index, settings, runner=chunk_runner(settings))
         print(f"{job.job_id}: chunk {index} {'done' if did else 'already done'}")
     elif args.stage == "encode":
         did = stages.encode(job, settings)

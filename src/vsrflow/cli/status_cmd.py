@@ -53,11 +53,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     text = str(args.job_dir)
     if settings.aws.bucket and _HEX_ID.match(text) and not args.job_dir.is_dir():
         return _remote(text, settings)
+    from vsrflow.workflow.job.layout import JobDir
     from vsrflow.workflow.job.manifest import ChunkState, ManifestStore
     from vsrflow.workflow.job.slurm import read_job_ids
-    from vsrflow.workflow.job.stages import job_from_path
 
-    job = job_from_path(args.job_dir)
+    job = JobDir.at(args.job_dir)
     store = ManifestStore(job)
     ids = read_job_ids(job)
     slurm_line = None

@@ -15,7 +15,6 @@ recorded as status failed (+ SNS) before exiting.
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -129,32 +128,13 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
     except Exception as exc:
         mark_failed(clients, settings.aws, bucket, job_id, f"submit: {exc}")
         raise
-    return _run_local_delivered(prepared.job.path, settings)
+    from vsrflow.cli.job_cmd import chunk_runner
+    from vsrflow.workflow.job.local import run_local
 
-
-def _run_local_delivered(job_path: Path, settings: Settings) -> int:
-    """The local executor through ``vsrflow job`` stage by stage, so each stage mirrors its status."""
-    from vsrflow.cli import job_cmd
-    from vsrflow.workflow.job.manifest import JobState, ManifestStore
-    from vsrflow.workflow.job.stages import job_from_path
-
-    def stage(name: str, index: int | None = None) -> None:
-        job_cmd.run(argparse.Namespace(stage=name, job_dir=job_path, index=index), settings)
-
-    store = ManifestStore(job_from_path(job_path))
-    try:
-        stage("extract")
-        manifest = store.load()
-        if manifest.state is JobState.UPSCALING:
-            for index in range(manifest.chunk_count):
-                stage("upscale-chunk", index)
-        stage("encode")
-    except BaseException:
-        with contextlib.suppress(Exception):  # the stage error is the one to report
-            stage("finalize")
-        raise
-    stage("finalize")
-    print(f"job {store.job.job_id}: {store.load().status_text}")
+    # The same executor as a path job, with the delivery as its stage hooks (status per stage,
+    # the upload once done).
+    status = run_local(prepared.job, settings, hooks=delivery, runner=chunk_runner(settings))
+    print(f"job {job_id}: {status}")
     return 0
 
 

@@ -40,6 +40,7 @@ from vsrflow.serving import protocol
 from vsrflow.serving.protocol import ChunkRequest, FileRequest, FramesRequest, Request, bad_request
 from vsrflow.serving.spec import EndpointSpec
 from vsrflow.workflow.job import stages
+from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec
 
 log = logging.getLogger("vsrflow.serving")
@@ -212,7 +213,7 @@ def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:
     job_dir = _allowed(model, req.job_dir, "job_dir")
     if not job_dir.is_dir():
         raise bad_request(f"job_dir {req.job_dir} does not exist on this node", "check the shared mount")
-    job = stages.job_from_path(job_dir)
+    job = JobDir.at(job_dir)
     spec = job.read_spec()
     wanted = _job_model(spec, model)
     if req.model is not None and not _same(_model_entry(model, req.model), wanted):
@@ -223,7 +224,7 @@ def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:
     if manifest.plan is None or not req.index < manifest.chunk_count:
         raise bad_request(f"job {job.job_id}: no chunk {req.index} (the plan has {manifest.chunk_count})")
     chunk = manifest.plan.chunks[req.index]
-    output = req.output or stages.chunk_output(job, req.index)
+    output = req.output or job.chunk_output_path(req.index)
     if not _inside(output, job.path):
         raise bad_request(f"output {output} is outside the job directory {job.path}")
     source = _allowed(model, stages.local_path(spec.source, "source"), f"source of job {job.job_id}")

@@ -5,7 +5,7 @@ Layout (every path is a property of :class:`JobDir`)::
     <root>/<job_id>/
         spec.json          the JobSpec (written once, at creation)
         manifest.json      plan + job state (vsrflow.workflow.job.manifest)
-        chunks/            <i>.json per-chunk state records, <i>.mkv chunk outputs (i zero-padded)
+        chunks/            <i>.json per-chunk state records, <i>.nut chunk outputs (i zero-padded)
         logs/              stage and array-task logs
         source/            the staged source (a copy or download of spec.source)
 
@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import atomic_write_json
+from vsrflow.workflow.job.identity import check_job_id
 from vsrflow.workflow.job.spec import JobSpec
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+#: Suffix of chunk outputs: NUT keeps the source time base exactly (see media.writer) and joins by
+#: packet copy (see chunk_io.stream_chunks).
+CHUNK_SUFFIX = ".nut"
 _CONFIG_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENAMETOOLONG}
 _SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
@@ -72,13 +74,16 @@ class JobDir:
     """Paths of one job directory ``<root>/<job_id>``; :meth:`create` and :meth:`open` check it."""
 
     def __init__(self, root: Path, job_id: str) -> None:
-        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-            # The id becomes a directory name: no separators, no dot-dot, nothing a shell would expand.
-            raise InputError(
-                f"invalid job id {job_id!r}", hint="use 1-64 letters, digits, '_' or '-' (see JobSpec.job_id)"
-            )
+        # The id becomes a directory name: the one id rule (16 hex digits) keeps out separators,
+        # dot-dot and anything a shell would expand.
+        self.job_id = check_job_id(job_id)
         self.root = Path(root)
-        self.job_id = job_id
+
+    @classmethod
+    def at(cls, path: Path | str) -> JobDir:
+        """The existing job at ``path`` (``<root>/<job_id>``); InputError when it is not a job dir."""
+        path = Path(path).expanduser().resolve()
+        return cls.open(path.parent, path.name)
 
     def __repr__(self) -> str:
         return f"JobDir({str(self.root)!r}, {self.job_id!r})"
@@ -111,9 +116,9 @@ class JobDir:
         """Per-chunk state record of chunk ``index`` (written only by the task that owns it)."""
         return self.chunks_dir / f"{index:05d}.json"
 
-    def chunk_output_path(self, index: int, suffix: str = ".mkv") -> Path:
-        """Upscaled output of chunk ``index``."""
-        return self.chunks_dir / f"{index:05d}{suffix}"
+    def chunk_output_path(self, index: int) -> Path:
+        """Upscaled output of chunk ``index`` (``chunks/<i>.nut``)."""
+        return self.chunks_dir / f"{index:05d}{CHUNK_SUFFIX}"
 
     @classmethod
     def create(cls, root: Path, spec: JobSpec, job_id: str | None = None) -> JobDir:

@@ -45,15 +45,6 @@ from vsrflow.workflow.job.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-#: Suffix of chunk outputs: NUT keeps the source time base exactly (see media.writer).
-CHUNK_SUFFIX = ".nut"
-
-
-def job_from_path(path: Path | str) -> JobDir:
-    """The existing job at ``path`` (``<root>/<job_id>``); InputError when it is not a job dir."""
-    path = Path(path).expanduser().resolve()
-    return JobDir.open(path.parent, path.name)
-
 
 def local_path(location: str, what: str) -> Path:
     """A spec location as a local path (``file://`` stripped); InputError for ``s3://``."""
@@ -65,10 +56,6 @@ def local_path(location: str, what: str) -> Path:
             hint="download the object to the shared filesystem first, or pass a local path",
         )
     return Path(location)
-
-
-def chunk_output(job: JobDir, index: int) -> Path:
-    return job.chunk_output_path(index, CHUNK_SUFFIX)
 
 
 def _reason(exc: BaseException) -> str:
@@ -170,7 +157,7 @@ def upscale_chunk(
     """
     store = ManifestStore(job)
     manifest = store.load()
-    output = chunk_output(job, index)
+    output = job.chunk_output_path(index)
     if manifest.plan is None or not 0 <= index < manifest.chunk_count:
         raise InputError(
             f"job {job.job_id}: no chunk {index} (the plan has {manifest.chunk_count})",
@@ -307,7 +294,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
     missing = [
         r.index
         for r in manifest.records
-        if r.state is not ChunkState.DONE or not store.verify_chunk(r.index, chunk_output(job, r.index))
+        if r.state is not ChunkState.DONE or not store.verify_chunk(r.index, job.chunk_output_path(r.index))
     ]
     if missing:
         shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
@@ -322,7 +309,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
         _, info = _probe_source(spec)
         destination = local_path(spec.destination, "destination")
         plan = manifest.plan
-        pieces = [(c, chunk_output(job, c.index)) for c in plan.chunks]
+        pieces = [(c, job.chunk_output_path(c.index)) for c in plan.chunks]
         written: list[int] = []
 
         def feed(pipe: Any) -> None:
@@ -364,7 +351,7 @@ def finalize(job: JobDir) -> str:
     manifest = store.load()
     if manifest.state is JobState.DONE:
         for record in manifest.records:
-            chunk_output(job, record.index).unlink(missing_ok=True)
+            job.chunk_output_path(record.index).unlink(missing_ok=True)
         for tmp in job.chunks_dir.glob(".*.partial*"):
             tmp.unlink(missing_ok=True)
         return store.load().status_text
