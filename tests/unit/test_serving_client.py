@@ -152,7 +152,8 @@ class _Job:
     path: Path
     model: str | None = "realesr-animevideov3"
 
-    def read_spec(self) -> Any:
+    @property
+    def spec(self) -> Any:
         return type("S", (), {"model": self.model})()
 
 

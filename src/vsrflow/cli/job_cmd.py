@@ -53,7 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.workflow.job.local import run_stage
 
     job = JobDir.at(args.job_dir)
-    spec = job.read_spec()
+    spec = job.spec
     hooks = None
     if spec.delivery is not None:
         from vsrflow.aws.headnode import S3Delivery

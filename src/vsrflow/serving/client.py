@@ -232,7 +232,7 @@ def endpoint_runner(
     client = client or EndpointClient.from_settings(cfg, endpoint_port(cfg, env))
 
     def run(job: Any, chunk: Any, output: Path) -> dict[str, Any]:
-        spec = job.read_spec()
+        spec = job.spec
         request = ChunkRequest(job_dir=Path(job.path), index=chunk.index, output=output, model=spec.model)
         try:
             stats = client.upscale_chunk(request)

@@ -214,7 +214,7 @@ def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:
     if not job_dir.is_dir():
         raise bad_request(f"job_dir {req.job_dir} does not exist on this node", "check the shared mount")
     job = JobDir.at(job_dir)
-    spec = job.read_spec()
+    spec = job.spec
     wanted = _job_model(spec, model)
     if req.model is not None and not _same(_model_entry(model, req.model), wanted):
         raise bad_request(f"model {req.model!r} differs from job {job.job_id}'s model {wanted.id}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,7 @@ class JobDir:
                 )
             return job
         write_json_atomic(job.spec_path, spec.to_json())
+        job.__dict__["spec"] = spec  # the cached_property's slot: no read back of what was just written
         return job
 
     @classmethod
@@ -155,6 +157,12 @@ class JobDir:
         if not job.spec_path.is_file():
             raise InputError(f"{job.spec_path}: no such job (spec.json missing)", hint="check the job id")
         return job
+
+    @cached_property
+    def spec(self) -> JobSpec:
+        """The job's spec, read and validated once per handle (spec.json is written once, at
+        creation, and never changes: every stage of a process shares this one read)."""
+        return self.read_spec()
 
     def read_spec(self) -> JobSpec:
         """The validated spec (InputError naming spec.json and the field on any problem)."""

@@ -242,7 +242,7 @@ def submit_rest(job: JobDir, settings: Settings) -> SlurmJobIds:
         return recorded
     if manifest.state is not JobState.UPSCALING or manifest.plan is None:
         raise VsrError(f"job {job.job_id} is {manifest.status_text}; the chunks run after extract")
-    spec = job.read_spec()
+    spec = job.spec
     array_spec = f"0-{manifest.chunk_count - 1}%{spec.array_throttle}"
     submitted: list[str] = []
     try:

@@ -105,7 +105,7 @@ def extract(job: JobDir) -> bool:
         raise VsrError(f"job {job.job_id} failed: {manifest.reason}", hint="resubmit it to resume")
     store.set_state(JobState.EXTRACTING)
     try:
-        spec = job.read_spec()
+        spec = job.spec
         source, info = _probe_source(spec)
         table = scan_frames(source)
         if table.frame_count != info.frame_count:
@@ -214,7 +214,7 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
     from vsrflow.media.writer import EncoderOptions, FrameWriter, pad_to
     from vsrflow.workflow.job.chunk_io import chunk_encoder_extra, decode_chunk
 
-    spec = job.read_spec()
+    spec = job.spec
     source, info = _probe_source(spec)
     upscaler = cache.get(spec.model, spec.scale)
     enc = spec.encoder
@@ -305,7 +305,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
         )
     store.set_state(JobState.ENCODING)
     try:
-        spec = job.read_spec()
+        spec = job.spec
         _, info = _probe_source(spec)
         destination = local_path(spec.destination, "destination")
         plan = manifest.plan
