@@ -2,7 +2,7 @@
 
 ``up`` starts the local Slurm and a detached daemon holding moto (server mode, the stack deployed
 from ``infra/cfn/vsrflow.yaml``), the Lambda runner and the SSM agent shim
-(:mod:`vsrflow.aws.local`); it prints the environment for ``aws ... --endpoint-url``. ``upload``
+(:mod:`vsrflow.localstack`); it prints the environment for ``aws ... --endpoint-url``. ``upload``
 puts a file under ``uploads/<preset>/`` and, with ``--wait``, waits for its job's final status.
 """
 
@@ -97,7 +97,7 @@ def _print_env(state: Any, state_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.aws.local import stack
+    from vsrflow.localstack import stack
 
     state_dir: Path = args.state_dir or settings.cache_dir / "local"
     action = args.local_command
