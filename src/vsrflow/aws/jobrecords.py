@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from vsrflow.aws.errors import is_not_found, is_precondition_failed, translate
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.workflow.job.identity import check_job_id
 
@@ -199,9 +200,7 @@ def _put_json(
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **extra)
     except Exception as exc:
-        from vsrflow.aws.clients import error_code
-
-        if extra and error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+        if extra and is_precondition_failed(exc):
             return False
         raise _storage_error(exc, f"write s3://{bucket}/{key}") from exc
     return True
@@ -214,13 +213,11 @@ def _get_json(s3: Any, bucket: str, key: str) -> Any | None:
 
 def _get_json_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | None]:
     """(parsed object, its ETag), or (None, None) when it does not exist."""
-    from vsrflow.aws.clients import error_code
-
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
         body = response["Body"].read()
     except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None, None
         raise _storage_error(exc, f"read s3://{bucket}/{key}") from exc
     try:
@@ -230,12 +227,7 @@ def _get_json_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | No
 
 
 def _storage_error(exc: BaseException, action: str) -> VsrError:
-    from vsrflow.aws.clients import error_code, is_transient
-
-    code = error_code(exc) or type(exc).__name__
-    if is_transient(exc):
-        return TransientError(f"cannot {action}: {code}", hint="retry later")
-    return VsrError(f"cannot {action}: {code}: {exc}", hint="check the bucket name and the IAM permissions")
+    return translate(exc, action, hint="check the bucket name and the IAM permissions")
 
 
 def write_request(s3: Any, request: JobRequest) -> None:

@@ -24,11 +24,12 @@ import logging
 import re
 from typing import Any
 
-from vsrflow.aws.clients import AwsClients, error_code, is_transient
+from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.errors import error_code, is_transient, translate
 from vsrflow.aws.jobrecords import read_status
 from vsrflow.aws.status import mark_command_failed
 from vsrflow.config import Settings
-from vsrflow.errors import TransientError, VsrError
+from vsrflow.errors import TransientError
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,9 @@ def _idempotency_record(clients: AwsClients, settings: Settings, job_id: str) ->
             TableName=table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         ).get("Item")
     except Exception as exc:
-        if is_transient(exc):
-            raise TransientError(
-                f"cannot read job {job_id} in {table}: {error_code(exc)}", hint="retried"
-            ) from exc
-        raise VsrError(f"cannot read job {job_id} in {table}: {exc}", hint="check the IAM policy") from exc
+        raise translate(
+            exc, f"read job {job_id} in {table}", hint="check the IAM policy", transient_hint="retried"
+        ) from exc
     return dict(item) if item else None
 
 

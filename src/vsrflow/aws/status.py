@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.errors import translate
 from vsrflow.aws.jobrecords import JobStatus, read_status, write_status
 from vsrflow.config import AwsSettings
-from vsrflow.errors import InputError, VsrError
+from vsrflow.errors import InputError
 from vsrflow.workflow.job.manifest import JobState, Manifest
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,7 @@ def notify(clients: AwsClients, topic_arn: str | None, status: JobStatus) -> Non
             },
         )
     except Exception as exc:
-        raise VsrError(
-            f"job {status.job_id}: cannot publish to {topic_arn}: {exc}", hint="check the topic"
-        ) from exc
+        raise translate(exc, f"publish job {status.job_id} to {topic_arn}", hint="check the topic") from exc
 
 
 def publish(

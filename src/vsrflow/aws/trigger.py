@@ -42,7 +42,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vsrflow.aws.clients import AwsClients, error_code, is_transient
+from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.errors import (
+    error_code,
+    is_conditional_check_failed,
+    is_instance_not_registered,
+    is_not_found,
+    translate,
+)
 from vsrflow.aws.events import S3ObjectEvent, parse_event, parse_record
 from vsrflow.aws.jobrecords import (
     JobRequest,
@@ -176,16 +183,16 @@ def _head_object(clients: AwsClients, event: S3ObjectEvent) -> dict[str, Any]:
     try:
         head: dict[str, Any] = clients.s3.head_object(**kwargs)
     except Exception as exc:
-        code = error_code(exc)
-        if code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound"):
+        if is_not_found(exc):
             raise Rejected(
                 f"{event.key}: the object no longer exists (deleted before the job started)",
                 hint="upload it again",
             ) from None
-        if is_transient(exc):
-            raise TransientError(f"HeadObject {event.uri}: {code or exc}", hint="retried") from exc
-        raise VsrError(
-            f"HeadObject {event.uri}: {code or exc}", hint="check the trigger's S3 permissions"
+        raise translate(
+            exc,
+            f"read {event.uri} (HeadObject)",
+            hint="check the trigger's S3 permissions",
+            transient_hint="retried",
         ) from exc
     return head
 
@@ -366,7 +373,7 @@ class Trigger:
             )
             return True
         except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if not is_conditional_check_failed(exc):
                 raise _aws_error(exc, f"claim job {job_id} in {self.aws.table}") from exc
         existing = ddb.get_item(TableName=self.aws.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
         state = existing.get("Item", {}).get("state", {}).get("S")
@@ -449,7 +456,7 @@ class Trigger:
                 TimeoutSeconds=SSM_DELIVERY_TIMEOUT,
             )
         except Exception as exc:
-            if error_code(exc) in ("InvalidInstanceId", "InvalidInstanceInformationFilterValue"):
+            if is_instance_not_registered(exc):
                 raise TransientError(
                     f"head node {instance_id} is not registered with SSM yet ({error_code(exc)})",
                     hint="retried; check the SSM agent and the instance profile",
@@ -459,10 +466,7 @@ class Trigger:
 
 
 def _aws_error(exc: BaseException, action: str) -> VsrError:
-    code = error_code(exc) or type(exc).__name__
-    if is_transient(exc):
-        return TransientError(f"cannot {action}: {code}", hint="retried")
-    return VsrError(f"cannot {action}: {code}: {exc}", hint="check the configuration and the IAM policy")
+    return translate(exc, action, transient_hint="retried")
 
 
 def handle_event(
