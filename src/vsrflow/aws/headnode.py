@@ -237,7 +237,9 @@ class S3Delivery:
 
     def queued(self, **detail: Any) -> None:
         """Status queued (a new or resumed job), replacing an earlier failure."""
-        status = JobStatus(job_id=self.job.job_id, state="queued", source=self.source_uri, detail=detail)
+        status = JobStatus(
+            job_id=self.job.job_id, state=JobState.QUEUED, source=self.source_uri, detail=detail
+        )
         self.publish(status, replace_terminal=True)
 
     def public_text(self, text: str) -> str:
@@ -254,8 +256,8 @@ class S3Delivery:
         Only when the job is where that stage starts (a rerun of a finished stage changes nothing).
         """
         starts = {
-            "extract": ("extracting", (JobState.QUEUED, JobState.EXTRACTING)),
-            "encode": ("encoding", (JobState.UPSCALING, JobState.ENCODING)),
+            "extract": (JobState.EXTRACTING, (JobState.QUEUED, JobState.EXTRACTING)),
+            "encode": (JobState.ENCODING, (JobState.UPSCALING, JobState.ENCODING)),
         }
         if stage not in starts:
             return
@@ -347,7 +349,7 @@ class S3Delivery:
         manifest = ManifestStore(self.job).load()
         done = JobStatus(
             job_id=self.job.job_id,
-            state="done",
+            state=JobState.DONE,
             done_chunks=manifest.done_count,
             total_chunks=manifest.chunk_count,
             source=self.source_uri,

@@ -30,6 +30,7 @@ from vsrflow.aws.jobrecords import read_status
 from vsrflow.aws.status import mark_command_failed
 from vsrflow.config import Settings
 from vsrflow.errors import TransientError
+from vsrflow.workflow.job.state import JobState
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def handle_command_event(event: dict[str, Any], settings: Settings, clients: Aws
         aws, job_id, exit_code=exit_code, stderr=stderr, command_id=command_id, clients=clients
     )
     current = read_status(clients.s3, aws.bucket, job_id) if aws.bucket else None
-    if current is not None and current.state == "failed":
+    if current is not None and current.state is JobState.FAILED:
         _release(clients, settings, job_id, command_id)
     summary.update(outcome="command_failed", reason=current.reason if current else None)
     return _done(summary)

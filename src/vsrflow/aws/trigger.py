@@ -65,6 +65,7 @@ from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.formats import output_suffix_for, suffix_of
 from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
+from vsrflow.workflow.job.state import JobState
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class Trigger:
             return
         status = JobStatus(
             job_id=job_id,
-            state="failed",
+            state=JobState.FAILED,
             reason=reason,
             source=f"s3://{bucket}/{summary['key']}",
         )
@@ -311,11 +312,11 @@ class Trigger:
                 event_time=ev.event_time,
             )
             write_request(self.clients.s3, request)
-            queued = JobStatus(job_id=job_id, state="queued", source=request.source_uri)
+            queued = JobStatus(job_id=job_id, state=JobState.QUEUED, source=request.source_uri)
             # A job whose head-node command failed had its claim released (vsrflow.aws.ssm_events):
             # this start replaces that failed status. A done status is never replaced.
             previous = read_status(self.clients.s3, ev.bucket, job_id)
-            retry = previous is not None and previous.state == "failed"
+            retry = previous is not None and previous.state is JobState.FAILED
             publish(self.clients, self.aws, ev.bucket, queued, replace_terminal=retry)
             instance = self.find_head_node()
             command_id = self.send(instance, job_id)
@@ -340,7 +341,7 @@ class Trigger:
                 self.aws,
                 bucket,
                 replace(queued, detail=detail),
-                only_over=lambda current: current.state == "queued",
+                only_over=lambda current: current.state is JobState.QUEUED,
             )
         except VsrError as exc:
             jlog(

@@ -28,11 +28,11 @@ from vsrflow.localstack.state import (
     DaemonConfig,
     StackState,
 )
+from vsrflow.workflow.job.state import TERMINAL_JOB_STATES
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_TEMPLATE = REPO / "infra" / "cfn" / "vsrflow.yaml"
 DAEMON_MODULE = "vsrflow.localstack.daemon"
-TERMINAL_STATES = ("done", "failed")
 
 
 @dataclass(frozen=True)
@@ -300,7 +300,7 @@ def wait_for_key(state_dir: Path, key: str, timeout: float) -> tuple[str, dict[s
     while True:
         job_id = job_id or find_job(state_dir, key)
         status = job_status(state, job_id) if job_id else None
-        if job_id and status and status.get("state") in TERMINAL_STATES:
+        if job_id and status and status.get("state") in TERMINAL_JOB_STATES:
             return job_id, status
         if time.monotonic() > deadline:
             where = (
