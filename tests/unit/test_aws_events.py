@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from vsrflow.aws.commands import submit_command
 from vsrflow.aws.events import parse_event, parse_record
 from vsrflow.aws.jobrecords import JobRequest, JobStatus
-from vsrflow.aws.trigger import output_key, submit_command
+from vsrflow.aws.uploads import output_key
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError
 from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
