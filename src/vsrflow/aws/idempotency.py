@@ -71,7 +71,7 @@ class ClaimRecord:
     def __post_init__(self) -> None:
         check_job_id(self.job_id)
         if self.status not in STORED_STATUSES:
-            raise ValueError(f"a record is stored {' or '.join(STORED_STATUSES)}, not {self.status}")
+            raise ValueError(f"a record is stored {' or '.join(sorted(STORED_STATUSES))}, not {self.status}")
         if (self.status is ClaimStatus.IN_PROGRESS) != (self.claim_until is not None):
             raise ValueError("claim_until is set exactly while the claim is in progress")
         if self.status is ClaimStatus.COMPLETED and self.command_id is None:
