@@ -2,7 +2,7 @@
 
 Usage: ``python lambda/build_package.py -o build/lambda/vsrflow-s3-trigger.zip`` (what ``make
 lambda-package`` runs). The zip holds ``app.py`` (handler ``app.handler``) at its root and the
-``vsrflow`` source tree without caches and without ``vsrflow/aws/local`` (the local stack). No
+``vsrflow`` source tree without caches and without ``vsrflow/localstack`` (the local stack). No
 third-party packages: the Lambda Python runtime provides boto3, and nothing the trigger imports
 needs numpy, PyAV or torch (tests/unit/test_aws_lambda_package.py imports the built package with
 them blocked). The zip is reproducible: sorted entries, fixed timestamps and permissions.
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "src" / "vsrflow"
 APP = REPO / "lambda" / "s3_trigger" / "app.py"
 #: Parts of the package the trigger never uses (the local stack depends on a running moto).
-EXCLUDED = ("aws/local",)
+EXCLUDED = ("localstack",)
 #: 1980-01-01, the earliest timestamp a zip entry can hold.
 EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.integration.test_slurm_emulator import _free_port_block
+from vsrflow.localstack.slurm import free_port_block
 from vsrflow.serving.server import Endpoint
 from vsrflow.serving.spec import EndpointSpec
 from vsrflow.workflow.job import stages
@@ -23,7 +23,7 @@ READY_TIMEOUT = 120.0
 
 def free_ports(count: int) -> int:
     """First of ``count`` consecutive free ports."""
-    return _free_port_block(count)
+    return free_port_block(count)
 
 
 def endpoint(

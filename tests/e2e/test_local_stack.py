@@ -32,8 +32,8 @@ from botocore.config import Config
 
 from tests.conftest import REPO, run_cli
 from tests.mediagen import decode_rgb, make_video
-from vsrflow.aws.local.stack import find_job
-from vsrflow.aws.local.state import INVOCATIONS_FILE, LOG_FILE, StackState
+from vsrflow.localstack.stack import find_job
+from vsrflow.localstack.state import INVOCATIONS_FILE, LOG_FILE, StackState
 
 # Slow (real Slurm + moto server + Lambda runner: the whole event path): `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, run_cli
-from vsrflow.aws.local import template as tpl
-from vsrflow.aws.local.deploy import _parameters
-from vsrflow.aws.local.lambda_runner import LocalLambdaContext, event_keys
-from vsrflow.aws.local.state import StackState
 from vsrflow.errors import InputError
+from vsrflow.localstack import template as tpl
+from vsrflow.localstack.deploy import _parameters
+from vsrflow.localstack.lambda_runner import LocalLambdaContext, event_keys
+from vsrflow.localstack.state import StackState
 
 # Slow (starts and stops the local stack's daemons): `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow

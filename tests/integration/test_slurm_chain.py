@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.test_slurm_emulator import N_NODES, Slurm, _free_port_block, running_emulator
+from tests.integration.test_slurm_emulator import N_NODES, Slurm, running_emulator
 from tests.mediagen import decode_rgb, make_video
+from vsrflow.localstack.slurm import free_port_block
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
@@ -38,7 +39,7 @@ THROTTLE = 2
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
-    with running_emulator(tmp_path_factory.mktemp("slurmchain"), _free_port_block(1 + N_NODES)) as emulator:
+    with running_emulator(tmp_path_factory.mktemp("slurmchain"), free_port_block(1 + N_NODES)) as emulator:
         yield emulator
 
 

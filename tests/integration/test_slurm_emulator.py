@@ -8,11 +8,8 @@ they are missing the tests fail (they never skip), because the Slurm executor de
 from __future__ import annotations
 
 import contextlib
-import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,12 +20,14 @@ from typing import Any
 import pytest
 import yaml
 
+from vsrflow.localstack.slurm import SlurmLayout, emulator_env, free_port_block, search_path
+
 # Slow (real Slurm daemons): `make test-fast` leaves these out.
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 EMU = REPO / "slurm" / "emulator"
-SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/opt/slurm/sbin"])
+SEARCH_PATH = search_path()
 TERMINAL = {
     "COMPLETED",
     "FAILED",
@@ -40,28 +39,17 @@ TERMINAL = {
     "BOOT_FAIL",
     "DEADLINE",
 }
-N_NODES = 3  # cpu1, gpu1, gpu2
 GPUS_PER_NODE = 2
-
-
-def _free_port_block(count: int) -> int:
-    """First port of ``count`` consecutive ports that nothing listens on (below the ephemeral range)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(12000, 30000)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("0.0.0.0", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no block of {count} free ports found")
+#: The tests' cluster (cpu1, gpu1, gpu2): start.sh's default CPUs and ClusterName, a shorter timeout.
+LAYOUT = SlurmLayout(
+    cpu_nodes=1,
+    gpu_nodes=2,
+    gpus_per_node=GPUS_PER_NODE,
+    cpus_per_node=4,
+    cluster="vsrflow",
+    start_timeout_s=45,
+)
+N_NODES = LAYOUT.node_count
 
 
 @dataclass
@@ -114,24 +102,6 @@ class Slurm:
         return path
 
 
-def _emulator_env(state: Path, base_port: int) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SQUEUE_", "SINFO_"))
-    }
-    env.update(
-        SLURM_EMU_STATE_DIR=str(state),
-        SLURM_EMU_CTLD_PORT=str(base_port),
-        SLURM_EMU_SLURMD_PORT=str(base_port + 1),
-        SLURM_EMU_CPU_NODES="1",
-        SLURM_EMU_GPU_NODES="2",
-        SLURM_EMU_GPUS_PER_NODE=str(GPUS_PER_NODE),
-        SLURM_EMU_CPUS_PER_NODE="4",
-        SLURM_EMU_TIMEOUT="45",
-        PATH=SEARCH_PATH,
-    )
-    return env
-
-
 @contextlib.contextmanager
 def running_emulator(root: Path, base_port: int) -> Iterator[Slurm]:
     """A started emulator (state and work dirs under ``root``) for the workflow tests; stopped after."""
@@ -140,7 +110,7 @@ def running_emulator(root: Path, base_port: int) -> Iterator[Slurm]:
         pytest.fail("Slurm is not installed: run `make slurm-deps`", pytrace=False)
     state, work = root / "state", root / "work"
     work.mkdir(parents=True)
-    env = _emulator_env(state, base_port)
+    env = emulator_env(state, base_port, LAYOUT)
     run: dict[str, Any] = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False}
     start = time.monotonic()
     proc = subprocess.run(["bash", str(EMU / "start.sh")], env=env, timeout=90, **run)
@@ -168,7 +138,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
             "run `make slurm-deps` (Debian packages slurmctld slurmd slurm-client)",
             pytrace=False,
         )
-    with running_emulator(tmp_path_factory.mktemp("slurm"), _free_port_block(1 + N_NODES)) as emulator:
+    with running_emulator(tmp_path_factory.mktemp("slurm"), free_port_block(1 + N_NODES)) as emulator:
         yield emulator
 
 

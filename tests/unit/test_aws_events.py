@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from vsrflow.aws.commands import submit_command
 from vsrflow.aws.events import parse_event, parse_record
 from vsrflow.aws.jobrecords import JobRequest, JobStatus
-from vsrflow.aws.trigger import output_key, submit_command
+from vsrflow.aws.uploads import output_key
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError
 from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
+from vsrflow.workflow.job.state import TERMINAL_JOB_STATES, JobState
 
 EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 
@@ -146,7 +148,7 @@ def test_records_round_trip_and_refuse_bad_shapes() -> None:
         "0123456789abcdef", "b", "uploads/anime/x.mp4", None, "e", 10, "anime", 2.0, "outputs/x"
     )
     assert JobRequest.from_json(json.loads(json.dumps(request.to_json())), "r") == request
-    status = JobStatus("0123456789abcdef", "upscaling", done_chunks=3, total_chunks=10)
+    status = JobStatus("0123456789abcdef", JobState.UPSCALING, done_chunks=3, total_chunks=10)
     assert status.text == "upscaling 3/10"
     assert JobStatus.from_json(status.to_json(), "s") == status
     with pytest.raises(InputError, match="schema_version"):
@@ -154,7 +156,23 @@ def test_records_round_trip_and_refuse_bad_shapes() -> None:
     with pytest.raises(InputError, match="unknown field"):
         JobStatus.from_json(status.to_json() | {"extra": 1}, "s")
     with pytest.raises(ValueError, match="reason"):
-        JobStatus("0123456789abcdef", "failed")
+        JobStatus("0123456789abcdef", JobState.FAILED)
+
+
+def test_status_state_is_the_typed_job_state() -> None:
+    job = "0123456789abcdef"
+    status = JobStatus.from_json(JobStatus(job, JobState.QUEUED).to_json(), "s")
+    assert status.state is JobState.QUEUED and not status.terminal
+    data = json.loads(json.dumps(JobStatus(job, JobState.DONE, output="s3://b/o").to_json()))
+    assert data["state"] == "done" and data["text"] == "done: s3://b/o"
+    parsed = JobStatus.from_json(data, "s")
+    assert parsed.state is JobState.DONE and parsed.terminal
+    assert JobStatus(job, JobState.FAILED, reason="bad").text == "failed: bad"
+    assert {
+        s for s in JobState if JobStatus(job, s, reason="r" if s is JobState.FAILED else None).terminal
+    } == set(TERMINAL_JOB_STATES)
+    with pytest.raises(InputError, match="unknown job state 'paused'"):
+        JobStatus.from_json(data | {"state": "paused"}, "s")
 
 
 def test_delivery_target_round_trips_and_keeps_job_ids() -> None:

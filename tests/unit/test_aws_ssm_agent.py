@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from vsrflow.aws.local.ssm_agent import SsmAgentShim
+from vsrflow.localstack.ssm_agent import SsmAgentShim
 
 REGION = "us-east-1"
 JOB = "0123456789abcdef"

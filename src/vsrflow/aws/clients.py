@@ -5,7 +5,8 @@ backoff on throttling and 5xx), so callers see only errors that survived the ret
 ``endpoint_url`` (a local moto server) S3 uses path-style addressing, which works with any host.
 
 :class:`AwsClients` caches one client per service; pass one around (or a test double with the
-same methods) instead of calling boto3 directly anywhere else.
+same methods) instead of calling boto3 directly anywhere else. Their errors are classified and
+translated by :mod:`vsrflow.aws.errors`.
 """
 
 from __future__ import annotations
@@ -84,50 +85,3 @@ class AwsClients:
     @property
     def sns(self) -> Any:
         return self.client("sns")
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError ('' for anything else)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code is not None else ""
-    return ""
-
-
-#: Error codes that mean "try again later" (after botocore's own retries gave up).
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for throttling/5xx ClientErrors and for connection problems (retry later)."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ReadTimeoutError
-
-    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
-        return True
-    code = error_code(exc)
-    if code in TRANSIENT_CODES:
-        return True
-    response = getattr(exc, "response", None)
-    status = (
-        response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
-    )
-    return isinstance(status, int) and status >= 500

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from vsrflow.aws.clients import AwsClients, error_code, is_transient
+from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.errors import error_code, is_not_found, is_transient, translate
 from vsrflow.aws.jobrecords import JobRequest, JobStatus, check_job_id, read_request, read_status
 from vsrflow.aws.status import mark_failed, publish, status_from_manifest
 from vsrflow.config import Settings
-from vsrflow.errors import InputError, TransientError, VsrError
+from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import output_suffix_for, suffix_of
 from vsrflow.workflow.job.layout import JobDir, read_json, write_json_atomic
 from vsrflow.workflow.job.manifest import JobState, ManifestStore
@@ -168,21 +169,19 @@ def download_source(clients: AwsClients, request: JobRequest, path: Path) -> Non
         tmp.unlink(missing_ok=True)
         if isinstance(exc, VsrError):
             raise
-        code = error_code(exc)
-        if code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound"):
+        if is_not_found(exc):
             raise InputError(
                 f"{request.source_uri}: the upload no longer exists", hint="upload it again"
             ) from exc
-        if is_transient(exc):
-            raise TransientError(
-                f"download {request.source_uri}: {code or exc}", hint="resubmit later"
-            ) from exc
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not is_transient(exc):
             raise VsrError(
                 f"{path}: cannot write the source: {exc}", hint="check the shared storage"
             ) from exc
-        raise VsrError(
-            f"download {request.source_uri}: {code or exc}", hint="check the head node's S3 access"
+        raise translate(
+            exc,
+            f"download {request.source_uri}",
+            hint="check the head node's S3 access",
+            transient_hint="resubmit later",
         ) from exc
 
 
@@ -236,7 +235,9 @@ class S3Delivery:
 
     def queued(self, **detail: Any) -> None:
         """Status queued (a new or resumed job), replacing an earlier failure."""
-        status = JobStatus(job_id=self.job.job_id, state="queued", source=self.source_uri, detail=detail)
+        status = JobStatus(
+            job_id=self.job.job_id, state=JobState.QUEUED, source=self.source_uri, detail=detail
+        )
         self.publish(status, replace_terminal=True)
 
     def public_text(self, text: str) -> str:
@@ -253,8 +254,8 @@ class S3Delivery:
         Only when the job is where that stage starts (a rerun of a finished stage changes nothing).
         """
         starts = {
-            "extract": ("extracting", (JobState.QUEUED, JobState.EXTRACTING)),
-            "encode": ("encoding", (JobState.UPSCALING, JobState.ENCODING)),
+            "extract": (JobState.EXTRACTING, (JobState.QUEUED, JobState.EXTRACTING)),
+            "encode": (JobState.ENCODING, (JobState.UPSCALING, JobState.ENCODING)),
         }
         if stage not in starts:
             return
@@ -346,7 +347,7 @@ class S3Delivery:
         manifest = ManifestStore(self.job).load()
         done = JobStatus(
             job_id=self.job.job_id,
-            state="done",
+            state=JobState.DONE,
             done_chunks=manifest.done_count,
             total_chunks=manifest.chunk_count,
             source=self.source_uri,

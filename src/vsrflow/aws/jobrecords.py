@@ -3,10 +3,11 @@
 ``request.json`` is written once by the trigger: what to upscale (bucket, key, version, ETag,
 size), how (preset, scale) and where the result goes (``output_key``). ``status.json`` is what a
 media-ops user watches; states move ``queued -> extracting -> upscaling (k/N) -> encoding ->
-done`` or to ``failed`` with a one-line reason (the states of
-:class:`vsrflow.workflow.job.manifest.JobState`). A terminal status (done/failed) is not
-overwritten by a non-terminal one unless the writer says so (a deliberate resubmission), so a late
-writer (an array task finishing after the job failed) cannot hide the outcome.
+done`` or to ``failed`` with a one-line reason (:class:`vsrflow.workflow.job.state.JobState`;
+the status's ``text`` is :func:`~vsrflow.workflow.job.state.status_text`). A terminal status
+(done/failed) is not overwritten by a non-terminal one unless the writer says so (a deliberate
+resubmission), so a late writer (an array task finishing after the job failed) cannot hide the
+outcome.
 
 Both are JSON objects with ``schema_version`` 1; readers refuse unknown versions and missing
 fields with an :class:`~vsrflow.errors.InputError` naming the object. Times are ISO-8601 UTC.
@@ -20,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from vsrflow.aws.errors import is_not_found, is_precondition_failed, translate
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.workflow.job.identity import check_job_id
+from vsrflow.workflow.job.state import TERMINAL_JOB_STATES, JobState, parse_job_state, status_text
 
 SCHEMA_VERSION = 1
-STATES = ("queued", "extracting", "upscaling", "encoding", "done", "failed")
-TERMINAL = frozenset({"done", "failed"})
 
 
 def job_prefix(job_id: str) -> str:
@@ -109,14 +110,15 @@ class JobStatus:
     """``status.json``: where a job is.
 
     Attributes:
-        job_id: the job. state: one of :data:`STATES`. reason: one line, set only when failed.
+        job_id: the job. state: a :class:`JobState` (its spelling is accepted and converted; any
+            other value is a ValueError). reason: one line, set only when failed.
         done_chunks, total_chunks: upscaling progress (None before the chunk plan exists).
         source: ``s3://`` URI of the upload. output: ``s3://`` URI of the result (set when done).
         updated: when this status was written. detail: extra facts (SSM command id, head node, ...).
     """
 
     job_id: str
-    state: str
+    state: JobState
     reason: str | None = None
     done_chunks: int | None = None
     total_chunks: int | None = None
@@ -127,28 +129,33 @@ class JobStatus:
 
     def __post_init__(self) -> None:
         check_job_id(self.job_id)
-        if self.state not in STATES:
-            raise ValueError(f"unknown job state {self.state!r}")
-        if (self.state == "failed") != bool(self.reason):
+        # JSON hands over the spelling; the dataclass keeps the member.
+        object.__setattr__(self, "state", parse_job_state(self.state))
+        if (self.state is JobState.FAILED) != bool(self.reason):
             raise ValueError("reason is required for failed and only for failed")
 
     @property
     def terminal(self) -> bool:
-        return self.state in TERMINAL
+        return self.state in TERMINAL_JOB_STATES
 
     @property
     def text(self) -> str:
         """One line: ``queued``, ``upscaling 3/10``, ``failed: <reason>``, ``done: s3://...``."""
-        if self.state == "failed":
-            return f"failed: {self.reason}"
-        if self.state == "upscaling" and self.total_chunks:
-            return f"upscaling {self.done_chunks or 0}/{self.total_chunks}"
-        if self.state == "done" and self.output:
-            return f"done: {self.output}"
-        return self.state
+        return status_text(
+            self.state,
+            reason=self.reason,
+            done_chunks=self.done_chunks,
+            total_chunks=self.total_chunks,
+            output=self.output,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, **asdict(self), "text": self.text}
+        return {
+            "schema_version": SCHEMA_VERSION,
+            **asdict(self),
+            "state": self.state.value,
+            "text": self.text,
+        }
 
     @classmethod
     def from_json(cls, data: object, where: str) -> JobStatus:
@@ -199,9 +206,7 @@ def _put_json(
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **extra)
     except Exception as exc:
-        from vsrflow.aws.clients import error_code
-
-        if extra and error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+        if extra and is_precondition_failed(exc):
             return False
         raise _storage_error(exc, f"write s3://{bucket}/{key}") from exc
     return True
@@ -214,13 +219,11 @@ def _get_json(s3: Any, bucket: str, key: str) -> Any | None:
 
 def _get_json_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | None]:
     """(parsed object, its ETag), or (None, None) when it does not exist."""
-    from vsrflow.aws.clients import error_code
-
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
         body = response["Body"].read()
     except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None, None
         raise _storage_error(exc, f"read s3://{bucket}/{key}") from exc
     try:
@@ -230,12 +233,7 @@ def _get_json_etag(s3: Any, bucket: str, key: str) -> tuple[Any | None, str | No
 
 
 def _storage_error(exc: BaseException, action: str) -> VsrError:
-    from vsrflow.aws.clients import error_code, is_transient
-
-    code = error_code(exc) or type(exc).__name__
-    if is_transient(exc):
-        return TransientError(f"cannot {action}: {code}", hint="retry later")
-    return VsrError(f"cannot {action}: {code}: {exc}", hint="check the bucket name and the IAM permissions")
+    return translate(exc, action, hint="check the bucket name and the IAM permissions")
 
 
 def write_request(s3: Any, request: JobRequest) -> None:

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
-from vsrflow.aws.clients import AwsClients, error_code, is_transient
+from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.commands import COMMENT_RE, RUN_SHELL_SCRIPT
+from vsrflow.aws.errors import error_code, is_transient
+from vsrflow.aws.idempotency import IdempotencyStore
 from vsrflow.aws.jobrecords import read_status
 from vsrflow.aws.status import mark_command_failed
 from vsrflow.config import Settings
 from vsrflow.errors import TransientError, VsrError
+from vsrflow.workflow.job.state import JobState
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,7 @@ SOURCE = "aws.ssm"
 DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 #: Invocation end states that mean the job never got (or lost) its head-node submission.
 FAILED_STATUSES = frozenset({"Failed", "TimedOut", "Undeliverable", "Cancelled"})
-DOCUMENT = "AWS-RunShellScript"
-#: The ``Comment`` the trigger puts on every SendCommand (vsrflow.aws.trigger.Trigger.send).
-COMMENT_RE = re.compile(r"vsrflow job ([0-9a-f]{16})")
+DOCUMENT = RUN_SHELL_SCRIPT
 
 
 def _jlog(level: int, message: str, **fields: Any) -> None:
@@ -91,8 +92,9 @@ def handle_command_event(event: dict[str, Any], settings: Settings, clients: Aws
         return _done(summary)
     job_id = summary["job_id"] = match.group(1)
     aws = settings.aws
-    record = _idempotency_record(clients, settings, job_id)
-    if record is not None and record.get("command_id", {}).get("S") not in (None, command_id):
+    store = IdempotencyStore(clients.dynamodb, aws.table) if aws.table else None
+    record = store.get(job_id) if store else None
+    if record is not None and record.command_id not in (None, command_id):
         summary["reason"] = "a newer command owns this job (stale failure)"
         return _done(summary)
     stderr = str(invocation.get("StandardErrorContent") or "")
@@ -105,8 +107,8 @@ def handle_command_event(event: dict[str, Any], settings: Settings, clients: Aws
         aws, job_id, exit_code=exit_code, stderr=stderr, command_id=command_id, clients=clients
     )
     current = read_status(clients.s3, aws.bucket, job_id) if aws.bucket else None
-    if current is not None and current.state == "failed":
-        _release(clients, settings, job_id, command_id)
+    if store is not None and current is not None and current.state is JobState.FAILED:
+        _release(store, job_id, command_id)
     summary.update(outcome="command_failed", reason=current.reason if current else None)
     return _done(summary)
 
@@ -117,34 +119,12 @@ def _done(summary: dict[str, Any]) -> dict[str, Any]:
     return {"records": [summary]}
 
 
-def _idempotency_record(clients: AwsClients, settings: Settings, job_id: str) -> dict[str, Any] | None:
-    table = settings.aws.table
-    if not table:
-        return None
-    try:
-        item = clients.dynamodb.get_item(
-            TableName=table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
-        ).get("Item")
-    except Exception as exc:
-        if is_transient(exc):
-            raise TransientError(
-                f"cannot read job {job_id} in {table}: {error_code(exc)}", hint="retried"
-            ) from exc
-        raise VsrError(f"cannot read job {job_id} in {table}: {exc}", hint="check the IAM policy") from exc
-    return dict(item) if item else None
-
-
-def _release(clients: AwsClients, settings: Settings, job_id: str, command_id: str) -> None:
+def _release(store: IdempotencyStore, job_id: str, command_id: str) -> None:
     """Delete the job's idempotency record when it is the submitted record of THIS command."""
-    table = settings.aws.table
-    if not table:
-        return
     try:
-        clients.dynamodb.delete_item(
-            TableName=table,
-            Key={"job_id": {"S": job_id}},
-            ConditionExpression="command_id = :cid",
-            ExpressionAttributeValues={":cid": {"S": command_id}},
-        )
-    except Exception as exc:  # a newer claim holds it: leave it
-        _jlog(logging.WARNING, "idempotency record kept", job_id=job_id, error=str(exc))
+        released = store.release_command(job_id, command_id)
+        error = None if released else "a newer claim or command holds it"
+    except VsrError as exc:
+        error = str(exc)
+    if error is not None:
+        _jlog(logging.WARNING, "idempotency record kept", job_id=job_id, error=error)

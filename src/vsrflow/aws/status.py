@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.errors import translate
 from vsrflow.aws.jobrecords import JobStatus, read_status, write_status
 from vsrflow.config import AwsSettings
-from vsrflow.errors import InputError, VsrError
-from vsrflow.workflow.job.manifest import JobState, Manifest
+from vsrflow.errors import InputError
+from vsrflow.workflow.job.manifest import Manifest
+from vsrflow.workflow.job.state import JobState
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ def status_from_manifest(manifest: Manifest, *, source: str | None, output: str 
     planned = manifest.plan is not None
     return JobStatus(
         job_id=manifest.job_id,
-        state=state.value,
+        state=state,
         reason=manifest.reason if state is JobState.FAILED else None,
         done_chunks=manifest.done_count if planned else None,
         total_chunks=manifest.chunk_count if planned else None,
@@ -61,13 +63,13 @@ def notify(clients: AwsClients, topic_arn: str | None, status: JobStatus) -> Non
         return
     message = {
         "job_id": status.job_id,
-        "state": status.state,
+        "state": status.state.value,
         "reason": status.reason,
         "source": status.source,
         "output": status.output,
         "text": status.text,
     }
-    subject = f"vsrflow job {status.job_id} {status.state}"
+    subject = f"vsrflow job {status.job_id} {status.state.value}"
     try:
         clients.sns.publish(
             TopicArn=topic_arn,
@@ -75,13 +77,11 @@ def notify(clients: AwsClients, topic_arn: str | None, status: JobStatus) -> Non
             Message=json.dumps(message, ensure_ascii=False),
             MessageAttributes={
                 "job_id": {"DataType": "String", "StringValue": status.job_id},
-                "state": {"DataType": "String", "StringValue": status.state},
+                "state": {"DataType": "String", "StringValue": status.state.value},
             },
         )
     except Exception as exc:
-        raise VsrError(
-            f"job {status.job_id}: cannot publish to {topic_arn}: {exc}", hint="check the topic"
-        ) from exc
+        raise translate(exc, f"publish job {status.job_id} to {topic_arn}", hint="check the topic") from exc
 
 
 def publish(
@@ -100,9 +100,11 @@ def publish(
     is announced once). The write is conditional on the status it decided on (see write_status).
     """
     written = write_status(clients.s3, bucket, status, replace_terminal=replace_terminal, only_over=only_over)
-    extra = {"job_id": status.job_id, "state": status.state}
+    extra = {"job_id": status.job_id, "state": status.state.value}
     if not written:
-        log.info("job %s: status %s not written (already terminal)", status.job_id, status.state, extra=extra)
+        log.info(
+            "job %s: status %s not written (already terminal)", status.job_id, status.state.value, extra=extra
+        )
         return False
     log.info("job %s: status %s", status.job_id, status.text, extra=extra)
     if status.terminal:
@@ -129,7 +131,7 @@ def mark_failed(
         current = None
     status = JobStatus(
         job_id=job_id,
-        state="failed",
+        state=JobState.FAILED,
         reason=one_line_reason(reason),
         done_chunks=current.done_chunks if current else None,
         total_chunks=current.total_chunks if current else None,

@@ -20,15 +20,16 @@ every record was processed, so Lambda's asynchronous retries run the event again
 went through are then duplicates) and its on-failure destination (the DLQ) catches what never
 succeeds.
 
-Idempotency (DynamoDB, key ``job_id``): the first invocation CLAIMS the job with a conditional
-put (``attribute_not_exists(job_id)``, or an expired claim); it writes the request and status,
-sends the command and marks the item ``submitted``. If anything after the claim fails, the claim
-is released (deleted) before the error is raised, so the retry starts over; if the invocation dies
-without releasing, the claim expires after ``claim_seconds`` (>= the Lambda timeout). Items expire
-through the table's TTL attribute ``expires_at``.
+Idempotency (:mod:`vsrflow.aws.idempotency`): the first invocation CLAIMS the job (a record in
+progress, written only when the job has none or an expired one); it writes the request and
+status, sends the command and marks the record completed. If anything after the claim fails, the
+claim is released before the error is raised, so the retry starts over; if the invocation dies
+without releasing, the claim expires after ``claim_seconds`` (>= the Lambda timeout). Records
+expire through the table's TTL.
 
-The command holds only the validated 16-hex job id and the configured executable (a plain path):
-nothing of the key, which may contain spaces, quotes, ``;``, ``$(...)`` or backticks.
+This module orchestrates; the parts are the key rules (:mod:`vsrflow.aws.uploads`), the claim
+(:mod:`vsrflow.aws.idempotency`), the head-node lookup (:mod:`vsrflow.aws.headnode_lookup`) and
+the SSM command (:mod:`vsrflow.aws.commands`, which keeps the key out of the shell line).
 
 Logs are one JSON object per line with ``job_id``, ``bucket``, ``key`` and ``outcome`` fields.
 """
@@ -39,134 +40,30 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
-from vsrflow.aws.clients import AwsClients, error_code, is_transient
+from vsrflow.aws.clients import AwsClients
+from vsrflow.aws.commands import send_submit
+from vsrflow.aws.errors import is_not_found, translate
 from vsrflow.aws.events import S3ObjectEvent, parse_event, parse_record
-from vsrflow.aws.jobrecords import (
-    JobRequest,
-    JobStatus,
-    check_job_id,
-    read_status,
-    scale_text,
-    write_request,
-)
+from vsrflow.aws.headnode_lookup import find_head_node
+from vsrflow.aws.idempotency import AlreadyClaimed, ClaimRecord, ClaimStatus, IdempotencyStore
+from vsrflow.aws.jobrecords import JobRequest, JobStatus, read_status, write_request
 from vsrflow.aws.ssm_events import handle_command_event, is_command_event
 from vsrflow.aws.status import publish
-from vsrflow.config import AwsSettings, Settings
+from vsrflow.aws.uploads import Accepted, Ignored, Rejected, classify, upload_job_id
+from vsrflow.config import Settings
 from vsrflow.errors import InputError, TransientError, VsrError
-from vsrflow.formats import output_suffix_for, suffix_of
-from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
+from vsrflow.workflow.job.state import JobState
 
 log = logging.getLogger(__name__)
-
-#: Containers the final mux can write; other accepted suffixes are delivered as .mkv.
-RUN_SHELL_SCRIPT = "AWS-RunShellScript"
-HEAD_NODE_TAGS = {"parallelcluster:node-type": "HeadNode"}
-CLUSTER_TAG = "parallelcluster:cluster-name"
-#: Seconds SSM waits for the head node to pick the command up (the submit itself takes seconds).
-SSM_DELIVERY_TIMEOUT = 600
-#: Seconds the head-node command may run (staging the source from S3 is part of it).
-SSM_EXECUTION_TIMEOUT = 3600
 
 
 def jlog(level: int, message: str, **fields: Any) -> None:
     """One structured log line: ``{"message": ..., **fields}`` as JSON."""
     log.log(level, json.dumps({"message": message, **fields}, default=str, ensure_ascii=False))
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A record that passed the key checks: what the job will be."""
-
-    event: S3ObjectEvent
-    folder: str
-    preset: str
-    scale: float
-    output_key: str
-
-
-class Rejected(InputError):
-    """Bad input in one record; ``job_id`` is set when a status can be written for it.
-
-    ``folder`` is the preset folder :func:`classify` parsed (``uploads/<folder>/...``), None when
-    the key has none.
-    """
-
-    def __init__(
-        self, message: str, *, job_id: str | None = None, hint: str | None = None, folder: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.job_id = job_id
-        self.folder = folder
-
-
-class Ignored(Exception):
-    """A record that is not ours; the message says why."""
-
-
-def submit_command(aws: AwsSettings, job_id: str) -> str:
-    """The one shell line sent to the head node: ``<vsrflow> submit --job-id <16 hex>``."""
-    check_job_id(job_id)
-    command = aws.vsrflow_command
-    if not command or not all(c.isalnum() or c in "_./-" for c in command):
-        raise VsrError(
-            f"head node command {command!r} is not a plain path", hint="fix VSRFLOW_AWS_HEAD_NODE_COMMAND"
-        )
-    return f"{command} submit --job-id {job_id}"
-
-
-def output_key(aws: AwsSettings, folder: str, relative: str, scale: float) -> str:
-    """``outputs/<folder>/<dirs>/<stem>_x<scale><ext>`` for ``uploads/<folder>/<relative>``."""
-    dirs, _, name = relative.rpartition("/")
-    ext = output_suffix_for(name)
-    stem = name[: len(name) - len(suffix_of(name))]
-    prefix = f"{aws.output_prefix}{folder}/" + (dirs + "/" if dirs else "")
-    return f"{prefix}{stem}_x{scale_text(scale)}{ext}"
-
-
-def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
-    """Key checks without any AWS call: Accepted, or raise Ignored / Rejected (job_id unset)."""
-    if not event.created:
-        raise Ignored(f"{event.event_name} event (only created objects start jobs)")
-    if aws.bucket and event.bucket != aws.bucket:
-        raise Ignored(f"bucket {event.bucket} is not the configured bucket {aws.bucket}")
-    prefix = next((p for p in aws.upload_prefixes if event.key.startswith(p)), None)
-    if prefix is None:
-        raise Ignored(f"key is outside the upload prefixes ({', '.join(aws.upload_prefixes)})")
-    rest = event.key[len(prefix) :]
-    if rest.endswith("/"):
-        raise Ignored("folder marker")
-    folder, sep, relative = rest.partition("/")
-    known = ", ".join(f"{prefix}{name}/" for name, _, _ in aws.presets)
-    if not sep or not folder or not relative:
-        raise Rejected(
-            f"{event.key}: no preset folder (expected {prefix}<preset>/<name>)", hint=f"upload into {known}"
-        )
-    mapping = aws.preset_for(folder)
-    if mapping is None:
-        raise Rejected(
-            f"{event.key}: unknown preset folder {folder!r}", hint=f"upload into {known}", folder=folder
-        )
-    name = relative.rpartition("/")[2]
-    suffix = "." + name.rpartition(".")[2].lower() if "." in name else ""
-    if suffix not in aws.suffixes:
-        raise Rejected(
-            f"{event.key}: unsupported file type {suffix or '(no suffix)'!r}",
-            hint=f"upload a video ending in {', '.join(aws.suffixes)}",
-            folder=folder,
-        )
-    preset, scale = mapping
-    return Accepted(event, folder, preset, scale, output_key(aws, folder, relative, scale))
-
-
-def upload_job_id(event: S3ObjectEvent, preset: str | None, scale: float | None) -> str:
-    """The job id of an upload (:mod:`vsrflow.workflow.job.identity`): its object version, else ETag."""
-    version = event.version_id if event.version_id else f"etag:{event.etag or ''}"
-    return compute_job_id(
-        s3_identity(event.bucket, event.key, version), model=preset_choice(preset or ""), scale=scale
-    )
 
 
 def _head_object(clients: AwsClients, event: S3ObjectEvent) -> dict[str, Any]:
@@ -176,16 +73,16 @@ def _head_object(clients: AwsClients, event: S3ObjectEvent) -> dict[str, Any]:
     try:
         head: dict[str, Any] = clients.s3.head_object(**kwargs)
     except Exception as exc:
-        code = error_code(exc)
-        if code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound"):
+        if is_not_found(exc):
             raise Rejected(
                 f"{event.key}: the object no longer exists (deleted before the job started)",
                 hint="upload it again",
             ) from None
-        if is_transient(exc):
-            raise TransientError(f"HeadObject {event.uri}: {code or exc}", hint="retried") from exc
-        raise VsrError(
-            f"HeadObject {event.uri}: {code or exc}", hint="check the trigger's S3 permissions"
+        raise translate(
+            exc,
+            f"read {event.uri} (HeadObject)",
+            hint="check the trigger's S3 permissions",
+            transient_hint="retried",
         ) from exc
     return head
 
@@ -198,6 +95,12 @@ class Trigger:
         self.clients = clients
         if not self.aws.table:
             raise InputError("no idempotency table configured", hint="set VSRFLOW_AWS_TABLE")
+        self.table: str = self.aws.table
+
+    @cached_property
+    def store(self) -> IdempotencyStore:
+        """The idempotency records; created on first use (ignored records need no DynamoDB client)."""
+        return IdempotencyStore(self.clients.dynamodb, self.table)
 
     # ---- one record -------------------------------------------------------------------------
 
@@ -277,7 +180,7 @@ class Trigger:
             return
         status = JobStatus(
             job_id=job_id,
-            state="failed",
+            state=JobState.FAILED,
             reason=reason,
             source=f"s3://{bucket}/{summary['key']}",
         )
@@ -286,8 +189,8 @@ class Trigger:
     # ---- idempotent submission ----------------------------------------------------------------
 
     def _submit(self, accepted: Accepted, job_id: str) -> dict[str, Any]:
-        token = secrets.token_hex(8)
-        if not self._claim(job_id, token, accepted):
+        claim = self._claim(job_id, accepted)
+        if claim is None:
             return {"outcome": "duplicate", "reason": "the job was already started (redelivered event)"}
         try:
             ev = accepted.event
@@ -304,17 +207,17 @@ class Trigger:
                 event_time=ev.event_time,
             )
             write_request(self.clients.s3, request)
-            queued = JobStatus(job_id=job_id, state="queued", source=request.source_uri)
+            queued = JobStatus(job_id=job_id, state=JobState.QUEUED, source=request.source_uri)
             # A job whose head-node command failed had its claim released (vsrflow.aws.ssm_events):
             # this start replaces that failed status. A done status is never replaced.
             previous = read_status(self.clients.s3, ev.bucket, job_id)
-            retry = previous is not None and previous.state == "failed"
+            retry = previous is not None and previous.state is JobState.FAILED
             publish(self.clients, self.aws, ev.bucket, queued, replace_terminal=retry)
             instance = self.find_head_node()
             command_id = self.send(instance, job_id)
-            self._mark_submitted(job_id, token, command_id)
+            self._mark_submitted(claim, command_id)
         except BaseException:
-            self._release(job_id, token)
+            self._release(claim)
             raise
         self._note_command(ev.bucket, queued, instance, command_id)
         return {"outcome": "submitted", "command_id": command_id, "head_node": instance}
@@ -333,7 +236,7 @@ class Trigger:
                 self.aws,
                 bucket,
                 replace(queued, detail=detail),
-                only_over=lambda current: current.state == "queued",
+                only_over=lambda current: current.state is JobState.QUEUED,
             )
         except VsrError as exc:
             jlog(
@@ -343,126 +246,56 @@ class Trigger:
                 error=str(exc),
             )
 
-    def _claim(self, job_id: str, token: str, accepted: Accepted) -> bool:
-        """True when this invocation now owns the job; False for a duplicate; Transient when busy."""
+    def _claim(self, job_id: str, accepted: Accepted) -> ClaimRecord | None:
+        """This invocation's claim of the job; None for a duplicate; TransientError while another
+        invocation's claim is in progress."""
         now = int(time.time())
-        ddb = self.clients.dynamodb
-        item = {
-            "job_id": {"S": job_id},
-            "state": {"S": "claimed"},
-            "owner": {"S": token},
-            "claim_until": {"N": str(now + self.aws.claim_seconds)},
-            "expires_at": {"N": str(now + self.aws.idempotency_ttl_seconds)},
-            "bucket": {"S": accepted.event.bucket},
-            "key": {"S": accepted.event.key},
-        }
+        claim = ClaimRecord.in_progress(
+            job_id,
+            secrets.token_hex(8),
+            now=now,
+            claim_seconds=self.aws.claim_seconds,
+            ttl_seconds=self.aws.idempotency_ttl_seconds,
+            bucket=accepted.event.bucket,
+            key=accepted.event.key,
+        )
         try:
-            ddb.put_item(
-                TableName=self.aws.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(job_id) OR (#s = :claimed AND claim_until < :now)",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":now": {"N": str(now)}},
-            )
-            return True
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise _aws_error(exc, f"claim job {job_id} in {self.aws.table}") from exc
-        existing = ddb.get_item(TableName=self.aws.table, Key={"job_id": {"S": job_id}}, ConsistentRead=True)
-        state = existing.get("Item", {}).get("state", {}).get("S")
-        if state == "claimed":
-            raise TransientError(
-                f"job {job_id} is being started by another invocation", hint="retried after its claim"
-            )
-        return False
+            self.store.claim(claim, now=now)
+        except AlreadyClaimed as held:
+            # Read after the refused write: an expired claim there lost a race to a new owner.
+            if held.existing is not None and held.existing.status is ClaimStatus.IN_PROGRESS:
+                raise TransientError(
+                    f"job {job_id} is being started by another invocation", hint="retried after its claim"
+                ) from None
+            return None
+        return claim
 
-    def _mark_submitted(self, job_id: str, token: str, command_id: str) -> None:
+    def _mark_submitted(self, claim: ClaimRecord, command_id: str) -> None:
         try:
-            self.clients.dynamodb.update_item(
-                TableName=self.aws.table,
-                Key={"job_id": {"S": job_id}},
-                UpdateExpression="SET #s = :submitted, command_id = :cid REMOVE claim_until",
-                ConditionExpression="#o = :token",
-                ExpressionAttributeNames={"#s": "state", "#o": "owner"},
-                ExpressionAttributeValues={
-                    ":submitted": {"S": "submitted"},
-                    ":cid": {"S": command_id},
-                    ":token": {"S": token},
-                },
-            )
-        except Exception as exc:
+            self.store.complete(claim, command_id)
+        except VsrError as exc:
             # The command is out; a retry would send it again, which the head node tolerates
             # (submit --job-id is idempotent). Never release here: log and carry on.
-            jlog(logging.ERROR, "could not mark the job submitted", job_id=job_id, error=str(exc))
+            jlog(logging.ERROR, "could not mark the job submitted", job_id=claim.job_id, error=str(exc))
 
-    def _release(self, job_id: str, token: str) -> None:
+    def _release(self, claim: ClaimRecord) -> None:
         try:
-            self.clients.dynamodb.delete_item(
-                TableName=self.aws.table,
-                Key={"job_id": {"S": job_id}},
-                ConditionExpression="#o = :token AND #s = :claimed",
-                ExpressionAttributeNames={"#o": "owner", "#s": "state"},
-                ExpressionAttributeValues={":token": {"S": token}, ":claimed": {"S": "claimed"}},
-            )
-        except Exception as exc:  # the claim then expires after claim_seconds
-            jlog(logging.WARNING, "could not release the claim", job_id=job_id, error=str(exc))
+            released = self.store.release(claim)
+            error = None if released else "the claim is no longer this invocation's"
+        except VsrError as exc:
+            error = str(exc)
+        if error is not None:  # the claim then expires after claim_seconds
+            jlog(logging.WARNING, "could not release the claim", job_id=claim.job_id, error=error)
 
     # ---- head node ------------------------------------------------------------------------------
 
     def find_head_node(self) -> str:
         """Instance id of the cluster's running head node; TransientError when there is none."""
-        name = self.aws.cluster_name
-        if not name:
-            raise VsrError("no cluster name configured", hint="set VSRFLOW_AWS_CLUSTER_NAME (ClusterName)")
-        filters = [
-            {"Name": f"tag:{CLUSTER_TAG}", "Values": [name]},
-            *({"Name": f"tag:{k}", "Values": [v]} for k, v in HEAD_NODE_TAGS.items()),
-            {"Name": "instance-state-name", "Values": ["running"]},
-        ]
-        found: list[tuple[str, str]] = []
-        try:
-            for page in self.clients.ec2.get_paginator("describe_instances").paginate(Filters=filters):
-                for reservation in page.get("Reservations", []):
-                    for inst in reservation.get("Instances", []):
-                        found.append((str(inst.get("LaunchTime", "")), inst["InstanceId"]))
-        except Exception as exc:
-            raise _aws_error(exc, f"find the head node of cluster {name}") from exc
-        if not found:
-            raise TransientError(
-                f"no running head node for cluster {name}", hint="retried; check that the cluster is up"
-            )
-        if len(found) > 1:
-            jlog(logging.WARNING, "several running head nodes; using the newest", instances=found)
-        return max(found)[1]
+        return find_head_node(self.clients, self.aws)
 
     def send(self, instance_id: str, job_id: str) -> str:
         """Send ``vsrflow submit --job-id`` to ``instance_id``; the SSM command id."""
-        try:
-            response = self.clients.ssm.send_command(
-                InstanceIds=[instance_id],
-                DocumentName=RUN_SHELL_SCRIPT,
-                Parameters={
-                    "commands": [submit_command(self.aws, job_id)],
-                    "executionTimeout": [str(SSM_EXECUTION_TIMEOUT)],
-                },
-                Comment=f"vsrflow job {job_id}",
-                TimeoutSeconds=SSM_DELIVERY_TIMEOUT,
-            )
-        except Exception as exc:
-            if error_code(exc) in ("InvalidInstanceId", "InvalidInstanceInformationFilterValue"):
-                raise TransientError(
-                    f"head node {instance_id} is not registered with SSM yet ({error_code(exc)})",
-                    hint="retried; check the SSM agent and the instance profile",
-                ) from exc
-            raise _aws_error(exc, f"send the command to {instance_id}") from exc
-        return str(response["Command"]["CommandId"])
-
-
-def _aws_error(exc: BaseException, action: str) -> VsrError:
-    code = error_code(exc) or type(exc).__name__
-    if is_transient(exc):
-        return TransientError(f"cannot {action}: {code}", hint="retried")
-    return VsrError(f"cannot {action}: {code}: {exc}", hint="check the configuration and the IAM policy")
+        return send_submit(self.clients, self.aws, instance_id, job_id)
 
 
 def handle_event(

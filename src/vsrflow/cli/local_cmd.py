@@ -2,7 +2,7 @@
 
 ``up`` starts the local Slurm and a detached daemon holding moto (server mode, the stack deployed
 from ``infra/cfn/vsrflow.yaml``), the Lambda runner and the SSM agent shim
-(:mod:`vsrflow.aws.local`); it prints the environment for ``aws ... --endpoint-url``. ``upload``
+(:mod:`vsrflow.localstack`); it prints the environment for ``aws ... --endpoint-url``. ``upload``
 puts a file under ``uploads/<preset>/`` and, with ``--wait``, waits for its job's final status.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
+from vsrflow.workflow.job.state import JobState, parse_job_state, status_text
 
 
 def register(sub: Any) -> None:
@@ -97,7 +98,7 @@ def _print_env(state: Any, state_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.aws.local import stack
+    from vsrflow.localstack import stack
 
     state_dir: Path = args.state_dir or settings.cache_dir / "local"
     action = args.local_command
@@ -134,10 +135,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.wait:
         return 0
     job_id, status = stack.wait_for_key(state_dir, key, args.timeout)
-    line = f"job {job_id}: {status.get('state')}"
-    if status.get("reason"):
-        line += f": {status['reason']}"
-    if status.get("output"):
-        line += f"; output {status['output']}"
-    print(line)
-    return 0 if status.get("state") == "done" else 1
+    job_state = parse_job_state(status.get("state"))
+    print(f"job {job_id}: {status_text(job_state, reason=status.get('reason'), output=status.get('output'))}")
+    return 0 if job_state is JobState.DONE else 1

@@ -1,6 +1,6 @@
 """The local stack: the whole AWS event path on one machine, without an AWS account.
 
-One detached daemon (:mod:`vsrflow.aws.local.daemon`) holds
+One detached daemon (:mod:`vsrflow.localstack.daemon`) holds
 
 * moto in server mode on ``127.0.0.1`` with the stack deployed from the same CloudFormation
   template as AWS (``infra/cfn/vsrflow.yaml``; :mod:`.deploy` completes what moto's

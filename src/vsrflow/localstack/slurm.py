@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vsrflow.errors import ExternalToolError, InputError
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[3]
 EMULATOR = REPO / "slurm" / "emulator"
 #: Where Debian and ParallelCluster keep the daemons (added to PATH for the search).
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/slurm/sbin")
@@ -25,15 +25,25 @@ SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/opt/slurm/sbin")
 
 @dataclass(frozen=True)
 class SlurmLayout:
-    """Shape of the local Slurm: cpu partition nodes, gpu partition nodes and fake GPUs."""
+    """Shape of the local Slurm: cpu partition nodes, gpu partition nodes and fake GPUs.
+
+    ``cluster`` is the ClusterName; ``start_timeout_s`` how long start.sh waits for idle nodes.
+    """
 
     cpu_nodes: int = 1
     gpu_nodes: int = 2
     gpus_per_node: int = 2
     cpus_per_node: int = 8
+    cluster: str = "vsrflow-local"
+    start_timeout_s: int = 90
+
+    @property
+    def node_count(self) -> int:
+        return self.cpu_nodes + self.gpu_nodes
 
 
-def _search_path() -> str:
+def search_path() -> str:
+    """PATH plus the directories where the Slurm daemons are installed."""
     return os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
 
 
@@ -57,12 +67,18 @@ def free_port_block(count: int) -> int:
     raise InputError(f"no block of {count} free TCP ports found", hint="free some ports in 12000-30000")
 
 
-def _emulator_env(state: Path, base_port: int, layout: SlurmLayout) -> dict[str, str]:
+def emulator_env(state: Path, base_port: int, layout: SlurmLayout) -> dict[str, str]:
+    """The environment of ``slurm/emulator/start.sh`` and ``stop.sh`` for ``state`` and ``layout``.
+
+    The caller's own ``SLURM_*``/``SBATCH_*``/``SQUEUE_*``/``SINFO_*`` variables are dropped (they
+    would point the client tools at another cluster); slurmctld listens on ``base_port`` and the
+    slurmds on the ports after it.
+    """
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SQUEUE_", "SINFO_"))
     }
     env.update(
-        PATH=_search_path(),
+        PATH=search_path(),
         SLURM_EMU_STATE_DIR=str(state),
         SLURM_EMU_CTLD_PORT=str(base_port),
         SLURM_EMU_SLURMD_PORT=str(base_port + 1),
@@ -70,8 +86,8 @@ def _emulator_env(state: Path, base_port: int, layout: SlurmLayout) -> dict[str,
         SLURM_EMU_GPU_NODES=str(layout.gpu_nodes),
         SLURM_EMU_GPUS_PER_NODE=str(layout.gpus_per_node),
         SLURM_EMU_CPUS_PER_NODE=str(layout.cpus_per_node),
-        SLURM_EMU_CLUSTER="vsrflow-local",
-        SLURM_EMU_TIMEOUT="90",
+        SLURM_EMU_CLUSTER=layout.cluster,
+        SLURM_EMU_TIMEOUT=str(layout.start_timeout_s),
     )
     return env
 
@@ -81,7 +97,7 @@ def start(state: Path, layout: SlurmLayout) -> dict[str, str]:
 
     Raises InputError when Slurm is not installed, ExternalToolError when it does not come up.
     """
-    search = _search_path()
+    search = search_path()
     sinfo = shutil.which("sinfo", path=search)
     if not shutil.which("slurmctld", path=search) or not sinfo:
         raise InputError(
@@ -92,12 +108,12 @@ def start(state: Path, layout: SlurmLayout) -> dict[str, str]:
     if ports_file.is_file():
         base = int(json.loads(ports_file.read_text())["base_port"])
     else:
-        base = free_port_block(1 + layout.cpu_nodes + layout.gpu_nodes)
+        base = free_port_block(1 + layout.node_count)
         ports_file.write_text(json.dumps({"base_port": base}))
     argv = ["bash", str(EMULATOR / "start.sh")]
     proc = subprocess.run(
         argv,
-        env=_emulator_env(state, base, layout),
+        env=emulator_env(state, base, layout),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -119,7 +135,7 @@ def stop(state: Path) -> str:
         return "slurm: nothing to stop"
     argv = ["bash", str(EMULATOR / "stop.sh")]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env.update(PATH=_search_path(), SLURM_EMU_STATE_DIR=str(state))
+    env.update(PATH=search_path(), SLURM_EMU_STATE_DIR=str(state))
     proc = subprocess.run(
         argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=90, check=False
     )

@@ -2,7 +2,7 @@
 
 moto creates the resources of the template but ignores a bucket's ``NotificationConfiguration``
 and ``VersioningConfiguration`` and a function's retry settings. The local stack reads them here
-from the same template file and applies them itself (:mod:`vsrflow.aws.local.deploy`).
+from the same template file and applies them itself (:mod:`vsrflow.localstack.deploy`).
 
 The template is YAML with CloudFormation's short tags (``!Ref``, ``!GetAtt``, ``!Sub`` ...);
 :func:`load_template` turns each tag into its long form (``{"Ref": ...}``, ``{"Fn::GetAtt": ...}``).

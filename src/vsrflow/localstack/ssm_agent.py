@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrflow.aws.local.state import ACCOUNT_ID
 from vsrflow.files import atomic_write_json
+from vsrflow.localstack.state import ACCOUNT_ID
 
 log = logging.getLogger(__name__)
 

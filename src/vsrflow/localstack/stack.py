@@ -1,7 +1,7 @@
 """Start, stop, inspect and feed the local stack (the API behind ``vsrflow local``).
 
 :func:`up` starts the local Slurm (``slurm/emulator``) and the daemon
-(:mod:`vsrflow.aws.local.daemon`, detached: its own session, so its pid is its process group id),
+(:mod:`vsrflow.localstack.daemon`, detached: its own session, so its pid is its process group id),
 then waits until ``stack.json`` says ``ready``. :func:`down` stops the daemon's process group
 (TERM, then KILL) and the emulator. Both are idempotent.
 """
@@ -20,24 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vsrflow.aws.local import slurm
-from vsrflow.aws.local.state import (
+from vsrflow.errors import InputError, TransientError, VsrError
+from vsrflow.localstack import slurm
+from vsrflow.localstack.state import (
     INVOCATIONS_FILE,
     LOG_FILE,
     DaemonConfig,
     StackState,
 )
-from vsrflow.errors import InputError, TransientError, VsrError
+from vsrflow.workflow.job.state import TERMINAL_JOB_STATES
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[3]
 DEFAULT_TEMPLATE = REPO / "infra" / "cfn" / "vsrflow.yaml"
-DAEMON_MODULE = "vsrflow.aws.local.daemon"
-TERMINAL_STATES = ("done", "failed")
+DAEMON_MODULE = "vsrflow.localstack.daemon"
 
 
 @dataclass(frozen=True)
 class UpOptions:
-    """What ``vsrflow local up`` asks for (see :class:`~vsrflow.aws.local.state.DaemonConfig`)."""
+    """What ``vsrflow local up`` asks for (see :class:`~vsrflow.localstack.state.DaemonConfig`)."""
 
     port: int = 0
     region: str = "us-east-1"
@@ -300,7 +300,7 @@ def wait_for_key(state_dir: Path, key: str, timeout: float) -> tuple[str, dict[s
     while True:
         job_id = job_id or find_job(state_dir, key)
         status = job_status(state, job_id) if job_id else None
-        if job_id and status and status.get("state") in TERMINAL_STATES:
+        if job_id and status and status.get("state") in TERMINAL_JOB_STATES:
             return job_id, status
         if time.monotonic() > deadline:
             where = (

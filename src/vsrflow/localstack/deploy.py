@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrflow.aws.local import template as tpl
-from vsrflow.aws.local.state import ACCOUNT_ID
 from vsrflow.errors import InputError, VsrError
+from vsrflow.localstack import template as tpl
+from vsrflow.localstack.state import ACCOUNT_ID
 
 ARTIFACTS_BUCKET = "vsrflow-local-artifacts"
 CODE_KEY = "lambda/s3_trigger.zip"

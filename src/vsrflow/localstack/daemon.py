@@ -1,11 +1,11 @@
-"""The local stack's daemon: ``python -m vsrflow.aws.local.daemon STATE_DIR``.
+"""The local stack's daemon: ``python -m vsrflow.localstack.daemon STATE_DIR``.
 
-Started detached (its own session and process group) by :func:`vsrflow.aws.local.stack.up`,
+Started detached (its own session and process group) by :func:`vsrflow.localstack.stack.up`,
 which waits for ``stack.json`` to say ``ready`` (or ``failed``). In this one process:
 
 1. moto's ``ThreadedMotoServer`` on ``127.0.0.1:<port>``;
 2. the SSM agent shim hooked into moto's SSM backend (before anything can send a command);
-3. the template deployed (:func:`vsrflow.aws.local.deploy.deploy`);
+3. the template deployed (:func:`vsrflow.localstack.deploy.deploy`);
 4. the Lambda runner (handler calls from the ingress queue) and the agent's workers;
 5. ``stack.json`` written; then it waits for SIGTERM/SIGINT and shuts everything down.
 
@@ -29,17 +29,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from vsrflow.aws.local.state import (
+from vsrflow.errors import InputError
+from vsrflow.localstack.state import (
     FAKE_CREDENTIALS,
     INVOCATIONS_FILE,
     DaemonConfig,
     StackState,
 )
-from vsrflow.errors import InputError
 
-log = logging.getLogger("vsrflow.aws.local.daemon")  # not __name__: run as __main__
+log = logging.getLogger("vsrflow.localstack.daemon")  # not __name__: run as __main__
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = Path(__file__).resolve().parents[3]
 HANDLER_FILE = REPO / "lambda" / "s3_trigger" / "app.py"
 _JOB_ID_IN_COMMAND = re.compile(r"\bsubmit --job-id ([0-9a-f]{16})\b")
 
@@ -48,7 +48,7 @@ def _ec2_running(region: str) -> Any:
     """``instance_running(instance_id)`` read from moto's EC2 backend (same process)."""
     from moto.ec2.models import ec2_backends
 
-    from vsrflow.aws.local.state import ACCOUNT_ID
+    from vsrflow.localstack.state import ACCOUNT_ID
 
     def running(instance_id: str) -> bool:
         try:
@@ -106,9 +106,9 @@ def serve(state_dir: Path) -> int:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from vsrflow.aws.local.deploy import deploy
-    from vsrflow.aws.local.lambda_runner import LambdaRunner, load_handler
-    from vsrflow.aws.local.ssm_agent import SsmAgentShim
+    from vsrflow.localstack.deploy import deploy
+    from vsrflow.localstack.lambda_runner import LambdaRunner, load_handler
+    from vsrflow.localstack.ssm_agent import SsmAgentShim
 
     config = DaemonConfig.load(state_dir)
     inherited = dict(os.environ)  # the caller's environment, before this process adds to it
@@ -222,12 +222,12 @@ def serve(state_dir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m vsrflow.aws.local.daemon STATE_DIR", file=sys.stderr)
+        print("usage: python -m vsrflow.localstack.daemon STATE_DIR", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The stack's own loggers keep their plain format: the handler (app.py) reformats the root
     # logger's handlers as JSON with its request id on every call.
-    own = logging.getLogger("vsrflow.aws.local")
+    own = logging.getLogger("vsrflow.localstack")
     plain = logging.StreamHandler()
     plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     own.addHandler(plain)

@@ -1,0 +1,103 @@
+"""The key rules of the upload path: which S3 objects start jobs, with what preset, and where to.
+
+``uploads/<folder>/<relative>`` (under one of the configured upload prefixes) with a preset
+folder and a video suffix becomes a job: :func:`classify` decides from the key alone (no AWS
+call), :func:`output_key` names the result and :func:`upload_job_id` the job. What is not ours
+raises :class:`Ignored`; bad input inside the upload prefixes raises :class:`Rejected`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vsrflow.aws.events import S3ObjectEvent
+from vsrflow.aws.jobrecords import scale_text
+from vsrflow.config import AwsSettings
+from vsrflow.errors import InputError
+from vsrflow.formats import output_suffix_for, suffix_of
+from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A record that passed the key checks: what the job will be."""
+
+    event: S3ObjectEvent
+    folder: str
+    preset: str
+    scale: float
+    output_key: str
+
+
+class Rejected(InputError):
+    """Bad input in one record; ``job_id`` is set when a status can be written for it.
+
+    ``folder`` is the preset folder :func:`classify` parsed (``uploads/<folder>/...``), None when
+    the key has none.
+    """
+
+    def __init__(
+        self, message: str, *, job_id: str | None = None, hint: str | None = None, folder: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.job_id = job_id
+        self.folder = folder
+
+
+class Ignored(Exception):
+    """A record that is not ours; the message says why."""
+
+
+def output_key(aws: AwsSettings, folder: str, relative: str, scale: float) -> str:
+    """``outputs/<folder>/<dirs>/<stem>_x<scale><ext>`` for ``uploads/<folder>/<relative>``.
+
+    The extension is the container the final mux can write (other accepted suffixes become .mkv).
+    """
+    dirs, _, name = relative.rpartition("/")
+    ext = output_suffix_for(name)
+    stem = name[: len(name) - len(suffix_of(name))]
+    prefix = f"{aws.output_prefix}{folder}/" + (dirs + "/" if dirs else "")
+    return f"{prefix}{stem}_x{scale_text(scale)}{ext}"
+
+
+def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
+    """Key checks without any AWS call: Accepted, or raise Ignored / Rejected (job_id unset)."""
+    if not event.created:
+        raise Ignored(f"{event.event_name} event (only created objects start jobs)")
+    if aws.bucket and event.bucket != aws.bucket:
+        raise Ignored(f"bucket {event.bucket} is not the configured bucket {aws.bucket}")
+    prefix = next((p for p in aws.upload_prefixes if event.key.startswith(p)), None)
+    if prefix is None:
+        raise Ignored(f"key is outside the upload prefixes ({', '.join(aws.upload_prefixes)})")
+    rest = event.key[len(prefix) :]
+    if rest.endswith("/"):
+        raise Ignored("folder marker")
+    folder, sep, relative = rest.partition("/")
+    known = ", ".join(f"{prefix}{name}/" for name, _, _ in aws.presets)
+    if not sep or not folder or not relative:
+        raise Rejected(
+            f"{event.key}: no preset folder (expected {prefix}<preset>/<name>)", hint=f"upload into {known}"
+        )
+    mapping = aws.preset_for(folder)
+    if mapping is None:
+        raise Rejected(
+            f"{event.key}: unknown preset folder {folder!r}", hint=f"upload into {known}", folder=folder
+        )
+    name = relative.rpartition("/")[2]
+    suffix = "." + name.rpartition(".")[2].lower() if "." in name else ""
+    if suffix not in aws.suffixes:
+        raise Rejected(
+            f"{event.key}: unsupported file type {suffix or '(no suffix)'!r}",
+            hint=f"upload a video ending in {', '.join(aws.suffixes)}",
+            folder=folder,
+        )
+    preset, scale = mapping
+    return Accepted(event, folder, preset, scale, output_key(aws, folder, relative, scale))
+
+
+def upload_job_id(event: S3ObjectEvent, preset: str | None, scale: float | None) -> str:
+    """The job id of an upload (:mod:`vsrflow.workflow.job.identity`): its object version, else ETag."""
+    version = event.version_id if event.version_id else f"etag:{event.etag or ''}"
+    return compute_job_id(
+        s3_identity(event.bucket, event.key, version), model=preset_choice(preset or ""), scale=scale
+    )
