@@ -55,7 +55,7 @@ def _run(ssm: Any, instance: str, script: str) -> dict[str, Any]:
     cid = ssm.send_command(
         InstanceIds=[instance], DocumentName="AWS-RunShellScript", Parameters={"commands": [script]}
     )["Command"]["CommandId"]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while True:
         inv: dict[str, Any] = ssm.get_command_invocation(CommandId=cid, InstanceId=instance)
         if inv["Status"] not in ("Pending", "InProgress"):
