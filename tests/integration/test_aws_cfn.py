@@ -87,8 +87,12 @@ def test_least_privilege(template: dict[str, Any]) -> None:
     }
     instances = by_sid["SendCommandClusterInstances"]
     assert "instance/*" in instances["Resource"]["Fn::Sub"]
+    # The head node of this cluster only: compute nodes carry the cluster tag as well.
     assert instances["Condition"] == {
-        "StringEquals": {"ssm:resourceTag/parallelcluster:cluster-name": {"Ref": "ClusterName"}}
+        "StringEquals": {
+            "ssm:resourceTag/parallelcluster:cluster-name": {"Ref": "ClusterName"},
+            "ssm:resourceTag/parallelcluster:node-type": "HeadNode",
+        }
     }
     # Every bucket blocks public access, is encrypted and denies plain HTTP.
     resources = template["Resources"]
@@ -324,7 +328,14 @@ def test_function_is_wired_to_the_stack(
         "arn:aws:ec2:us-east-1:123456789012:instance/*",
     }
     cond = [s["Condition"] for s in send if "Condition" in s]
-    assert cond == [{"StringEquals": {"ssm:resourceTag/parallelcluster:cluster-name": "vsr-test"}}]
+    assert cond == [
+        {
+            "StringEquals": {
+                "ssm:resourceTag/parallelcluster:cluster-name": "vsr-test",
+                "ssm:resourceTag/parallelcluster:node-type": "HeadNode",
+            }
+        }
+    ]
     reads = [s for s in document["Statement"] if s.get("Sid") == "ReadUploads"]
     assert reads[0]["Resource"] == "arn:aws:s3:::vsrflow-media-test/uploads/*"
 

@@ -447,4 +447,35 @@ def test_suffix_case_does_not_matter(stack: Stack) -> None:
     (summary,) = stack.handle(event(record(stack.upload("uploads/anime/clip.Mp4"))))
     assert summary["outcome"] == "submitted", summary
     request = read_request(stack.s3, stack.bucket, summary["job_id"])
-    assert request.output_key == "outputs/anime/clip_x2.mp4"
+    # Accepted whatever the case; the typed suffix stays in the name, so clip.mp4 cannot collide.
+    assert request.output_key == "outputs/anime/clip_x2.Mp4.mp4"
+
+
+def test_two_uploads_never_share_an_output_key(stack: Stack) -> None:
+    stack.head_node()
+    keys = [
+        "uploads/anime/x.mp4",
+        "uploads/anime/x.MP4",
+        "uploads/anime/x_x2.MP4.mp4",
+        "uploads/anime/d/x.mp4",
+    ]
+    summaries = stack.handle(event(*(record(stack.upload(k)) for k in keys)))
+    assert [s["outcome"] for s in summaries] == ["submitted"] * len(keys), summaries
+    outputs = [read_request(stack.s3, stack.bucket, s["job_id"]).output_key for s in summaries]
+    assert len(set(outputs)) == len(keys), outputs
+    assert outputs[0] == "outputs/anime/x_x2.mp4"
+
+
+def test_keys_that_would_fail_only_at_delivery_are_refused_up_front(stack: Stack) -> None:
+    stack.head_node()
+    double = stack.upload("uploads/anime//x.mp4")  # S3 keeps '//': another object than anime/x.mp4
+    # 1000 bytes of key is legal for the upload; its output key (outputs/.._x2.mp4) is not.
+    long_key = "uploads/anime/" + "é" * 503 + ".mp4"
+    assert len(long_key.encode()) == 1024
+    long_ = stack.upload(long_key)
+    summaries = stack.handle(event(record(double), record(long_)))
+    reasons = {s["key"]: s["reason"] for s in summaries}
+    assert all(s["outcome"] == "rejected" for s in summaries), summaries
+    assert "empty path segment" in reasons[double["key"]]
+    assert "S3 allows 1024" in reasons[long_key] and "shorten" in reasons[long_key]
+    assert stack.commands() == []

@@ -185,18 +185,44 @@ def download_source(clients: AwsClients, request: JobRequest, path: Path) -> Non
         ) from exc
 
 
+#: S3's limit on user-defined metadata: keys plus values, in bytes (as sent, ``x-amz-meta-`` excluded).
+MAX_METADATA_BYTES = 2048
+
+
 def upload_metadata(job_id: str, spec: JobSpec) -> dict[str, str]:
-    """Object metadata of a delivered output (ASCII values: the source key is URL-encoded)."""
+    """Object metadata of a delivered output (ASCII values: the source key is URL-encoded).
+
+    Always within :data:`MAX_METADATA_BYTES`: a URL-encoded key can be 3x its 1024 bytes, so a
+    source key that does not fit is cut (at a whole escape) and ``source-key-truncated: true``
+    says so; the full key is in the job's request record, found by ``job-id``.
+    """
     delivery = spec.delivery
     assert delivery is not None
-    return {
+    meta = {
         "job-id": job_id,
         "source-bucket": delivery.source_bucket,
-        "source-key": quote(delivery.source_key, safe="/"),
         "source-version": delivery.source_version or "",
         "model": spec.model,
         "scale": f"{spec.scale:g}",
     }
+    key = quote(delivery.source_key, safe="/")
+    flag = ("source-key-truncated", "true")
+    used = sum(len(k) + len(v) for k, v in meta.items()) + len("source-key")
+    if used + len(key) > MAX_METADATA_BYTES:
+        room = MAX_METADATA_BYTES - used - len(flag[0]) - len(flag[1])
+        # The longest prefix of the key, in characters, whose encoding fits: never half a
+        # character or half an escape (so it still decodes to a prefix of the real key).
+        lo, hi = 0, len(delivery.source_key)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(quote(delivery.source_key[:mid], safe="/")) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        key = quote(delivery.source_key[:lo], safe="/")
+        meta[flag[0]] = flag[1]
+    meta["source-key"] = key
+    return meta
 
 
 class S3Delivery:

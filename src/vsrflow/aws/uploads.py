@@ -48,16 +48,26 @@ class Ignored(Exception):
     """A record that is not ours; the message says why."""
 
 
+#: S3's limit on an object key, in UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+
+
 def output_key(aws: AwsSettings, folder: str, relative: str, scale: float) -> str:
     """``outputs/<folder>/<dirs>/<stem>_x<scale><ext>`` for ``uploads/<folder>/<relative>``.
 
-    The extension is the container the final mux can write (other accepted suffixes become .mkv).
+    The extension is the container the final mux can write. The mapping is injective, so two
+    uploads never share an output: when the upload's own suffix, exactly as typed, is not that
+    extension (``x.MP4``, or ``x.avi`` written as Matroska), it is kept before it
+    (``x_x2.MP4.mp4``, ``x_x2.avi.mkv``); a plain name (``x.mp4`` -> ``x_x2.mp4``) always ends in
+    ``_x<scale><ext>`` and such a name never does, as no accepted suffix ends in ``_x<scale>``.
     """
     dirs, _, name = relative.rpartition("/")
     ext = output_suffix_for(name)
-    stem = name[: len(name) - len(suffix_of(name))]
+    typed = name[len(name) - len(suffix_of(name)) :]
+    stem = name[: len(name) - len(typed)]
     prefix = f"{aws.output_prefix}{folder}/" + (dirs + "/" if dirs else "")
-    return f"{prefix}{stem}_x{scale_text(scale)}{ext}"
+    kept = "" if typed == ext else typed
+    return f"{prefix}{stem}_x{scale_text(scale)}{kept}{ext}"
 
 
 def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
@@ -91,8 +101,25 @@ def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
             hint=f"upload a video ending in {', '.join(aws.suffixes)}",
             folder=folder,
         )
+    if "" in relative.split("/"):
+        # S3 keeps empty segments, so uploads/a//x.mp4 and uploads/a/x.mp4 are two objects; the
+        # output path must not merge them, and a name like that is almost always a client's slip.
+        raise Rejected(
+            f"{event.key}: the key has an empty path segment ('//')",
+            hint="upload it again under a key without '//'",
+            folder=folder,
+        )
     preset, scale = mapping
-    return Accepted(event, folder, preset, scale, output_key(aws, folder, relative, scale))
+    out_key = output_key(aws, folder, relative, scale)
+    size = len(out_key.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        # Checked here, before any GPU work: the delivery's PutObject would refuse it at the end.
+        raise Rejected(
+            f"{event.key}: its output key would be {size} bytes; S3 allows {MAX_KEY_BYTES}",
+            hint=f"shorten the upload's name or folders by {size - MAX_KEY_BYTES} bytes",
+            folder=folder,
+        )
+    return Accepted(event, folder, preset, scale, out_key)
 
 
 def upload_job_id(event: S3ObjectEvent, preset: str | None, scale: float | None) -> str:
