@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,9 +46,15 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
 
 @pytest.fixture(scope="module")
 def env(slurm: Slurm, model_env: dict[str, str]) -> dict[str, str]:
-    """What the CLI and every Slurm job see: the emulator, ``vsrflow`` on PATH, the test weights."""
+    """What the CLI and every Slurm job see: the emulator and the test weights.
+
+    The venv is *not* on PATH (nor activated), as for `.venv/bin/vsrflow submit` typed by a
+    user: the stages must run the installation that submitted them, not look for `vsrflow`.
+    """
     out = dict(slurm.env)
-    out["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), out["PATH"]])
+    venv_bin = str(Path(sys.executable).parent)
+    out["PATH"] = os.pathsep.join(p for p in out["PATH"].split(os.pathsep) if p != venv_bin)
+    assert shutil.which("vsrflow", path=out["PATH"]) is None, "a vsrflow on PATH would hide the defect"
     out["VSRFLOW_CACHE_DIR"] = model_env["VSRFLOW_CACHE_DIR"]
     out["PYTHONPATH"] = model_env.get("PYTHONPATH", "")
     out.pop("VSRFLOW_DEVICE", None)

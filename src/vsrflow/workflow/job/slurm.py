@@ -17,8 +17,9 @@ job submit-rest``), calls :func:`submit_rest`, which submits
 Every job is ``sbatch --parsable --kill-on-invalid-dep=yes --requeue -J vsrflow-<stage>-<job_id>
 -o <jobdir>/logs/<stage>-%j.log`` (``%A_%a`` for the array) ``-D <jobdir>`` plus the optional
 ``--cpus-per-task``/``--mem``/``--time`` of :class:`~vsrflow.config.SlurmSettings`; the jobs
-inherit the submitting environment (PATH with ``vsrflow``, ``VSRFLOW_*``, ``SLURM_CONF``). sbatch
-is always called with an argument list, never through a shell.
+inherit the submitting environment (``VSRFLOW_*``, ``SLURM_CONF``) plus ``VSRFLOW_PYTHON``, the
+submitting interpreter, which the stage scripts run (see :func:`job_environment`). sbatch is always
+called with an argument list, never through a shell.
 
 The Slurm job ids are recorded in ``<jobdir>/logs/slurm.json`` (atomic writes). The extract job
 is submitted held (``--hold``) and released only after its id is recorded, so the extract job's
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -108,6 +110,21 @@ def _tool(settings: Settings, name: str) -> Path:
     return path
 
 
+#: Environment variable naming the Python of the submitting installation; the stage scripts in
+#: ``slurm/`` run ``$VSRFLOW_PYTHON -m vsrflow`` (sbatch passes the submitter's environment on).
+PYTHON_ENV = "VSRFLOW_PYTHON"
+
+
+def job_environment() -> dict[str, str]:
+    """The environment sbatch (and so every stage) gets: this one, plus :data:`PYTHON_ENV`.
+
+    The stages run the installation that submitted them, never whatever ``vsrflow`` a node's
+    PATH holds (or none: a venv that was not activated). Inside a stage this is already set, so
+    the rest of the chain keeps the same interpreter.
+    """
+    return {**os.environ, PYTHON_ENV: os.environ.get(PYTHON_ENV) or sys.executable}
+
+
 def _call(settings: Settings, name: str, args: Sequence[str]) -> str:
     argv = [str(_tool(settings, name)), *args]
     try:
@@ -117,6 +134,7 @@ def _call(settings: Settings, name: str, args: Sequence[str]) -> str:
             text=True,
             timeout=_TIMEOUT,
             stdin=subprocess.DEVNULL,
+            env=job_environment(),
             check=False,
         )
     except subprocess.TimeoutExpired as err:
