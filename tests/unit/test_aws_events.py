@@ -106,8 +106,11 @@ def test_job_id_is_deterministic_and_sensitive() -> None:
 def test_output_key_keeps_folders_and_names_the_scale() -> None:
     aws = AwsSettings()
     assert output_key(aws, "anime", "clip.mp4", 2.0) == "outputs/anime/clip_x2.mp4"
-    assert output_key(aws, "anime", "s1/ep 1.final.MOV", 1.5) == "outputs/anime/s1/ep 1.final_x1.5.mov"
-    assert output_key(aws, "anime", "old.avi", 4.0) == "outputs/anime/old_x4.mkv"
+    assert output_key(aws, "anime", "s1/ep 1.final.mov", 1.5) == "outputs/anime/s1/ep 1.final_x1.5.mov"
+    # A suffix that is not the output's, as typed, stays in the name: no two uploads share an output.
+    assert output_key(aws, "anime", "s1/ep 1.final.MOV", 1.5) == "outputs/anime/s1/ep 1.final_x1.5.MOV.mov"
+    assert output_key(aws, "anime", "old.avi", 4.0) == "outputs/anime/old_x4.avi.mkv"
+    assert output_key(aws, "anime", "old.mkv", 4.0) == "outputs/anime/old_x4.mkv"
 
 
 def test_submit_command_holds_only_the_validated_id() -> None:

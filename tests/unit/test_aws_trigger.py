@@ -325,6 +325,36 @@ def test_one_bad_record_does_not_stop_the_others(stack: Stack) -> None:
     assert [s["outcome"] for s in summaries] == ["rejected", "rejected", "submitted"]
 
 
+def _sqs(*bodies: str) -> dict[str, Any]:
+    """An SQS batch as Lambda's event source mapping delivers it (message ids m0, m1, ...)."""
+    return {
+        "Records": [
+            {"eventSource": "aws:sqs", "messageId": f"m{i}", "body": body} for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_sqs_batch_reports_only_the_failed_messages(stack: Stack) -> None:
+    """S3 -> SQS -> Lambda: a bad body or a retryable record never takes its siblings down."""
+    stack.head_node()
+    held = stack.upload("uploads/anime/held.mp4")
+    (first,) = stack.handle(event(record(held)))
+    stack.ddb.update_item(  # another invocation holds this job's claim: retry later
+        TableName=stack.table,
+        Key={"job_id": {"S": first["job_id"]}},
+        UpdateExpression="SET #s = :c, claim_until = :t",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":c": {"S": "claimed"}, ":t": {"N": "99999999999"}},
+    )
+    good = stack.upload("uploads/anime/good.mp4")
+    batch = _sqs("{not json", json.dumps(event(record(good))), json.dumps(event(record(held))))
+    result = handle_event(batch, stack.settings, stack.clients)  # returns: never fails the batch
+    assert result["batchItemFailures"] == [{"itemIdentifier": "m2"}]
+    outcomes = {s["message_id"]: s["outcome"] for s in result["records"]}
+    assert outcomes == {"m0": "rejected", "m1": "submitted", "m2": "error"}, result["records"]
+    assert len(stack.commands()) == 2  # the first direct delivery of held + good
+
+
 def test_command_failure_marks_the_job_failed_once(stack: Stack) -> None:
     stack.head_node()
     obj = stack.upload("uploads/anime/clip.mp4")

@@ -103,6 +103,31 @@ def parse_event(event: object) -> list[dict[str, Any]]:
 _HINT = "send an S3 event notification (Records[].s3.bucket.name / .object.key)"
 
 
+def sqs_messages(event: object) -> list[tuple[str, object]] | None:
+    """``[(messageId, body), ...]`` when ``event`` is an SQS batch, else None.
+
+    A body is the parsed JSON of the message (the S3 notification it carries), or the raw body
+    text when it is not JSON: each message is judged on its own (see :func:`parse_event` per
+    body), so one bad message never decides for its siblings.
+    """
+    if not isinstance(event, dict):
+        return None
+    records = event.get("Records")
+    if not isinstance(records, list) or not records:
+        return None
+    if not all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records):
+        return None
+    out: list[tuple[str, object]] = []
+    for i, record in enumerate(records):
+        body = record.get("body")
+        try:
+            parsed: object = json.loads(body) if isinstance(body, str) else body
+        except ValueError:
+            parsed = body
+        out.append((str(record.get("messageId") or f"record-{i}"), parsed))
+    return out
+
+
 def parse_record(record: object) -> S3ObjectEvent:
     """One S3 record as :class:`S3ObjectEvent`; InputError naming the missing/bad field."""
     if not isinstance(record, dict):

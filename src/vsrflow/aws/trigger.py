@@ -47,7 +47,7 @@ from typing import Any
 from vsrflow.aws.clients import AwsClients
 from vsrflow.aws.commands import send_submit
 from vsrflow.aws.errors import is_not_found, translate
-from vsrflow.aws.events import S3ObjectEvent, parse_event, parse_record
+from vsrflow.aws.events import S3ObjectEvent, parse_event, parse_record, sqs_messages
 from vsrflow.aws.headnode_lookup import find_head_node
 from vsrflow.aws.idempotency import AlreadyClaimed, ClaimRecord, ClaimStatus, IdempotencyStore
 from vsrflow.aws.jobrecords import JobRequest, JobStatus, read_status, write_request
@@ -306,20 +306,51 @@ def handle_event(
     An EventBridge SSM command status change goes to :mod:`vsrflow.aws.ssm_events` instead.
 
     A malformed envelope is logged and returned as one rejected record (never retried). After all
-    records ran, the first retryable error is raised (TransientError first, then any other).
+    records ran, the first retryable error is raised (TransientError first, then any other), so
+    Lambda's asynchronous retries take over. An SQS batch is answered per message instead, with
+    ``batchItemFailures`` (see :func:`_handle_sqs_batch`): it never raises.
     """
     clients = clients or AwsClients(settings.aws)
     if is_command_event(event):  # EventBridge: a head-node command ended Failed/TimedOut/...
         return handle_command_event(event, settings, clients)
+    messages = sqs_messages(event)
+    if messages is not None:
+        return _handle_sqs_batch(messages, Trigger(settings, clients))
+    summaries, errors = _handle_envelope(event, Trigger(settings, clients))
+    if errors:
+        transient = [e for e in errors if isinstance(e, TransientError)]
+        raise (transient or errors)[0]
+    return {"records": summaries}
+
+
+def _handle_sqs_batch(messages: list[tuple[str, object]], trigger: Trigger) -> dict[str, Any]:
+    """An SQS batch (S3 -> SQS -> Lambda): every message on its own; partial batch response.
+
+    A message whose records hit a retryable error is listed in ``batchItemFailures`` (the event
+    source mapping, with ``ReportBatchItemFailures``, makes only those visible again, and its
+    redrive policy moves one that keeps failing to the DLQ); the handler returns normally so its
+    siblings are deleted as done. A malformed body is rejected (logged; retrying never helps).
+    """
+    summaries: list[dict[str, Any]] = []
+    failures: list[dict[str, str]] = []
+    for message_id, body in messages:
+        done, errors = _handle_envelope(body, trigger)
+        summaries.extend({**s, "message_id": message_id} for s in done)
+        if errors:
+            failures.append({"itemIdentifier": message_id})
+    return {"records": summaries, "batchItemFailures": failures}
+
+
+def _handle_envelope(event: object, trigger: Trigger) -> tuple[list[dict[str, Any]], list[BaseException]]:
+    """Every record of one S3 notification: (summaries, retryable errors); never raises."""
     try:
         records = parse_event(event)
     except InputError as err:
         jlog(logging.ERROR, "malformed event", outcome="rejected", reason=str(err))
-        return {"records": [{"key": None, "outcome": "rejected", "job_id": None, "reason": str(err)}]}
+        return [{"key": None, "outcome": "rejected", "job_id": None, "reason": str(err)}], []
     if not records:
         jlog(logging.INFO, "no records (s3:TestEvent or empty batch)", outcome="ignored")
-        return {"records": []}
-    trigger = Trigger(settings, clients)
+        return [], []
     summaries: list[dict[str, Any]] = []
     errors: list[BaseException] = []
     for raw in records:
@@ -337,7 +368,4 @@ def handle_event(
             )
             summaries.append({"key": key, "outcome": "error", "job_id": None, "reason": str(exc)})
             errors.append(exc)
-    if errors:
-        transient = [e for e in errors if isinstance(e, TransientError)]
-        raise (transient or errors)[0]
-    return {"records": summaries}
+    return summaries, errors
