@@ -253,3 +253,16 @@ def test_bad_inputs_exit_2(env: dict[str, str], clip: Path, tmp_path: Path) -> N
 
     proc = run_cli(["status", str(tmp_path / "no-such-job")], env)
     assert proc.returncode == 2
+
+
+def test_the_same_source_to_a_second_destination_is_its_own_job(env: dict[str, str], tmp_path: Path) -> None:
+    """`submit in -o a.mkv` then `submit in -o b.mkv`: two jobs, two outputs, never refused."""
+    src = make_video(tmp_path / "in.mp4", size=(32, 24), frames=CHUNK)
+    root = tmp_path / "jobs"
+    outputs = [tmp_path / "a.mkv", tmp_path / "b.mkv"]
+    for out in outputs:
+        proc = _submit(env, src, out, root, "--chunk-frames", str(CHUNK), "--codec", "ffv1")
+        assert proc.returncode == 0, proc.stderr
+        assert f"wrote {out}" in proc.stdout
+    assert all(len(decode_rgb(out)[0]) == CHUNK for out in outputs)
+    assert len([p for p in root.iterdir() if p.is_dir()]) == 2

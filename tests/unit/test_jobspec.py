@@ -124,8 +124,20 @@ def test_job_id_is_deterministic_and_sensitive_to_the_output() -> None:
     assert spec(encoder=EncoderSpec(crf=20)).job_id() != a.job_id()
     # How the work is split does not change the result, so it does not change the id.
     assert spec(chunk_seconds=30.0, array_throttle=2).job_id() == a.job_id()
-    expected = compute_job_id("v1", model="realesr-animevideov3", scale=4, encoder=EncoderSpec().to_json())
+    # The same source to another file is another job (never "exists with a different spec").
+    assert spec(destination="/fsx/out/b_x4.mp4").job_id() != a.job_id()
+    expected = compute_job_id(
+        "v1",
+        model="realesr-animevideov3",
+        scale=4,
+        encoder=EncoderSpec().to_json(),
+        destination=a.destination,
+    )
     assert a.job_id("v1") == expected
+    # Without a destination (the event path) the payload has no such key: those ids are unchanged.
+    assert compute_job_id("v1", model="m", scale=2) == compute_job_id(
+        "v1", model="m", scale=2, destination=None
+    )
 
 
 def test_file_identity_changes_with_content(tmp_path: Path) -> None:

@@ -11,7 +11,10 @@ What goes in (:func:`compute_job_id`):
   id or ETag), so a replaced input is a new job;
 * ``model``: the model the user asked for, a registry id, ``file:<identity>`` of a weight file, or
   ``preset:<name>`` where the event path names a preset (the head node resolves it later);
-* ``scale`` (float, so 2 and 2.0 are one job) and the encoder options.
+* ``scale`` (float, so 2 and 2.0 are one job) and the encoder options;
+* ``destination`` for a job that writes a local file (``vsrflow submit -o``): the same source
+  upscaled to a second file is a job of its own, never refused as "a different spec". Event-path
+  jobs leave it out (their output key follows from the upload key, already in ``source``).
 
 Chunk size and array settings are left out: they change how the work is split, not the result.
 
@@ -55,15 +58,18 @@ def compute_job_id(
     model: str,
     scale: float | None,
     encoder: Mapping[str, Any] | None = None,
+    destination: str | None = None,
 ) -> str:
-    """The job id of (source identity, model choice, scale, encoder options): module docstring."""
-    payload = {
+    """The job id of (source identity, model choice, scale, encoder options[, destination])."""
+    payload: dict[str, Any] = {
         "v": _RULE_VERSION,
         "source": source,
         "model": model,
         "scale": None if scale is None else float(scale),
         "encoder": None if encoder is None else dict(encoder),
     }
+    if destination is not None:  # absent, not null: ids without one are unchanged
+        payload["destination"] = destination
     canonical = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

@@ -295,6 +295,7 @@ class JobSpec:
             model=model,
             scale=self.scale,
             encoder=self.encoder.to_json(),
+            destination=self.destination,
         )
 
 
