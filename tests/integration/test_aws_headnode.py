@@ -257,6 +257,23 @@ def test_corrupt_upload_fails_with_a_reason_and_no_output(world: World) -> None:
     assert shown.returncode == 0 and "failed: extract:" in shown.stdout
 
 
+def test_an_upload_deleted_before_extract_stops_the_job(world: World, tmp_path: Path) -> None:
+    """A delete marker after the event: the job fails saying so; the old version is not upscaled."""
+    before = world.outputs()
+    clip = make_video(tmp_path / "clip.mp4", size=(32, 24), frames=4)
+    summary = world.trigger("uploads/anime/taken-back.mp4", clip.read_bytes())
+    job_id = summary["job_id"]
+    world.s3.delete_object(Bucket=BUCKET, Key="uploads/anime/taken-back.mp4")  # versioned: a marker
+    proc = run_cli(["submit", "--job-id", job_id], world.env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    status = world.status(job_id)
+    assert status["state"] == "failed" and "the upload was deleted" in status["reason"], status
+    assert "delete marker" in status["reason"], status
+    assert world.outputs() == before
+    (notice,) = world.notices()
+    assert (notice["job_id"], notice["state"]) == (job_id, "failed")
+
+
 def test_bad_job_ids_never_reach_s3(world: World) -> None:
     proc = run_cli(["submit", "--job-id", "../$(id)"], world.env, timeout=120)
     assert proc.returncode == 2 and "invalid job id" in proc.stderr

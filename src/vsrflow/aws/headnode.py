@@ -143,8 +143,34 @@ def prepare_job(
         log.info("job %s failed before; resuming", job_id, extra={"job_id": job_id})
         store.resume()
     Path(spec.destination).parent.mkdir(parents=True, exist_ok=True)
+    check_upload_current(clients, request)
     download_source(clients, request, Path(spec.source))
     return PreparedJob(job, request, spec, fresh=True)
+
+
+def check_upload_current(clients: AwsClients, request: JobRequest) -> None:
+    """InputError when the upload was deleted since the event (a delete marker, or no object).
+
+    Reading by version id alone would still find the old bytes of a deleted key, and upscale a
+    video the user took back; the key's current state is what counts.
+    """
+    try:
+        clients.s3.head_object(Bucket=request.bucket, Key=request.key)
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise translate(
+                exc,
+                f"check {request.source_uri}",
+                hint="check the head node's S3 access",
+                transient_hint="resubmit later",
+            ) from exc
+        headers = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        marker = str(headers.get("x-amz-delete-marker", "")).lower() == "true"
+        raise InputError(
+            f"the upload was deleted ({request.source_uri}"
+            + (" has a delete marker)" if marker else " no longer exists)"),
+            hint="upload it again to upscale it",
+        ) from None
 
 
 def download_source(clients: AwsClients, request: JobRequest, path: Path) -> None:
