@@ -274,6 +274,32 @@ def test_an_upload_deleted_before_extract_stops_the_job(world: World, tmp_path: 
     assert (notice["job_id"], notice["state"]) == (job_id, "failed")
 
 
+def test_newest_version_wins_the_output(world: World, tmp_path: Path) -> None:
+    """v1 then v2 of one key: whichever job finishes last, the output is v2's; v1 ends superseded."""
+    key = "uploads/anime/versions.mp4"
+    v1 = world.trigger(key, make_video(tmp_path / "v1.mp4", size=(32, 24), frames=6).read_bytes())
+    v2 = world.trigger(key, make_video(tmp_path / "v2.mp4", size=(32, 24), frames=3).read_bytes())
+    assert v1["job_id"] != v2["job_id"]
+    # The newer upload's job finishes first; the older one (e.g. a longer video) after it.
+    for job_id in (v2["job_id"], v1["job_id"]):
+        proc = run_cli(["submit", "--job-id", job_id], world.env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    out_key = "outputs/anime/versions_x2.mp4"
+    head = world.s3.head_object(Bucket=BUCKET, Key=out_key)
+    current = world.s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+    assert head["Metadata"]["job-id"] == v2["job_id"]
+    assert head["Metadata"]["source-version"] == current
+    assert world.status(v2["job_id"])["state"] == "done"
+    old = world.status(v1["job_id"])
+    assert old["state"] == "superseded" and current in old["reason"], old
+    notices = {(n["job_id"], n["state"]) for n in world.notices()}
+    assert {(v2["job_id"], "done"), (v1["job_id"], "superseded")} <= notices
+    # Submitting the superseded job again changes nothing.
+    again = run_cli(["submit", "--job-id", v1["job_id"]], world.env, timeout=120)
+    assert again.returncode == 0 and world.status(v1["job_id"])["state"] == "superseded"
+    assert world.s3.head_object(Bucket=BUCKET, Key=out_key)["Metadata"]["job-id"] == v2["job_id"]
+
+
 def test_bad_job_ids_never_reach_s3(world: World) -> None:
     proc = run_cli(["submit", "--job-id", "../$(id)"], world.env, timeout=120)
     assert proc.returncode == 2 and "invalid job id" in proc.stderr

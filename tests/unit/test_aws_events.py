@@ -171,9 +171,13 @@ def test_status_state_is_the_typed_job_state() -> None:
     parsed = JobStatus.from_json(data, "s")
     assert parsed.state is JobState.DONE and parsed.terminal
     assert JobStatus(job, JobState.FAILED, reason="bad").text == "failed: bad"
+    assert JobStatus(job, JobState.SUPERSEDED, reason="v2").text == "superseded: v2"
+    with pytest.raises(ValueError, match="reason is required"):
+        JobStatus(job, JobState.SUPERSEDED)
+    reasons = {JobState.FAILED, JobState.SUPERSEDED}
     assert {
-        s for s in JobState if JobStatus(job, s, reason="r" if s is JobState.FAILED else None).terminal
-    } == set(TERMINAL_JOB_STATES)
+        s for s in JobState if JobStatus(job, s, reason="r" if s in reasons else None).terminal
+    } == set(TERMINAL_JOB_STATES) == {JobState.DONE, JobState.FAILED, JobState.SUPERSEDED}
     with pytest.raises(InputError, match="unknown job state 'paused'"):
         JobStatus.from_json(data | {"state": "paused"}, "s")
 

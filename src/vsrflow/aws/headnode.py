@@ -366,14 +366,51 @@ class S3Delivery:
                 extra={"job_id": self.job.job_id},
             )
 
+    def newer_version(self) -> str | None:
+        """The source key's current version id when it is not this job's (None: still newest).
+
+        Only a versioned upload can be superseded; a key deleted since counts as not superseded
+        (nothing newer exists, the finished work is kept).
+        """
+        if not self.delivery.source_version:
+            return None
+        try:
+            head = self.clients.s3.head_object(
+                Bucket=self.delivery.source_bucket, Key=self.delivery.source_key
+            )
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise translate(exc, f"check the current version of {self.source_uri}") from exc
+        current = head.get("VersionId")
+        return str(current) if current and current != self.delivery.source_version else None
+
+    def supersede(self, newer: str) -> None:
+        """End the job ``superseded`` (+ SNS), record it, free the output: no upload."""
+        reason = f"a newer version of {self.source_uri} was uploaded ({newer}); its job delivers"
+        status = JobStatus(
+            job_id=self.job.job_id, state=JobState.SUPERSEDED, reason=reason, source=self.source_uri
+        )
+        self.publish(status, replace_terminal=True)
+        write_json_atomic(self.record_path, {"superseded_by": newer})
+        Path(self.spec.destination).unlink(missing_ok=True)
+        log.info("job %s: %s", self.job.job_id, reason, extra={"job_id": self.job.job_id})
+
     def deliver(self) -> str:
         """Upload the output, publish done (+ SNS), record the delivery; returns the output URI.
 
-        On failure the status becomes failed with the reason (+ SNS) and the error is raised; a
-        later finalize (or rerun of encode) retries, since the delivery record is not written.
+        Newest version wins: when the source key has a newer version than this job's, nothing is
+        uploaded and the job ends ``superseded`` (:meth:`supersede`; returns ``""``), so a slow job
+        of an old version never overwrites the output of the current one. On failure the status
+        becomes failed with the reason (+ SNS) and the error is raised; a later finalize (or rerun
+        of encode) retries, since the delivery record is not written.
         """
         from boto3.s3.transfer import TransferConfig
 
+        newer = self.newer_version()
+        if newer is not None:
+            self.supersede(newer)
+            return ""
         local = Path(self.spec.destination)
         threshold = self.settings.aws.multipart_threshold
         config = TransferConfig(

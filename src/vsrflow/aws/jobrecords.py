@@ -24,7 +24,13 @@ from typing import Any
 from vsrflow.aws.errors import is_not_found, is_precondition_failed, translate
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.workflow.job.identity import check_job_id
-from vsrflow.workflow.job.state import TERMINAL_JOB_STATES, JobState, parse_job_state, status_text
+from vsrflow.workflow.job.state import (
+    REASON_JOB_STATES,
+    TERMINAL_JOB_STATES,
+    JobState,
+    parse_job_state,
+    status_text,
+)
 
 SCHEMA_VERSION = 1
 
@@ -131,8 +137,8 @@ class JobStatus:
         check_job_id(self.job_id)
         # JSON hands over the spelling; the dataclass keeps the member.
         object.__setattr__(self, "state", parse_job_state(self.state))
-        if (self.state is JobState.FAILED) != bool(self.reason):
-            raise ValueError("reason is required for failed and only for failed")
+        if (self.state in REASON_JOB_STATES) != bool(self.reason):
+            raise ValueError("reason is required for failed and superseded, and only for them")
 
     @property
     def terminal(self) -> bool:

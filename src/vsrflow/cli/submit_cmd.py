@@ -110,7 +110,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         )
         if prepared.deliver:  # encoded before, delivery failed: upload it now
             uri = S3Delivery(prepared.job, prepared.spec, settings, clients).deliver()
-            print(f"job {job_id}: finished before, delivery resumed: {uri}")
+            print(f"job {job_id}: finished before, " + (f"delivery resumed: {uri}" if uri else "superseded"))
             return 0
         if not prepared.fresh:
             print(f"job {job_id}: already submitted ({prepared.job.path}); nothing to do")

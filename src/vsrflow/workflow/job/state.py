@@ -11,7 +11,11 @@ from enum import StrEnum
 
 
 class JobState(StrEnum):
-    """Where a job is. ``done`` and ``failed`` are terminal (:data:`TERMINAL_JOB_STATES`)."""
+    """Where a job is. ``done``, ``failed`` and ``superseded`` are terminal (:data:`TERMINAL_JOB_STATES`).
+
+    ``superseded`` is an event-path outcome: the work finished, but a newer version of the upload
+    arrived meanwhile, so this job's output was not delivered (the newest version's job delivers).
+    """
 
     QUEUED = "queued"
     EXTRACTING = "extracting"
@@ -19,6 +23,7 @@ class JobState(StrEnum):
     ENCODING = "encoding"
     DONE = "done"
     FAILED = "failed"
+    SUPERSEDED = "superseded"
 
 
 class ChunkState(StrEnum):
@@ -30,7 +35,9 @@ class ChunkState(StrEnum):
     FAILED = "failed"
 
 
-TERMINAL_JOB_STATES: frozenset[JobState] = frozenset({JobState.DONE, JobState.FAILED})
+TERMINAL_JOB_STATES: frozenset[JobState] = frozenset({JobState.DONE, JobState.FAILED, JobState.SUPERSEDED})
+#: Terminal states whose status carries a reason (and only these do).
+REASON_JOB_STATES: frozenset[JobState] = frozenset({JobState.FAILED, JobState.SUPERSEDED})
 ACTIVE_JOB_STATES: tuple[JobState, ...] = tuple(s for s in JobState if s not in TERMINAL_JOB_STATES)
 
 #: Allowed job transitions. A running stage may re-enter its own state (Slurm requeued it); any
@@ -40,8 +47,9 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.EXTRACTING: frozenset({JobState.EXTRACTING, JobState.UPSCALING, JobState.FAILED}),
     JobState.UPSCALING: frozenset({JobState.UPSCALING, JobState.ENCODING, JobState.FAILED}),
     JobState.ENCODING: frozenset({JobState.ENCODING, JobState.DONE, JobState.FAILED}),
-    JobState.DONE: frozenset(),
+    JobState.DONE: frozenset({JobState.SUPERSEDED}),  # the output was not delivered: newer upload
     JobState.FAILED: frozenset(),
+    JobState.SUPERSEDED: frozenset(),
 }
 #: Allowed chunk transitions. ``running -> running`` is a new attempt after a task died without
 #: recording its end (preemption, node failure); ``done`` is left only through a reset.
@@ -72,8 +80,8 @@ def status_text(
     output: str | None = None,
 ) -> str:
     """One line for people: ``queued``, ``upscaling 3/10``, ``failed: <reason>``, ``done: <output>``."""
-    if state is JobState.FAILED:
-        return f"failed: {reason or 'no reason recorded'}"
+    if state in REASON_JOB_STATES:
+        return f"{state.value}: {reason or 'no reason recorded'}"
     if state is JobState.UPSCALING and total_chunks:
         return f"upscaling {done_chunks or 0}/{total_chunks}"
     if state is JobState.DONE and output:
