@@ -158,3 +158,27 @@ def test_edit_list_preroll_is_not_counted(media: Path) -> None:
     assert info.frame_count == len(pts) == 22  # frames shown from 0.32 s on (ffprobe -count_frames)
     assert info.start_pts == min(pts) == 0
     assert info.duration == pytest.approx(len(pts) / 25, abs=1e-9)
+
+
+@pytest.mark.parametrize("faststart", [True, False])
+def test_an_mp4_cut_short_is_a_damaged_source(media: Path, faststart: bool) -> None:
+    """Half a file: refused at probe as damaged (not planned short, then failing in a chunk)."""
+    full = media / f"whole-{faststart}.mp4"
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-t", "4",
+            "-c:v", "libx264", "-g", "25", *(["-movflags", "+faststart"] if faststart else []), str(full),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    assert probe(full).frame_count == 100  # the whole file is fine
+    half = media / f"half-{faststart}.mp4"
+    data = full.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError) as err:
+        probe(half)
+    assert str(half) in str(err.value)
+    if faststart:  # the index survives: it says how much is missing
+        assert "damaged source" in str(err.value) and "lists 100 video frames" in str(err.value)
+        assert "whole file again" in str(err.value.hint)

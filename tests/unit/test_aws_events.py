@@ -175,9 +175,11 @@ def test_status_state_is_the_typed_job_state() -> None:
     with pytest.raises(ValueError, match="reason is required"):
         JobStatus(job, JobState.SUPERSEDED)
     reasons = {JobState.FAILED, JobState.SUPERSEDED}
-    assert {
-        s for s in JobState if JobStatus(job, s, reason="r" if s in reasons else None).terminal
-    } == set(TERMINAL_JOB_STATES) == {JobState.DONE, JobState.FAILED, JobState.SUPERSEDED}
+    assert (
+        {s for s in JobState if JobStatus(job, s, reason="r" if s in reasons else None).terminal}
+        == set(TERMINAL_JOB_STATES)
+        == {JobState.DONE, JobState.FAILED, JobState.SUPERSEDED}
+    )
     with pytest.raises(InputError, match="unknown job state 'paused'"):
         JobStatus.from_json(data | {"state": "paused"}, "s")
 

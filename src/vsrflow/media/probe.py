@@ -126,6 +126,23 @@ def _is_vfr(pts: list[int]) -> bool:
     return any(abs(d - median) > slack for d in deltas)
 
 
+def _check_not_cut_short(path: Path, format_name: str, declared: int, demuxed: int) -> None:
+    """InputError when an MP4/MOV sample table lists more video samples than the file holds.
+
+    A faststart MP4 (index first) cut short still opens and plays its first part; without this
+    check it is planned as a shorter video and then fails in a chunk. The MP4 family's sample
+    table is exact (edit-list preroll is demuxed too, flagged discard), so a shortfall means the
+    data ends early: an incomplete upload or copy. Other containers declare no count (0).
+    """
+    if not declared or demuxed >= declared or not {"mov", "mp4"} & set(format_name.split(",")):
+        return
+    raise InputError(
+        f"{path}: damaged source: its index lists {declared} video frames, the file holds only "
+        f"{demuxed} (cut short: an incomplete upload or copy?)",
+        hint="upload or copy the whole file again",
+    )
+
+
 def probe(path: Path | str) -> VideoInfo:
     """Probe ``path`` and return its :class:`VideoInfo`.
 
@@ -142,6 +159,7 @@ def probe(path: Path | str) -> VideoInfo:
         tb = video.time_base or Fraction(1, 1000)
 
         count = 0
+        discarded = 0
         pts_list: list[int] = []
         durations: dict[int, int] = {}
         first_frame = None
@@ -161,6 +179,7 @@ def probe(path: Path | str) -> VideoInfo:
                 if packet.is_discard:
                     # Edit-list preroll (a stream-copy cut starting between keyframes): decoded
                     # for reference only, never presented, so not a frame of the video.
+                    discarded += 1
                     continue
                 count += 1
                 if packet.pts is not None:
@@ -177,6 +196,7 @@ def probe(path: Path | str) -> VideoInfo:
                 f"{path}: damaged video stream after {count} packets: {err}", hint=_FIX_MEDIA
             ) from err
 
+        _check_not_cut_short(path, container.format.name, int(video.frames or 0), count + discarded)
         if count == 0:
             raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
         if first_frame is None:
