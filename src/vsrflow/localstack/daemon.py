@@ -19,13 +19,15 @@ emulator's ``SLURM_CONF`` and ``VSRFLOW_AWS_JOBS_ROOT`` under ``<state>/fsx`` (`
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
+import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,6 @@ log = logging.getLogger("vsrflow.localstack.daemon")  # not __name__: run as __m
 
 REPO = Path(__file__).resolve().parents[3]
 HANDLER_FILE = REPO / "lambda" / "s3_trigger" / "app.py"
-_JOB_ID_IN_COMMAND = re.compile(r"\bsubmit --job-id ([0-9a-f]{16})\b")
 
 
 def _ec2_running(region: str) -> Any:
@@ -60,22 +61,39 @@ def _ec2_running(region: str) -> Any:
     return running
 
 
-def _failure_hook(lambda_env: dict[str, str]) -> Any:
-    """``on_failure`` of the agent: the job of a failed ``submit --job-id`` command is marked failed."""
-    from vsrflow.aws.status import mark_command_failed
-    from vsrflow.config import AwsSettings
+def _failure_hook(sqs: Any, queue_url: str, region: str, instance_id: str) -> Any:
+    """``on_failure`` of the agent: what AWS does when a head-node command fails.
 
-    aws = AwsSettings.from_env(lambda_env)
+    On AWS the template's ``CommandFailedRule`` sends EventBridge's "EC2 Command Invocation
+    Status-change Notification" to the trigger function, whose :mod:`vsrflow.aws.ssm_events`
+    reads the invocation, marks the job failed and releases its idempotency item (so a
+    redelivered upload can run again). Here the same event goes to the function's ingress queue,
+    so the same handler code does the same work; nothing is written on the side.
+    """
+    from vsrflow.aws.ssm_events import DETAIL_TYPE, DOCUMENT, SOURCE
+    from vsrflow.localstack.state import ACCOUNT_ID
 
     def on_failure(command_id: str, script: str, exit_code: int, stderr: str) -> None:
-        match = _JOB_ID_IN_COMMAND.search(script)
-        if match is None:
-            log.warning("ssm agent: failed command %s names no job: %r", command_id, script)
-            return
-        written = mark_command_failed(
-            aws, match.group(1), exit_code=exit_code, stderr=stderr, command_id=command_id
-        )
-        log.info("job %s: command %s failed; status failed written: %s", match.group(1), command_id, written)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": DETAIL_TYPE,
+            "source": SOURCE,
+            "account": ACCOUNT_ID,
+            "time": now,
+            "region": region,
+            "resources": [f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{instance_id}"],
+            "detail": {
+                "command-id": command_id,
+                "document-name": DOCUMENT,
+                "instance-id": instance_id,
+                "requested-date-time": now,
+                "status": "Failed",
+            },
+        }
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+        log.info("ssm agent: command %s failed (exit %s); status-change event sent", command_id, exit_code)
 
     return on_failure
 
@@ -162,7 +180,9 @@ def serve(state_dir: Path) -> int:
         (state_dir / "fsx" / "jobs").mkdir(parents=True, exist_ok=True)
         agent.env = head_env
         agent.head_node_command = lambda_env.get("VSRFLOW_AWS_HEAD_NODE_COMMAND") or "vsrflow"
-        agent.on_failure = _failure_hook(lambda_env)
+        agent.on_failure = _failure_hook(
+            session.client("sqs"), deployment.ingress_queue_url, config.region, deployment.head_node
+        )
         agent.manage(deployment.head_node)
         agent.start()
 
