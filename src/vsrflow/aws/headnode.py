@@ -115,7 +115,7 @@ def prepare_job(
         ) from err
     job = JobDir(root, job_id)
     if job.spec_path.is_file():
-        spec = job.read_spec()
+        spec = job.spec
         if _done_undelivered(job):  # a failed delivery: resumable without rerunning the chain
             return PreparedJob(job, request, spec, fresh=False, deliver=True)
         if _already_submitted(job):
@@ -455,7 +455,7 @@ class S3Delivery:
 
 def delivery_for(job: JobDir, settings: Settings) -> S3Delivery | None:
     """The delivery of ``job`` when its spec carries an S3 target, else None."""
-    spec = job.read_spec()
+    spec = job.spec
     return S3Delivery(job, spec, settings) if spec.delivery is not None else None
 
 

@@ -153,9 +153,10 @@ def mark_command_failed(
 ) -> bool:
     """The head-node command of ``job_id`` failed: status failed with the tail of its stderr (+ SNS).
 
-    For whoever watches the SSM command (the local stack's agent, an operator's script). When the
-    job already has a terminal status (``vsrflow submit --job-id`` recorded its own, more precise
-    failure), that one is kept. Returns whether this call wrote the failure.
+    For whoever watches the SSM command: the trigger's handler of EventBridge's status-change
+    event (:mod:`vsrflow.aws.ssm_events`, on AWS and in the local stack), or an operator's
+    script. When the job already has a terminal status (``vsrflow submit --job-id`` recorded its
+    own, more precise failure), that one is kept. Returns whether this call wrote the failure.
     """
     bucket = bucket or aws.bucket
     if not bucket:

@@ -47,8 +47,9 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.EXTRACTING: frozenset({JobState.EXTRACTING, JobState.UPSCALING, JobState.FAILED}),
     JobState.UPSCALING: frozenset({JobState.UPSCALING, JobState.ENCODING, JobState.FAILED}),
     JobState.ENCODING: frozenset({JobState.ENCODING, JobState.DONE, JobState.FAILED}),
-    JobState.DONE: frozenset({JobState.SUPERSEDED}),  # the output was not delivered: newer upload
+    JobState.DONE: frozenset(),
     JobState.FAILED: frozenset(),
+    # An S3 status-record outcome only (the delivery decides it): a manifest never enters it.
     JobState.SUPERSEDED: frozenset(),
 }
 #: Allowed chunk transitions. ``running -> running`` is a new attempt after a task died without
