@@ -40,6 +40,29 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
     return value
 
 
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise InputError(f"{name}={raw!r} must be a positive number", hint=f"unset {name} or fix it")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number >= 0 (0 has a meaning of its own, e.g. "no limit")."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().isdigit():
+        raise InputError(f"{name}={raw!r} must be a whole number >= 0", hint=f"unset {name} or fix it")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class SlurmSettings:
     """Slurm executor settings (``VSRFLOW_SLURM_*``).
@@ -52,7 +75,14 @@ class SlurmSettings:
         gpus_per_task: ``--gres=gpu:N`` of each array task (``VSRFLOW_SLURM_GPUS_PER_TASK``, 1).
         cpus_per_task: ``--cpus-per-task`` of every job (``VSRFLOW_SLURM_CPUS_PER_TASK``; unset: none).
         mem: ``--mem`` of every job, e.g. ``8G`` (``VSRFLOW_SLURM_MEM``; unset: none).
-        time: ``--time`` of every job, e.g. ``02:00:00`` (``VSRFLOW_SLURM_TIME``; unset: none).
+        time: ``--time`` of every job, e.g. ``02:00:00`` (``VSRFLOW_SLURM_TIME``; unset: each
+            stage's limit is sized from its work, see :func:`vsrflow.workflow.job.slurm.time_limits`).
+        frame_seconds: the compute budget of one frame in an upscale task, in seconds, from which
+            the chunk tasks' time limit is sized (``VSRFLOW_SLURM_FRAME_SECONDS``, 2.0: ten times
+            a CPU node's speed on a compact model; a GPU is 20-100x faster).
+        max_wait_minutes: how long the chunk array may wait for GPU nodes, beyond its own run
+            time, before Slurm cancels it (``--deadline``) and the job fails with the reason
+            (``VSRFLOW_SLURM_MAX_WAIT_MINUTES``, 120; 0: wait forever).
         scripts_dir: directory of the ``<stage>.sbatch`` scripts (``VSRFLOW_SLURM_SCRIPTS_DIR``;
             unset: ``slurm/`` of the source checkout vsrflow runs from). Installed deployments
             (bootstrap/head-node.sh) copy the scripts to a fixed place and set it.
@@ -65,6 +95,8 @@ class SlurmSettings:
     cpus_per_task: int | None = None
     mem: str | None = None
     time: str | None = None
+    frame_seconds: float = 2.0
+    max_wait_minutes: int = 120
     scripts_dir: Path | None = None
 
     @classmethod
@@ -84,6 +116,8 @@ class SlurmSettings:
             cpus_per_task=_positive_int(env, "VSRFLOW_SLURM_CPUS_PER_TASK", None),
             mem=env.get("VSRFLOW_SLURM_MEM") or None,
             time=env.get("VSRFLOW_SLURM_TIME") or None,
+            frame_seconds=_positive_float(env, "VSRFLOW_SLURM_FRAME_SECONDS", 2.0),
+            max_wait_minutes=_count(env, "VSRFLOW_SLURM_MAX_WAIT_MINUTES", 120),
             scripts_dir=Path(scripts).expanduser()
             if (scripts := env.get("VSRFLOW_SLURM_SCRIPTS_DIR"))
             else None,
@@ -235,19 +269,6 @@ class AwsSettings:
             chunk_seconds=chunk_seconds,
             multipart_threshold=_positive_int(env, "VSRFLOW_AWS_MULTIPART_BYTES", 64 * 1024**2) or 1,
         )
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise InputError(f"{name}={raw!r} must be a positive number", hint=f"unset {name} or fix it")
-    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
