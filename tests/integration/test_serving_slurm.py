@@ -81,7 +81,7 @@ def test_slurm_array_runs_through_the_endpoints(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (job,) = [p for p in root.iterdir() if p.is_dir()]
-    ids = _wait_chain(slurm, job, timeout=120)
+    ids = _wait_chain(slurm, job)
 
     for key in ("extract", "array", "encode", "finalize"):
         states = {t["JobState"] for t in slurm.jobs(ids[key])}

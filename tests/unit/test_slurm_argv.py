@@ -121,3 +121,50 @@ def test_array_task_threads_follow_cpus_per_task(tmp_path: Path, env: dict[str, 
         timeout=30,
     )
     assert proc.stdout.strip() == f"threads={threads} args=job upscale-chunk /jobs/abc"
+
+
+def test_every_stage_gets_a_time_limit_sized_from_its_work(tmp_path: Path) -> None:
+    """No VSRFLOW_SLURM_TIME: each stage's --time comes from its own work (whole minutes)."""
+    from vsrflow.workflow.job import slurm
+
+    gib = 1024**3
+    assert slurm.extract_minutes(0) == 15
+    assert slurm.extract_minutes(3 * gib + 1) == 15 + 2 * 4  # rounded up to whole GiB
+    assert slurm.extract_minutes(None) == 15 + 2 * slurm.UNKNOWN_SOURCE_GIB  # an S3 source
+    # 1440 frames at 2 s each = 48 min of compute, plus the floor.
+    assert slurm.chunk_minutes(1440, 2.0) == 10 + 48
+    assert slurm.chunk_minutes(25, 0.1) == 11
+    assert slurm.encode_minutes(86_400) == 15 + 720
+    argv = stage_argv(_job(tmp_path), _settings(tmp_path), "encode", minutes=42)
+    assert [a for a in argv if a.startswith("--time")] == ["--time=42"]
+
+
+def test_time_setting_overrides_every_stage_limit(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, VSRFLOW_SLURM_TIME="02:00:00")
+    argv = stage_argv(_job(tmp_path), settings, "encode", minutes=42)
+    assert [a for a in argv if a.startswith("--time")] == ["--time=02:00:00"]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "throttle", "task", "wait", "expected"),
+    [
+        (10, 4, 30, 120, (120 + 3 * 30) * 60),  # 3 waves of 30-minute tasks, then 2 h of waiting
+        (2, 8, 11, 5, (5 + 11) * 60),  # throttle above the chunk count: one wave
+        (3, 1, 20, 0, None),  # 0: wait forever, no --deadline
+    ],
+)
+def test_array_deadline_covers_every_wave_plus_the_wait(
+    chunks: int, throttle: int, task: int, wait: int, expected: int | None
+) -> None:
+    from vsrflow.workflow.job.slurm import array_deadline_seconds
+
+    assert array_deadline_seconds(chunks, throttle, task, wait) == expected
+
+
+def test_slurm_wait_and_frame_budget_settings(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, VSRFLOW_SLURM_MAX_WAIT_MINUTES="0", VSRFLOW_SLURM_FRAME_SECONDS="0.25")
+    assert settings.slurm.max_wait_minutes == 0 and settings.slurm.frame_seconds == 0.25
+    assert _settings(tmp_path).slurm.max_wait_minutes == 120
+    for name, bad in (("VSRFLOW_SLURM_MAX_WAIT_MINUTES", "-5"), ("VSRFLOW_SLURM_FRAME_SECONDS", "0")):
+        with pytest.raises(InputError, match=name):
+            _settings(tmp_path, **{name: bad})

@@ -85,7 +85,14 @@ def _run_stage(job: Any, args: argparse.Namespace, settings: Settings) -> int:
         did = stages.encode(job, settings)
         print(f"{job.job_id}: encode {'done' if did else 'already done'}")
     elif args.stage == "finalize":
-        print(f"{job.job_id}: {stages.finalize(job)}")
+        from vsrflow.workflow.job.slurm import finalize_context
+
+        running, cause = finalize_context(job, settings)
+        if running:
+            # A requeued extract (node failure) is pending again: it is not dead, nothing to record.
+            print(f"{job.job_id}: the Slurm chain is still running ({running}); nothing to record")
+        else:
+            print(f"{job.job_id}: {stages.finalize(job, cause=cause)}")
     else:
         from vsrflow.workflow.job.slurm import submit_rest
 

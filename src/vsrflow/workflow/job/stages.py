@@ -340,9 +340,12 @@ def encode(job: JobDir, settings: Settings) -> bool:
 # ---- finalize -------------------------------------------------------------------------------
 
 
-def finalize(job: JobDir) -> str:
+def finalize(job: JobDir, *, cause: str | None = None) -> str:
     """Record the failure of an unfinished job, or clean the scratch of a finished one.
 
+    ``cause`` is what the executor knows of why the chain stopped (on Slurm: the first job that
+    ended TIMEOUT, DEADLINE, NODE_FAIL, OUT_OF_MEMORY..., see
+    :func:`vsrflow.workflow.job.slurm.chain_cause`); it is added to the failure reason.
     Returns the job's status text afterwards.
     """
     store = ManifestStore(job)
@@ -377,5 +380,7 @@ def finalize(job: JobDir) -> str:
             reason = f"stopped while {manifest.state}: chunks not done: {', '.join(map(str, pending[:20]))}"
         else:
             reason = f"stopped while {manifest.state}"
+        if cause:
+            reason = f"{reason}; {cause}; see {job.logs_dir}"
         store.set_state(JobState.FAILED, reason=reason)
     return store.load().status_text
