@@ -262,8 +262,8 @@ class Case:
 
 
 CASES = (
-    Case("extract-kill", "extract SIGKILLed mid-stage", "failed, names Slurm's FAILED 0:9",
-         (r": failed: .*extract ended FAILED \(Slurm job \d+, exit 0:9\)",), case_extract_kill),
+    Case("extract-kill", "extract SIGKILLed mid-stage", "failed, names Slurm's FAILED (SIGKILL)",
+         (r": failed: .*extract ended FAILED \(Slurm job \d+, exit (0:9|137:0)\)",), case_extract_kill),
     Case("extract-timeout", "extract past its 1-minute limit", "failed, names TIMEOUT",
          (r": failed: .*extract ended TIMEOUT",), case_extract_timeout),
     Case("chunk-kill", "array task 1 SIGKILLed", "failed naming chunk 1; resubmit -> done",
