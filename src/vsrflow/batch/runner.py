@@ -163,7 +163,7 @@ class BatchRunner:
         scale = float(opts.scale) if opts.scale is not None else float(spec.scale)
         if opts.skip_upscale or store.has(spec):
             return spec.id, scale
-        if opts.skip_download:
+        if opts.skip_download or self.settings.no_download:
             raise InputError(
                 f"weights of {spec.id} are not in {store.root} and --skip-download was given",
                 hint=f"run `vsrflow models import-ncnn {spec.id}` or `vsrflow models fetch {spec.id}`",

