@@ -7,8 +7,12 @@ what failed and what to do; ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import os
+import select
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -115,8 +119,46 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
+#: Exit status of a command whose reader went away (``vsrflow probe x | head``): 128 + SIGPIPE,
+#: what a shell reports for a program killed by the signal.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (also used by ``python -m vsrflow``)."""
+    """Run the CLI; returns the process exit code (also used by ``python -m vsrflow``).
+
+    A closed stdout/stderr (the reader of a pipe exited) ends the command quietly with
+    :data:`EXIT_BROKEN_PIPE`, as ``cat`` or ``grep`` do, instead of an internal error.
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the try: a late flush at exit would raise where nobody catches it
+    except BrokenPipeError:
+        _silence_closed_streams()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _reader_gone(stream: Any) -> bool:
+    """True when ``stream`` is a pipe whose reading end is closed (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_closed_streams() -> None:
+    """Point stdout and stderr at /dev/null so the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors, as argparse does
     debug: bool = args.debug
@@ -131,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except VsrError as exc:
         _report(exc, debug)
+        return EXIT_INTERNAL
+    except BrokenPipeError as exc:
+        if _reader_gone(sys.stdout) or _reader_gone(sys.stderr):
+            raise  # our reader left (`| head`): not a failure of the command; main() ends quietly
+        _report(exc, debug, internal=True)  # a pipe to a child (ffmpeg, ...) broke: a real failure
         return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("vsrflow: interrupted; partial outputs were removed", file=sys.stderr)
