@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,9 @@ def register(sub: Any) -> None:
         help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar or progress lines (see also --quiet)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -87,6 +88,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
     from vsrflow.engine.pipeline import upscale_video
+    from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.engine.upscaler import Upscaler
     from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.probe import probe
@@ -114,14 +116,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         batch=args.batch,
     )
     encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt)
-    result = upscale_video(
-        args.input,
-        args.output,
-        upscaler=upscaler,
-        encoder=encoder,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        ffmpeg=settings.ffmpeg,
+    # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
+    display = ProgressDisplay(
+        f"upscale {args.input.name}",
+        interval=settings.progress_interval,
+        enabled=not (args.no_progress or settings.quiet),
     )
+    try:
+        result = upscale_video(
+            args.input,
+            args.output,
+            upscaler=upscaler,
+            encoder=encoder,
+            progress=display,
+            ffmpeg=settings.ffmpeg,
+        )
+    finally:
+        display.close()
     out = result.output
     print(
         f"wrote {args.output} with {loaded.provenance}\n"
