@@ -64,3 +64,18 @@ def test_json_logs_when_asked(env: dict[str, str], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
     assert any(r["message"].startswith("upscale in.mp4: 4/4 frames") for r in records)
+
+
+@pytest.mark.slow
+def test_submit_local_prints_stage_changes_and_frame_progress(env: dict[str, str], tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", size=(32, 24), frames=48, fps="24")
+    out = tmp_path / "out.mp4"
+    argv = ["submit", str(src), "-o", str(out), "--model", FAST, "--chunk-frames", "24"]
+    proc = run_cli([*argv, "--jobs-root", str(tmp_path / "jobs")], env)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()
+    assert "extract started" in proc.stderr and "extract done: 48 frames in 2 chunks" in proc.stderr
+    assert "encode started" in proc.stderr and "encode done" in proc.stderr
+    lines = _lines(proc.stderr, "frames")
+    assert len(lines) >= 2, proc.stderr
+    assert lines[0] == (24, 48) and lines[-1] == (48, 48)

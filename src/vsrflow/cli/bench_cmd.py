@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch via the bench package's children, PyAV) here: `vsrflow --help` stays instant.
     from vsrflow.bench.clips import parse_size
     from vsrflow.bench.speed import BenchConfig, default_case, resolve_device_name, run_benchmark
+    from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.models.registry import get_spec
     from vsrflow.models.store import WeightStore
 
@@ -83,7 +84,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         repeat=args.repeat,
         x264_preset=args.x264_preset,
     )
-    result = run_benchmark(settings, cases, config, repo=_REPO, workdir=settings.cache_dir / "bench")
+    display = ProgressDisplay(
+        "bench", interval=settings.progress_interval, unit="measurements", enabled=not settings.quiet
+    )
+    try:
+        result = run_benchmark(
+            settings, cases, config, repo=_REPO, workdir=settings.cache_dir / "bench", progress=display
+        )
+    finally:
+        display.close()
     out: Path = args.out or _default_out(device)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

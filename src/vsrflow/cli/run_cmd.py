@@ -42,8 +42,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.batch.runner import BatchOptions, BatchRunner
+    from vsrflow.batch.runner import BatchOptions, BatchRunner, discover_inputs
     from vsrflow.batch.summary import VideoResult, format_table
+    from vsrflow.engine.progress import ProgressDisplay
 
     options = BatchOptions(
         input_dir=args.input_dir,
@@ -59,7 +60,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         jobs=args.jobs,
     )
 
+    total = len(discover_inputs(args.input_dir))
+    display = ProgressDisplay(
+        "run", interval=settings.progress_interval, unit="videos", enabled=not settings.quiet
+    )
+    finished = [0]
+
     def progress(result: VideoResult) -> None:
+        finished[0] += 1
+        display(finished[0], total)
         if result.ok:
             state = {"skipped": "skipped (already done)"}.get(result.upscale, result.upscale)
             evaluated = f", {result.evaluate}" if result.evaluate else ""
@@ -67,7 +76,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"{result.input.name}: FAILED: {result.error}", file=sys.stderr)
 
-    report = BatchRunner(options, settings, on_result=progress).run()
+    try:
+        report = BatchRunner(options, settings, on_result=progress).run()
+    finally:
+        display.close()
     print(f"model {report.model}, x{report.scale:g}; summary: {report.summary_path}")
     print(format_table(report.results))
     return 1 if report.failed else 0

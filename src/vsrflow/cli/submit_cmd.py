@@ -129,11 +129,14 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         mark_failed(clients, settings.aws, bucket, job_id, f"submit: {exc}")
         raise
     from vsrflow.cli.job_cmd import chunk_runner
-    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.local import JobProgress, run_local
 
     # The same executor as a path job, with the delivery as its stage hooks (status per stage,
-    # the upload once done).
-    status = run_local(prepared.job, settings, hooks=delivery, runner=chunk_runner(settings))
+    # the upload once done) inside the progress display.
+    hooks = JobProgress(
+        prepared.job, interval=settings.progress_interval, enabled=not settings.quiet, inner=delivery
+    )
+    status = run_local(prepared.job, settings, hooks=hooks, runner=chunk_runner(settings))
     print(f"job {job_id}: {status}")
     return 0
 
@@ -142,7 +145,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.writer import check_encoder
     from vsrflow.workflow.job.layout import JobDir
-    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.local import JobProgress, run_local
     from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
     source = args.input.expanduser().resolve()
@@ -181,7 +184,8 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
             f"see `vsrflow status {job.path}`"
         )
         return 0
-    status = run_local(job, settings, workers=args.workers)
+    progress = JobProgress(job, interval=settings.progress_interval, enabled=not settings.quiet)
+    status = run_local(job, settings, workers=args.workers, hooks=progress)
     if not output.is_file():
         raise VsrError(
             f"job {job.job_id} finished earlier, but {output} is gone (a done job is not re-encoded)",
