@@ -91,6 +91,22 @@ def choose_model(model: str | None, preset: str | None, scale: float, settings: 
     return resolve(model, preset, scale=scale, available=WeightStore(settings.weights_dir).has).id
 
 
+def use_slurm_conf(settings: Settings) -> None:
+    """Point this process's Slurm clients (sbatch, and so every stage job, which inherits the
+    environment) at a configuration: the running local emulator's when none is set up, so
+    `make slurm-up` then `vsrflow submit --executor slurm` works without an export. InputError
+    naming the export when there is no configuration at all."""
+    import logging
+    import os
+
+    from vsrflow.localstack.slurm import find_slurm_conf
+
+    conf, why = find_slurm_conf(os.environ, settings.slurm.bin_dir)
+    if conf is not None:
+        os.environ["SLURM_CONF"] = str(conf)  # the edge: the one place the process env is changed
+        logging.getLogger(__name__).info("Slurm: %s (export SLURM_CONF to use another)", why)
+
+
 def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.aws.clients import AwsClients
     from vsrflow.aws.headnode import S3Delivery, prepare_job, require_bucket
@@ -122,6 +138,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         if executor == "slurm":
             from vsrflow.workflow.job.slurm import submit_slurm
 
+            use_slurm_conf(settings)
             ids = submit_slurm(prepared.job, settings)
             print(f"job {job_id}: submitted to Slurm (extract job {ids.extract})")
             return 0
@@ -157,6 +174,8 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     if not output.parent.is_dir():
         raise InputError(f"output directory {output.parent} does not exist", hint="create it first")
     check_output_suffix(args.output)
+    if (args.executor or "local") == "slurm":
+        use_slurm_conf(settings)  # before the job dir exists: a missing Slurm leaves nothing behind
     check_video_codec(output, check_encoder(args.codec))
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:
