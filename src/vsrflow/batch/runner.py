@@ -165,7 +165,7 @@ class BatchRunner:
             return spec.id, scale
         if opts.skip_download or self.settings.no_download:
             raise InputError(
-                f"weights of {spec.id} are not in {store.root} and --skip-download was given",
+                f"weights of {spec.id} are not in {store.root} and downloads are off (--no-download)",
                 hint=f"run `vsrflow models import-ncnn {spec.id}` or `vsrflow models fetch {spec.id}`",
             )
         errors: list[str] = []

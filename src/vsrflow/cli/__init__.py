@@ -36,6 +36,7 @@ from vsrflow.cli import (
     upscale_cmd,
 )
 from vsrflow.cli.logs import json_logs, setup_logging
+from vsrflow.cli.options import VsrParser
 from vsrflow.config import LOG_FORMATS, Settings
 from vsrflow.errors import InputError, VsrError
 
@@ -47,7 +48,7 @@ log = logging.getLogger("vsrflow")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = VsrParser(
         prog="vsrflow",
         description="Video super-resolution: upscale videos with Real-ESRGAN, SPAN and friends.",
     )

@@ -12,6 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 
@@ -40,7 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
     p.add_argument("--loops", type=int, default=10, help="timed clip = clip looped N times (default 10)")
     p.add_argument("--repeat", type=int, default=2, help="interleaved repeats, best reported (default 2)")
-    p.add_argument("--x264-preset", default="veryfast", help="encoder preset of the end-to-end runs")
+    add_encoder_preset(p, "veryfast", "x264 speed preset of the end-to-end runs (default veryfast)")
     p.add_argument(
         "--out", type=Path, default=None, help="JSON file (default bench/results/upscale-<dev>-<host>.json)"
     )
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         batch=args.batch,
         loops=args.loops,
         repeat=args.repeat,
-        x264_preset=args.x264_preset,
+        x264_preset=args.encoder_preset,
     )
     display = ProgressDisplay(
         "bench", interval=settings.progress_interval, unit="measurements", enabled=not settings.quiet

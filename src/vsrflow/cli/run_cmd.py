@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import DeprecatedAlias
 from vsrflow.config import Settings
 
 
@@ -31,9 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--scale", type=float, default=None, help="output scale (default: the model's native scale)"
     )
+    # Weights: obtained on first use unless --no-download (a global option); the old spelling stays.
     p.add_argument(
-        "--skip-download", action="store_true", help="never fetch/import weights; they must be present"
-    )
+        "--skip-download", dest="no_download", action=DeprecatedAlias, new="--no-download", nargs=0,
+        default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+    )  # fmt: skip
     p.add_argument("--skip-upscale", action="store_true", help="evaluate the outputs already in --output-dir")
     p.add_argument("--skip-evaluate", action="store_true", help="do not evaluate, even with --reference-dir")
     p.add_argument("--force", action="store_true", help="redo videos that are already done")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         model=args.model,
         preset=args.preset,
         scale=args.scale,
-        skip_download=args.skip_download,
+        skip_download=settings.no_download,
         skip_upscale=args.skip_upscale,
         skip_evaluate=args.skip_evaluate,
         force=args.force,

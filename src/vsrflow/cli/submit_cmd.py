@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import check_output_suffix
@@ -43,7 +44,12 @@ def register(sub: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
-    p.add_argument("--scale", type=float, default=4.0, help="output scale (default 4)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="output scale (default: the model's native scale; at most the native scale), as for upscale",
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--chunk-seconds", type=float, default=None, help="target chunk length (default 60 s)")
     size.add_argument("--chunk-frames", type=int, default=None, help="target chunk length in frames")
@@ -59,7 +65,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="chunks upscaled at once (processes, default 1)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
-    p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
+    add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _run_path(args, settings)
 
 
-def choose_model(model: str | None, preset: str | None, scale: float, settings: Settings) -> str:
+def choose_model(model: str | None, preset: str | None, scale: float | None, settings: Settings) -> str:
     """The model the job records: a registry id, or the absolute path of a user weight file.
 
     Resolved here, once, against this machine's weight store (``models.registry.resolve``): the
@@ -180,12 +186,17 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:
         chunk_seconds = 60.0
+    from vsrflow.models.registry import get_spec
+
+    model = choose_model(args.model, args.preset, args.scale, settings)
+    # No --scale: the model's native scale, as `vsrflow upscale` does (recorded in the job spec).
+    scale = args.scale if args.scale is not None else float(get_spec(model).scale)
     spec = JobSpec(
         source=str(source),
         destination=str(output),
-        model=choose_model(args.model, args.preset, args.scale, settings),
-        scale=args.scale,
-        encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
+        model=model,
+        scale=scale,
+        encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt),
         chunk_frames=args.chunk_frames,
         chunk_seconds=chunk_seconds,
         **({} if args.array_throttle is None else {"array_throttle": args.array_throttle}),

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 from vsrflow.formats import check_output_suffix
@@ -55,7 +56,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
-    p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
+    add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument(
         "--pix-fmt",
         default=None,
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tile_pad=args.tile_pad,
         batch=args.batch,
     )
-    encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt)
+    encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
     # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
     display = ProgressDisplay(
         f"upscale {args.input.name}",
