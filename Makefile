@@ -8,13 +8,15 @@ VENV          ?= .venv
 BIN           := $(VENV)/bin
 # Pinned first: a CPU wheel here; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_VERSION ?= 2.13.0
-export VSRFLOW_CACHE_DIR  ?= $(CURDIR)/.cache/vsrflow
+# The cache (weights, samples, jobs) is the one a plain `vsrflow` uses in your shell: VSRFLOW_CACHE_DIR,
+# else $XDG_CACHE_HOME/vsrflow, else ~/.cache/vsrflow (vsrflow.config); never a second, make-only one.
+CACHE_DIR     := $(or $(VSRFLOW_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vsrflow)
 export VSRFLOW_TEST_CACHE ?= $(CURDIR)/.cache/test
 
 # `make run`: the demo job on embedded defaults (no AWS account, no GPU).
 RUN_MODEL ?= realesr-animevideov3
 RUN_SCALE ?= 2
-SAMPLE    := $(VSRFLOW_CACHE_DIR)/samples/bikes_half.mp4
+SAMPLE    := $(CACHE_DIR)/samples/bikes_half.mp4
 OUT       ?= out
 
 # The 25 slowest tests are listed after every run so a new slow one is seen (and marked `slow`).
@@ -46,8 +48,7 @@ install: system-deps $(BIN)/.installed ## venv with torch (pinned), vsrflow and 
 $(SAMPLE): | install
 	$(BIN)/vsrflow samples bikes --downscale 2 -o $@
 
-run: install $(SAMPLE) ## upscale a sample clip (bikes.mp4 / 2) with a CPU-friendly model
-	$(BIN)/vsrflow models import-ncnn $(RUN_MODEL)
+run: install $(SAMPLE) ## upscale a sample clip (bikes.mp4 / 2) with a CPU-friendly model (weights imported on first use)
 	mkdir -p $(OUT)
 	$(BIN)/vsrflow upscale $(SAMPLE) -o $(OUT)/bikes_x$(RUN_SCALE).mp4 \
 	  --model $(RUN_MODEL) --scale $(RUN_SCALE) --overwrite
@@ -153,7 +154,7 @@ node-lock: ## hashed requirements for the wheel's runtime deps + pinned pip -> <
 
 # The whole event path on this machine (`vsrflow local`, README "Local stack"): moto in server mode
 # with infra/cfn/vsrflow.yaml deployed, the Lambda runner, the SSM agent shim and the local Slurm.
-LOCAL_STATE_DIR ?= $(VSRFLOW_CACHE_DIR)/local
+LOCAL_STATE_DIR ?= $(CACHE_DIR)/local
 # e.g. LOCAL_ARGS='--no-slurm --head-env OMP_NUM_THREADS=1'
 LOCAL_ARGS      ?=
 .PHONY: local-stack-up local-stack-down
@@ -168,5 +169,5 @@ local-stack-down: ## stop the local stack and its Slurm
 clean: ## remove outputs and tool caches (keeps the venv and weights)
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
 
-distclean: clean ## also remove the venv and every cache
+distclean: clean ## also remove the venv and the repository's caches (not the weights in $(CACHE_DIR))
 	rm -rf $(VENV) $(PCLUSTER_VENV) .cache

@@ -280,6 +280,9 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise InputError(f"{name}={raw!r} is not a boolean", hint=f"use 1/0, true/false, or unset {name}")
 
 
+#: Values of ``VSRFLOW_LOG_FORMAT`` / ``--log-format``.
+LOG_FORMATS = ("auto", "text", "json")
+
 #: Port of the first model endpoint when ``VSRFLOW_ENDPOINT_BASE_PORT`` is unset (`vsrflow serve`).
 DEFAULT_ENDPOINT_BASE_PORT = 8080
 
@@ -372,6 +375,15 @@ class Settings:
         pcluster_venv: the virtual environment holding ``aws-parallelcluster`` for
             ``vsrflow cluster validate`` (``VSRFLOW_PCLUSTER_VENV``; default ``.venv-pcluster``,
             relative to the working directory, as ``make pcluster-venv`` creates it).
+        no_download: never obtain missing weights on first use (``VSRFLOW_NO_DOWNLOAD``, off;
+            ``vsrflow --no-download``): a model whose weights are missing is then an input error
+            naming the command that gets them.
+        log_format: ``VSRFLOW_LOG_FORMAT`` (auto, text, json; ``--log-format``). auto: JSON lines
+            inside a Slurm job (``SLURM_JOB_ID`` set), human-readable text everywhere else.
+        progress_interval: seconds between plain progress lines when stderr is not a terminal
+            (``VSRFLOW_PROGRESS_INTERVAL``, 5).
+        quiet: no progress bars or lines, warnings and errors only (``VSRFLOW_QUIET``; ``--quiet``).
+        in_slurm_job: this process runs inside a Slurm job (``SLURM_JOB_ID`` is set).
     """
 
     cache_dir: Path
@@ -383,6 +395,11 @@ class Settings:
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     pcluster_venv: Path = Path(".venv-pcluster")
+    no_download: bool = False
+    log_format: str = "auto"
+    progress_interval: float = 5.0
+    quiet: bool = False
+    in_slurm_job: bool = False
 
     @property
     def weights_dir(self) -> Path:
@@ -408,6 +425,11 @@ class Settings:
                 f"VSRFLOW_LOG_LEVEL={level!r} is not a log level",
                 hint="use DEBUG, INFO, WARNING or ERROR",
             )
+        log_format = (env.get("VSRFLOW_LOG_FORMAT") or "auto").strip().lower()
+        if log_format not in LOG_FORMATS:
+            raise InputError(
+                f"VSRFLOW_LOG_FORMAT={log_format!r} is not a log format", hint="use auto, text or json"
+            )
         return cls(
             cache_dir=Path(cache).expanduser() if cache else _default_cache_dir(env),
             log_level=level,
@@ -418,4 +440,9 @@ class Settings:
             endpoint=EndpointSettings.from_env(env),
             aws=AwsSettings.from_env(env),
             pcluster_venv=Path(env.get("VSRFLOW_PCLUSTER_VENV") or ".venv-pcluster").expanduser(),
+            no_download=_flag(env, "VSRFLOW_NO_DOWNLOAD"),
+            log_format=log_format,
+            progress_interval=_positive_float(env, "VSRFLOW_PROGRESS_INTERVAL", 5.0),
+            quiet=_flag(env, "VSRFLOW_QUIET"),
+            in_slurm_job=bool(env.get("SLURM_JOB_ID")),
         )

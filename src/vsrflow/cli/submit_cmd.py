@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import check_output_suffix
@@ -43,7 +44,12 @@ def register(sub: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
-    p.add_argument("--scale", type=float, default=4.0, help="output scale (default 4)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="output scale (default: the model's native scale; at most the native scale), as for upscale",
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--chunk-seconds", type=float, default=None, help="target chunk length (default 60 s)")
     size.add_argument("--chunk-frames", type=int, default=None, help="target chunk length in frames")
@@ -59,7 +65,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="chunks upscaled at once (processes, default 1)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
-    p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
+    add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _run_path(args, settings)
 
 
-def choose_model(model: str | None, preset: str | None, scale: float, settings: Settings) -> str:
+def choose_model(model: str | None, preset: str | None, scale: float | None, settings: Settings) -> str:
     """The model the job records: a registry id, or the absolute path of a user weight file.
 
     Resolved here, once, against this machine's weight store (``models.registry.resolve``): the
@@ -89,6 +95,22 @@ def choose_model(model: str | None, preset: str | None, scale: float, settings: 
         get_spec(model)  # a weight file: refuse a bad one now, not in every chunk
         return str(Path(model).expanduser().resolve())  # stages may run elsewhere
     return resolve(model, preset, scale=scale, available=WeightStore(settings.weights_dir).has).id
+
+
+def use_slurm_conf(settings: Settings) -> None:
+    """Point this process's Slurm clients (sbatch, and so every stage job, which inherits the
+    environment) at a configuration: the running local emulator's when none is set up, so
+    `make slurm-up` then `vsrflow submit --executor slurm` works without an export. InputError
+    naming the export when there is no configuration at all."""
+    import logging
+    import os
+
+    from vsrflow.localstack.slurm import find_slurm_conf
+
+    conf, why = find_slurm_conf(os.environ, settings.slurm.bin_dir)
+    if conf is not None:
+        os.environ["SLURM_CONF"] = str(conf)  # the edge: the one place the process env is changed
+        logging.getLogger(__name__).info("Slurm: %s (export SLURM_CONF to use another)", why)
 
 
 def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,6 +144,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         if executor == "slurm":
             from vsrflow.workflow.job.slurm import submit_slurm
 
+            use_slurm_conf(settings)
             ids = submit_slurm(prepared.job, settings)
             print(f"job {job_id}: submitted to Slurm (extract job {ids.extract})")
             return 0
@@ -129,11 +152,14 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         mark_failed(clients, settings.aws, bucket, job_id, f"submit: {exc}")
         raise
     from vsrflow.cli.job_cmd import chunk_runner
-    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.local import JobProgress, run_local
 
     # The same executor as a path job, with the delivery as its stage hooks (status per stage,
-    # the upload once done).
-    status = run_local(prepared.job, settings, hooks=delivery, runner=chunk_runner(settings))
+    # the upload once done) inside the progress display.
+    hooks = JobProgress(
+        prepared.job, interval=settings.progress_interval, enabled=not settings.quiet, inner=delivery
+    )
+    status = run_local(prepared.job, settings, hooks=hooks, runner=chunk_runner(settings))
     print(f"job {job_id}: {status}")
     return 0
 
@@ -142,7 +168,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.writer import check_encoder
     from vsrflow.workflow.job.layout import JobDir
-    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.local import JobProgress, run_local
     from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
     source = args.input.expanduser().resolve()
@@ -154,16 +180,23 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     if not output.parent.is_dir():
         raise InputError(f"output directory {output.parent} does not exist", hint="create it first")
     check_output_suffix(args.output)
+    if (args.executor or "local") == "slurm":
+        use_slurm_conf(settings)  # before the job dir exists: a missing Slurm leaves nothing behind
     check_video_codec(output, check_encoder(args.codec))
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:
         chunk_seconds = 60.0
+    from vsrflow.models.registry import get_spec
+
+    model = choose_model(args.model, args.preset, args.scale, settings)
+    # No --scale: the model's native scale, as `vsrflow upscale` does (recorded in the job spec).
+    scale = args.scale if args.scale is not None else float(get_spec(model).scale)
     spec = JobSpec(
         source=str(source),
         destination=str(output),
-        model=choose_model(args.model, args.preset, args.scale, settings),
-        scale=args.scale,
-        encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
+        model=model,
+        scale=scale,
+        encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt),
         chunk_frames=args.chunk_frames,
         chunk_seconds=chunk_seconds,
         **({} if args.array_throttle is None else {"array_throttle": args.array_throttle}),
@@ -181,7 +214,8 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
             f"see `vsrflow status {job.path}`"
         )
         return 0
-    status = run_local(job, settings, workers=args.workers)
+    progress = JobProgress(job, interval=settings.progress_interval, enabled=not settings.quiet)
+    status = run_local(job, settings, workers=args.workers, hooks=progress)
     if not output.is_file():
         raise VsrError(
             f"job {job.job_id} finished earlier, but {output} is gone (a done job is not re-encoded)",
