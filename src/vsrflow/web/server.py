@@ -72,6 +72,7 @@ def serve(
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((access.host, port))
+    sock.listen(128)  # connections queue from here on, so the printed address works at once
     bound = sock.getsockname()[1]
     host = f"[{access.host}]" if ":" in access.host else access.host
     print(f"vsrflow ui ({mode}): http://{host}:{bound}/", flush=True)
