@@ -46,6 +46,7 @@ def page(browser: Any, server: UiServer) -> Iterator[Any]:
         context.close()
 
 
+@pytest.mark.slow  # a browser and a server (over 5 s on a loaded 2-core box)
 def test_text_file_named_mp4_is_refused_with_the_reason(page: Any, server: UiServer, tmp_path: Path) -> None:
     fake = make_text_file(tmp_path / "holiday.mp4")
     page.goto(server.url + "/")
@@ -111,3 +112,28 @@ def test_upload_job_compare_download(page: Any, server: UiServer, tmp_path: Path
     assert len(video) == 1 and len(audio) == 1, probed["streams"]
     assert (video[0]["width"], video[0]["height"]) == (SIZE[0] * 2, SIZE[1] * 2)
     assert int(video[0]["nb_read_frames"]) == FRAMES
+
+
+@pytest.mark.slow
+def test_quick_preview_compares_models(page: Any, server: UiServer, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "preview.mp4", size=SIZE, frames=FRAMES)
+    page.goto(server.url + "/")
+    page.set_input_files("#files", str(clip))
+    card = page.locator("#uploads .upload").first
+    card.locator(".actions").wait_for(state="visible", timeout=60_000)
+    card.locator(".preview summary").click()
+    for box in card.locator(".preview-models input").all():
+        box.set_checked(box.get_attribute("value") in ("realesr-animevideov3", "SPAN_x2_ch48"))
+    card.locator(".preview-seconds").fill("0.2")
+    card.locator(".run-preview").click()
+    card.locator(".preview-status", has_text="preview done").or_(
+        card.locator(".preview-status", has_text="failed")
+    ).wait_for(timeout=JOB_TIMEOUT_MS)
+    said = card.locator(".preview-status").inner_text()
+    assert "realesr-animevideov3 done" in said and "SPAN_x2_ch48 done" in said, said
+    names = card.locator(".preview-grid figcaption").all_inner_texts()
+    assert names[0] == "source" and sorted(names[1:]) == ["SPAN_x2_ch48", "realesr-animevideov3"], names
+    for video in card.locator(".preview-grid video").all():
+        video.evaluate("v => new Promise(r => v.readyState >= 1 ? r() : (v.onloadedmetadata = r))")
+        assert video.evaluate("v => v.videoWidth") in (SIZE[0], SIZE[0] * 2)
+    screenshot(page, "ui-preview.png")

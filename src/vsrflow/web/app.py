@@ -164,7 +164,10 @@ def create_app(config: UiConfig) -> Any:
         return HTMLResponse(templates.get_template(name).render(**context))
 
     async def index(request: Request) -> Response:
-        return page("upload.html", request, models=await run_in_threadpool(models))
+        listed = await run_in_threadpool(models)
+        # The preview offers the cheapest models first (its default picks are the first two).
+        cheap = sorted(listed, key=lambda m: (m["mflop_per_px"] is None, m["mflop_per_px"] or 0.0))
+        return page("upload.html", request, models=listed, preview_models=cheap)
 
     async def jobs_page(request: Request) -> Response:
         return page("jobs.html", request)

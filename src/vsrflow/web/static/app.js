@@ -210,7 +210,8 @@ const vsrflow = (() => {
     if (job.reason) { state.append(el("div", job.reason, "reason small")); }
     tr.append(state);
     tr.append(el("td", job.total_chunks ? `${job.done_chunks}/${job.total_chunks} chunks` : ""));
-    tr.append(el("td", job.fps ? `${job.fps} fps, ETA ${fmtSeconds(job.eta_s)}` : ""));
+    const running = !["done", "failed", "superseded"].includes(job.state);
+    tr.append(el("td", job.fps ? `${job.fps} fps` + (running ? `, ETA ${fmtSeconds(job.eta_s)}` : "") : ""));
     tr.append(el("td", job.model ? `${job.model}${job.scale ? " x" + job.scale : ""}` : ""));
     const act = el("td");
     if (job.has_result) {
