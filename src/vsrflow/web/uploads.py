@@ -43,9 +43,10 @@ def safe_name(raw: str, suffixes: tuple[str, ...] = INPUT_SUFFIXES) -> str:
         raise InputError(
             f"{raw!r}: unsupported file type {shown}", hint=f"upload a video ending in {', '.join(suffixes)}"
         )
+    typed = base[len(base) - len(suffix) :]  # as the user spelled it (x.MOV stays x.MOV)
     stem = base[: len(base) - len(suffix)].strip(" .") or "video"
     stem = stem[: MAX_NAME_CHARS - len(suffix)]
-    return stem + suffix
+    return stem + typed
 
 
 def safe_tag(text: str) -> str:
