@@ -134,6 +134,6 @@ def test_quick_preview_compares_models(page: Any, server: UiServer, tmp_path: Pa
     names = card.locator(".preview-grid figcaption").all_inner_texts()
     assert names[0] == "source" and sorted(names[1:]) == ["SPAN_x2_ch48", "realesr-animevideov3"], names
     for video in card.locator(".preview-grid video").all():
-        video.evaluate("v => new Promise(r => v.readyState >= 1 ? r() : (v.onloadedmetadata = r))")
+        video.evaluate("v => new Promise(r => v.readyState >= 2 ? r() : (v.onloadeddata = r))")
         assert video.evaluate("v => v.videoWidth") in (SIZE[0], SIZE[0] * 2)
     screenshot(page, "ui-preview.png")

@@ -56,6 +56,8 @@ HERE = Path(__file__).resolve().parent
 EVENT_PERIOD_S = 1.0
 #: Scales offered on the page.
 SCALES = (2.0, 4.0)
+#: The preset of a job started without a model (the CLI's default too).
+DEFAULT_PRESET = "fidelity"
 
 
 @dataclass
@@ -198,7 +200,22 @@ def create_app(config: UiConfig) -> Any:
         summary = described.to_json()
         (path.parent / PROBE_FILE).write_text(json.dumps(summary), encoding="utf-8")
         estimates = await run_in_threadpool(_estimates, summary)
-        return JSONResponse({"upload_id": upload_id, "probe": summary, "estimates": estimates})
+        defaults = await run_in_threadpool(_default_models)
+        return JSONResponse(
+            {"upload_id": upload_id, "probe": summary, "estimates": estimates, "default_models": defaults}
+        )
+
+    def _default_models() -> dict[str, str | None]:
+        """The model the default preset picks at each offered scale (what the job will record)."""
+        from vsrflow.workflow.job.submit import choose_model
+
+        out: dict[str, str | None] = {}
+        for scale in SCALES:
+            try:
+                out[str(scale)] = choose_model(None, DEFAULT_PRESET, scale, settings)
+            except InputError:
+                out[str(scale)] = None
+        return out
 
     def _estimates(summary: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -252,7 +269,7 @@ def create_app(config: UiConfig) -> Any:
             source=source,
             output=output,
             model=str(model) if model else None,
-            preset=str(preset) if preset and not model else None,
+            preset=str(preset) if preset and not model else DEFAULT_PRESET if not model else None,
             scale=scale,
             encoder=EncoderSpec(),
             chunk_seconds=config.chunk_seconds,

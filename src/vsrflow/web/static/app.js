@@ -104,14 +104,17 @@ const vsrflow = (() => {
       showProbe(card, data.probe);
       const estimate = card.querySelector(".estimate");
       const modelSel = document.getElementById("model");
+      const scaleSel = document.getElementById("scale");
       const showEstimate = () => {
-        const id = modelSel.value || Object.keys(data.estimates)[0];
+        const id = modelSel.value || data.default_models[scaleSel.value];
         const e = data.estimates[id];
         estimate.textContent = e && e.seconds !== null
           ? `estimate with ${id}: about ${fmtSeconds(e.seconds)} of upscaling (${e.basis})`
-          : `no estimate for ${id}`;
+          : `no estimate for ${id || "the default preset (no model for this scale here)"}`;
       };
-      modelSel.addEventListener("change", showEstimate); showEstimate();
+      modelSel.addEventListener("change", showEstimate);
+      scaleSel.addEventListener("change", showEstimate);
+      showEstimate();
       const actions = card.querySelector(".actions");
       actions.hidden = false;
       card.querySelector(".start").addEventListener("click", async (ev) => {
@@ -120,7 +123,7 @@ const vsrflow = (() => {
           const job = await api("POST", "/api/jobs", {
             upload_id: data.upload_id,
             model: modelSel.value || null,
-            preset: modelSel.value ? null : "fidelity",
+            preset: null,
             scale: Number(document.getElementById("scale").value),
             container: document.getElementById("container").value,
           });
@@ -155,7 +158,7 @@ const vsrflow = (() => {
               const names = ["source", ...Object.keys(p.models).filter((m) => p.models[m].state === "done")];
               for (const n of names) {
                 const fig = el("figure"); const v = el("video"); v.controls = true; v.muted = true; v.loop = true;
-                v.src = `/api/previews/${id}/${encodeURIComponent(n)}.mp4`; v.className = "preview-video";
+                v.preload = "auto"; v.src = `/api/previews/${id}/${encodeURIComponent(n)}.mp4`; v.className = "preview-video";
                 fig.append(v); fig.append(el("figcaption", n)); grid.append(fig);
               }
             }
