@@ -25,7 +25,7 @@ PYTEST_ARGS ?= --durations=25
 BENCH_ARGS   ?=
 QUALITY_ARGS ?=
 
-.PHONY: help install system-deps run test test-fast lint typecheck contracts unit bench bench-quality clean distclean
+.PHONY: help install system-deps browser-deps ui run test test-fast lint typecheck contracts unit bench bench-quality clean distclean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,10 +37,17 @@ system-deps: ## ffmpeg/ffprobe CLI from Debian (apt-get as root, sudo otherwise)
 	$$SUDO apt-get update -qq; \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 
+browser-deps: ## Debian's chromium for the browser tests (tests/browser, driven by Playwright; no browser download)
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "the browser tests need Debian's chromium: install the package 'chromium' and rerun" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ui]'
 	touch $@
 
 install: system-deps $(BIN)/.installed ## venv with torch (pinned), vsrflow and the dev tools
@@ -53,6 +60,12 @@ run: install $(SAMPLE) ## upscale a sample clip (bikes.mp4 / 2) with a CPU-frien
 	$(BIN)/vsrflow upscale $(SAMPLE) -o $(OUT)/bikes_x$(RUN_SCALE).mp4 \
 	  --model $(RUN_MODEL) --scale $(RUN_SCALE) --overwrite
 
+# `make ui UI_ARGS='--local-stack'` or UI_ARGS='--aws' (README "Web page", docs/ui.md).
+UI_ARGS ?=
+ui: install ## serve the web page on http://127.0.0.1:8765/ (upload, jobs, compare, download)
+	$(BIN)/vsrflow models import-ncnn $(RUN_MODEL) SPAN_x2_ch48
+	$(BIN)/vsrflow ui $(UI_ARGS)
+
 lint: install ## ruff lint + format check
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -63,12 +76,12 @@ typecheck: install ## mypy on the package
 contracts: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
-unit: install slurm-deps serve-deps pcluster-venv ## the test suite only (needs the Slurm packages for the emulator tests)
+unit: install slurm-deps serve-deps pcluster-venv browser-deps ## the test suite only (needs the Slurm packages for the emulator tests)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck contracts unit ## everything CI checks
 
-test-fast: lint typecheck contracts install slurm-deps serve-deps pcluster-venv ## the tests not marked slow (a few minutes; for the edit-test loop)
+test-fast: lint typecheck contracts install slurm-deps serve-deps pcluster-venv browser-deps ## the tests not marked slow (a few minutes; for the edit-test loop)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install ## speed benchmark (vsrflow bench) -> bench/results/upscale-<device>-<host>.json

@@ -303,3 +303,30 @@ def write_status(
         f"s3://{bucket}/{key}: the status changed under every one of {STATUS_WRITE_ATTEMPTS} writes",
         hint="retry later",
     )
+
+
+def list_statuses(s3: Any, bucket: str, *, limit: int = 50) -> list[JobStatus]:
+    """The ``status.json`` of the ``limit`` most recently updated jobs, newest first.
+
+    An unreadable status (another schema version, a hand-edited object) is skipped, not fatal:
+    the list is for people watching many jobs.
+    """
+    entries: list[tuple[str, str]] = []
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix="jobs/"):
+            for obj in page.get("Contents", []):
+                key = str(obj["Key"])
+                if key.endswith("/status.json") and key.count("/") == 2:
+                    entries.append((str(obj["LastModified"]), key.split("/")[1]))
+    except Exception as exc:
+        raise _storage_error(exc, f"list s3://{bucket}/jobs/") from exc
+    out: list[JobStatus] = []
+    for _, job_id in sorted(entries, reverse=True)[:limit]:
+        try:
+            status = read_status(s3, bucket, job_id)
+        except InputError:
+            continue
+        if status is not None:
+            out.append(status)
+    return out

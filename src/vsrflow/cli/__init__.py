@@ -33,6 +33,7 @@ from vsrflow.cli import (
     serve_cmd,
     status_cmd,
     submit_cmd,
+    ui_cmd,
     upscale_cmd,
 )
 from vsrflow.cli.logs import json_logs, setup_logging
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve_cmd,
         cluster_cmd,
         local_cmd,
+        ui_cmd,
     )
     for command in commands:
         command.register(sub)

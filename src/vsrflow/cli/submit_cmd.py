@@ -21,7 +21,6 @@ from typing import Any
 from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
-from vsrflow.formats import check_output_suffix
 
 
 def register(sub: Any) -> None:
@@ -82,19 +81,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def choose_model(model: str | None, preset: str | None, scale: float | None, settings: Settings) -> str:
-    """The model the job records: a registry id, or the absolute path of a user weight file.
+    """The model a job records (:func:`vsrflow.workflow.job.submit.choose_model`)."""
+    from vsrflow.workflow.job.submit import choose_model as choose
 
-    Resolved here, once, against this machine's weight store (``models.registry.resolve``): the
-    spec stores the answer, so every chunk runs that model on every node whatever weights the
-    node holds (a node without them fetches or fails loudly, it never picks another one).
-    """
-    from vsrflow.models.registry import REGISTRY, get_spec, looks_like_path, resolve
-    from vsrflow.models.store import WeightStore
-
-    if model is not None and model not in REGISTRY and looks_like_path(model):
-        get_spec(model)  # a weight file: refuse a bad one now, not in every chunk
-        return str(Path(model).expanduser().resolve())  # stages may run elsewhere
-    return resolve(model, preset, scale=scale, available=WeightStore(settings.weights_dir).has).id
+    return choose(model, preset, scale, settings)
 
 
 def use_slurm_conf(settings: Settings) -> None:
@@ -165,45 +155,26 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_path(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.media.assemble import check_video_codec
-    from vsrflow.media.writer import check_encoder
-    from vsrflow.workflow.job.layout import JobDir
     from vsrflow.workflow.job.local import JobProgress, run_local
-    from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
+    from vsrflow.workflow.job.spec import EncoderSpec
+    from vsrflow.workflow.job.submit import PathJobRequest, create_path_job
 
-    source = args.input.expanduser().resolve()
-    output = args.output.expanduser().resolve()
-    if not source.is_file():
-        raise InputError(f"{args.input}: file not found", hint="check the path")
-    if output.exists() and not args.overwrite:
-        raise InputError(f"output {args.output} already exists", hint="pass --overwrite or choose another -o")
-    if not output.parent.is_dir():
-        raise InputError(f"output directory {output.parent} does not exist", hint="create it first")
-    check_output_suffix(args.output)
     if (args.executor or "local") == "slurm":
         use_slurm_conf(settings)  # before the job dir exists: a missing Slurm leaves nothing behind
-    check_video_codec(output, check_encoder(args.codec))
-    chunk_seconds = args.chunk_seconds
-    if args.chunk_frames is None and chunk_seconds is None:
-        chunk_seconds = 60.0
-    from vsrflow.models.registry import get_spec
-
-    model = choose_model(args.model, args.preset, args.scale, settings)
-    # No --scale: the model's native scale, as `vsrflow upscale` does (recorded in the job spec).
-    scale = args.scale if args.scale is not None else float(get_spec(model).scale)
-    spec = JobSpec(
-        source=str(source),
-        destination=str(output),
-        model=model,
-        scale=scale,
+    request = PathJobRequest(
+        source=args.input,
+        output=args.output,
+        model=args.model,
+        preset=args.preset,
+        scale=args.scale,
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt),
+        chunk_seconds=args.chunk_seconds,
         chunk_frames=args.chunk_frames,
-        chunk_seconds=chunk_seconds,
-        **({} if args.array_throttle is None else {"array_throttle": args.array_throttle}),
+        array_throttle=args.array_throttle,
+        overwrite=args.overwrite,
     )
-    root = (args.jobs_root or settings.cache_dir / "jobs").expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    job = JobDir.create(root, spec, spec.job_id(file_identity(source)))
+    job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
+    output = Path(job.spec.destination)
     print(f"job {job.job_id}: {job.path}")
     if (args.executor or "local") == "slurm":
         from vsrflow.workflow.job.slurm import submit_slurm

@@ -259,3 +259,52 @@ def probe(path: Path | str) -> VideoInfo:
         )
     log.debug("probed %s: %s", path, info)
     return info
+
+
+def scan_type(path: Path | str, *, frames: int = 24) -> str:
+    """What the stream says about its scan: ``progressive``, ``interlaced (<field order>)`` or ``unknown``.
+
+    Decodes up to ``frames`` frames and reads the decoder's flags (the encoder's interlaced
+    flag per frame and the stream's field order); ``unknown`` when no frame decoded. This is what
+    the headers claim, not a content analysis (telecined film is flagged progressive).
+
+    Raises:
+        InputError: as :func:`open_input` and :func:`pick_video`.
+    """
+    path = Path(path)
+    container = open_input(path)
+    with container:
+        video = pick_video(container, path)
+        interlaced = seen = 0
+        try:
+            for frame in container.decode(video):
+                seen += 1
+                interlaced += bool(frame.interlaced_frame)
+                if seen >= frames:
+                    break
+        except av.error.FFmpegError:
+            pass  # a damaged tail: the probe reports it; the flags of what decoded still count
+        order = str(getattr(video.codec_context, "field_order", "") or "").lower()
+    if interlaced or order in ("tt", "bb", "tb", "bt"):
+        return f"interlaced ({order})" if order in ("tt", "bb", "tb", "bt") else "interlaced"
+    return "progressive" if seen else "unknown"
+
+
+def coded_size(location: str) -> tuple[int, int]:
+    """(width, height) of the video stream of ``location``: a local path or an ``http(s)`` URL.
+
+    Reads the headers only (a presigned URL costs a few range requests, not the file).
+    Raises InputError when it cannot be opened or holds no video.
+    """
+    if not location.startswith(("http://", "https://")):
+        path = Path(location)
+        with open_input(path) as container:
+            stream = pick_video(container, path)
+            return stream.codec_context.width, stream.codec_context.height
+    shown = location.split("?", 1)[0]
+    try:
+        with av.open(location, mode="r") as container:
+            stream = pick_video(container, Path(shown))
+            return stream.codec_context.width, stream.codec_context.height
+    except av.error.FFmpegError as err:
+        raise InputError(f"{shown}: cannot be read: {err}", hint="check that the object exists") from err
