@@ -67,6 +67,8 @@ vsr_parse_args() {
   VSR_VERSION="" VSR_WHEEL_URI="" VSR_WHEEL_SHA256="" VSR_REQUIREMENTS_SHA256="" VSR_REGION="" VSR_BUCKET="" VSR_CLUSTER_NAME=""
   VSR_SHARED_DIR="/fsx" VSR_CPU_PARTITION="cpu" VSR_GPU_PARTITION="gpu" VSR_LOG_LEVEL="INFO"
   VSR_MODEL="" VSR_GPUS="" VSR_BASE_PORT="8080" VSR_WARM_TIMEOUT="600" VSR_TOPIC_ARN=""
+  VSR_UPLOAD_PREFIX="uploads/" VSR_OUTPUT_PREFIX="outputs/" VSR_MAX_OBJECT_BYTES="53687091200"
+  VSR_PRESETS="anime=anime:2,live-action=live-action:4,fidelity=fidelity:2"
   while (($# > 0)); do
     local flag="$1"
     (($# >= 2)) || vsr_die "${flag} needs a value"
@@ -86,6 +88,10 @@ vsr_parse_args() {
       --gpu-partition) VSR_GPU_PARTITION="${value}" ;;
       --log-level) VSR_LOG_LEVEL="${value}" ;;
       --topic-arn) VSR_TOPIC_ARN="${value}" ;;
+      --upload-prefix) VSR_UPLOAD_PREFIX="${value}" ;;
+      --output-prefix) VSR_OUTPUT_PREFIX="${value}" ;;
+      --presets) VSR_PRESETS="${value}" ;;
+      --max-object-bytes) VSR_MAX_OBJECT_BYTES="${value}" ;;
       --model) VSR_MODEL="${value}" ;;
       --gpus) VSR_GPUS="${value}" ;;
       --base-port) VSR_BASE_PORT="${value}" ;;
@@ -111,6 +117,12 @@ vsr_parse_args() {
   vsr_expect --log-level "${VSR_LOG_LEVEL}" '^(DEBUG|INFO|WARNING|ERROR)$' "DEBUG, INFO, WARNING or ERROR"
   vsr_expect --topic-arn "${VSR_TOPIC_ARN}" '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$' \
     "an SNS topic ARN (the TopicArn output of the infra/cfn stack)"
+  vsr_expect --upload-prefix "${VSR_UPLOAD_PREFIX}" '^[A-Za-z0-9_.-]+/$' "a key prefix ending in / (UploadPrefix)"
+  vsr_expect --output-prefix "${VSR_OUTPUT_PREFIX}" '^[A-Za-z0-9_.-]+/$' "a key prefix ending in / (OutputPrefix)"
+  vsr_expect --presets "${VSR_PRESETS}" \
+    '^[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+:[0-9.]+(,[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+:[0-9.]+)*$' \
+    "a folder=preset:scale list (Presets)"
+  vsr_expect --max-object-bytes "${VSR_MAX_OBJECT_BYTES}" '^[1-9][0-9]*$' "a positive byte count (MaxObjectBytes)"
   vsr_expect --base-port "${VSR_BASE_PORT}" '^[1-9][0-9]{3,4}$' "a TCP port"
   vsr_expect --warm-timeout "${VSR_WARM_TIMEOUT}" '^[1-9][0-9]*$' "a positive number of seconds"
   # Derived layout: venv and wrapper local to the node; weights and job directories on shared storage.
@@ -226,6 +238,11 @@ vsr_write_config() {
     # done/failed notices: published from the head node and the encode jobs (ClusterNodePolicy allows it).
     vsr_env_line VSRFLOW_AWS_TOPIC_ARN "${VSR_TOPIC_ARN}"
     vsr_env_line VSRFLOW_AWS_JOBS_ROOT "${VSR_JOBS_ROOT}"
+    # The trigger's upload rules: the head node re-derives each job request with them.
+    vsr_env_line VSRFLOW_AWS_UPLOAD_PREFIXES "${VSR_UPLOAD_PREFIX}"
+    vsr_env_line VSRFLOW_AWS_OUTPUT_PREFIX "${VSR_OUTPUT_PREFIX}"
+    vsr_env_line VSRFLOW_AWS_PRESETS "${VSR_PRESETS}"
+    vsr_env_line VSRFLOW_AWS_MAX_OBJECT_BYTES "${VSR_MAX_OBJECT_BYTES}"
     vsr_env_line VSRFLOW_AWS_EXECUTOR slurm
     vsr_env_line VSRFLOW_AWS_HEAD_NODE_COMMAND /usr/local/bin/vsrflow
   } >"${env_file}.tmp"

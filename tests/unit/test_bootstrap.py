@@ -163,6 +163,10 @@ def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
     assert settings.aws.jobs_root == Path("/fsx/vsrflow/jobs")
     assert settings.cache_dir == Path("/fsx/vsrflow/cache")
     assert settings.endpoint.base_port == 8080 and settings.log_level == "DEBUG"
+    # The stack's upload rules, which the head node re-derives every job request with.
+    assert settings.aws.upload_prefixes == ("uploads/",) and settings.aws.output_prefix == "outputs/"
+    assert settings.aws.preset_for("live-action") == ("live-action", 4.0)
+    assert settings.aws.max_object_bytes == 53687091200
     assert (tmp_path / "fsx" / "vsrflow" / "jobs").is_dir()
     assert "ready: vsrflow 0.1.0" in proc.stderr
 
@@ -170,6 +174,18 @@ def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
     before = (tmp_path / "etc" / "vsrflow" / "vsrflow.env").read_text()
     assert _run(script, args, tmp_path).returncode == 0
     assert (tmp_path / "etc" / "vsrflow" / "vsrflow.env").read_text() == before
+
+
+def test_upload_rules_other_than_the_defaults_reach_the_settings(tmp_path: Path) -> None:
+    rules = {"upload_prefix": "in/", "output_prefix": "out/", "presets": "films=live-action:4"}
+    args = _with(HEAD_ARGS, **rules, max_object_bytes="99")
+    assert _run("head-node.sh", args, tmp_path).returncode == 0
+    aws = Settings.from_env(_env_file(tmp_path)).aws
+    assert (aws.upload_prefixes, aws.output_prefix, aws.max_object_bytes) == (("in/",), "out/", 99)
+    assert aws.presets == (("films", "live-action", 4.0),)
+    for bad in ({"presets": "films=x:4;reboot"}, {"upload_prefix": "in"}, {"max_object_bytes": "0"}):
+        proc = _run("head-node.sh", _with(HEAD_ARGS, **bad), tmp_path)
+        assert proc.returncode != 0 and f"--{next(iter(bad)).replace('_', '-')}=" in proc.stderr, proc.stderr
 
 
 def test_wrapper_loads_the_configuration_and_passes_arguments_verbatim(tmp_path: Path) -> None:

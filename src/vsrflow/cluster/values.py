@@ -176,6 +176,11 @@ def render_context(values: Mapping[str, Any], *, values_name: str) -> dict[str, 
         "--gpu-partition", gpu["name"],
         "--log-level", vsr["log_level"],
         "--topic-arn", ctx["topic_arn"],
+        # The stack's upload rules: the head node derives every job request again with them.
+        "--upload-prefix", ctx["event_path"]["upload_prefix"],
+        "--output-prefix", ctx["event_path"]["output_prefix"],
+        "--presets", ctx["event_path"]["presets"],
+        "--max-object-bytes", str(ctx["event_path"]["max_object_bytes"]),
         # Every node: Slurm jobs carry the submitting (head) node's environment to the GPU nodes.
         "--base-port", str(gpu["base_port"]),
     ]  # fmt: skip
