@@ -5,9 +5,10 @@ supervisor, Multi Model Server on CPU, realesr-animevideov3 x2 from the test wei
 ``VSRFLOW_TEST_CACHE``), injects each fault in turn and prints one table row per case:
 (case, expected, observed). Exit status 1 when a case did not behave as expected.
 
-Cases: the Java server SIGKILLed, the launcher SIGKILLed, MMS's Python worker SIGKILLed, the Java
-server hung (SIGSTOP), one death more than ``--max-restarts``, and the port rules (a port above
-Multi Model Server's limit, a port in use), which must be refused before anything starts.
+Cases: a request longer than the health checks (must not restart), the Java server SIGKILLed,
+the launcher SIGKILLed, MMS's Python worker SIGKILLed, the Java server hung (SIGSTOP), one death
+more than ``--max-restarts``, and the port rules (a port above Multi Model Server's limit, a port
+in use), which must be refused before anything starts.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from tests.servinglib import MODEL, ServeProcess, free_ports, server_processes
+from vsrflow.serving.client import EndpointClient
 
 REPO = Path(__file__).resolve().parent.parent
 BOUND_S = 240.0
@@ -60,6 +64,22 @@ def run() -> list[tuple[str, str, str, bool]]:
         state = Path(tmp) / "state"
         with ServeProcess(env, port, state, "--max-restarts", "3") as serve:
             serve.wait_ready(1, BOUND_S)
+
+            # Busy is not hung: /ping is the Java frontend's, answered while the worker runs a long
+            # request, so a request longer than the health checks never triggers a restart.
+            frames = np.random.default_rng(0).integers(0, 256, (8, 256, 256, 3), np.uint8)
+            client = EndpointClient("127.0.0.1", port, retries=0, read_timeout=BOUND_S)
+            t0 = time.monotonic()
+            shape = client.upscale_frames(frames).shape
+            took_s = time.monotonic() - t0
+            rows.append(
+                (
+                    f"one request longer than 3 health checks ({took_s:.0f} s)",
+                    "answered, no restart",
+                    f"answered {shape}, {len(serve.ready_times()) - 1} restart(s)",
+                    shape == (8, 512, 512, 3) and len(serve.ready_times()) == 1 and took_s > 15,
+                )
+            )
 
             def restart_case(case: str, role: str, sig: int, ready: int) -> None:
                 victim = serve.role(role)

@@ -342,7 +342,6 @@ class Supervisor:
         ready_timeout: seconds each start may take until warm (:meth:`Endpoint.wait_ready`).
         on_ready: called after every start that became warm (``restarts``: how many restarts so
             far); on_down: called when the server died, before the backoff (reason text).
-        sleep, clock: injectable for the unit tests of the policy.
     """
 
     def __init__(
@@ -353,16 +352,12 @@ class Supervisor:
         ready_timeout: float,
         on_ready: Callable[[WarmUp, int], None] | None = None,
         on_down: Callable[[str], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
         self.policy = policy
         self.ready_timeout = ready_timeout
         self.on_ready = on_ready or (lambda warm, restarts: None)
         self.on_down = on_down or (lambda reason: None)
-        self.sleep = sleep
-        self.clock = clock
         #: True while the endpoint is warm and watched (a stop request is then taken at once).
         self.serving = False
         self.restarts = 0
@@ -393,7 +388,7 @@ class Supervisor:
                 return
             self.serving = False
             self.on_down(reason)
-            now = self.clock()
+            now = time.monotonic()
             self._recent = [t for t in self._recent if now - t < self.policy.window_s]
             if len(self._recent) >= self.policy.max_restarts:
                 raise GaveUp(
@@ -409,7 +404,7 @@ class Supervisor:
             )
             if self.endpoint.alive():  # hung, not dead: it will not honour SIGTERM either
                 self.endpoint.kill()
-            self.sleep(delay)
+            time.sleep(delay)
             if stopping():
                 return
             try:
@@ -427,7 +422,7 @@ class Supervisor:
     def _watch(self, stopping: Callable[[], bool]) -> str | None:
         """Wait until the server dies (the reason) or ``stopping()`` (None)."""
         failures = 0
-        next_check = self.clock() + self.policy.health_interval_s
+        next_check = time.monotonic() + self.policy.health_interval_s
         while not stopping():
             proc = self.endpoint.proc
             if proc is None:
@@ -435,10 +430,10 @@ class Supervisor:
             code = proc.poll()
             if code is not None:
                 return f"exited (code {code})" if code >= 0 else f"was killed (signal {-code})"
-            if self.clock() >= next_check:
+            if time.monotonic() >= next_check:
                 failures = 0 if self._health.ping() else failures + 1
                 if failures >= self.policy.health_failures:
                     return f"did not answer /ping {failures} times in a row"
-                next_check = self.clock() + self.policy.health_interval_s
-            self.sleep(0.2)
+                next_check = time.monotonic() + self.policy.health_interval_s
+            time.sleep(0.2)
         return None
