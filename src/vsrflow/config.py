@@ -285,6 +285,41 @@ LOG_FORMATS = ("auto", "text", "json")
 
 #: Port of the first model endpoint when ``VSRFLOW_ENDPOINT_BASE_PORT`` is unset (`vsrflow serve`).
 DEFAULT_ENDPOINT_BASE_PORT = 8080
+#: Highest port an endpoint can serve on: Multi Model Server refuses any inference or management
+#: port from 32767 up ("Invalid port number", its Connector's limit), wherever it came from.
+MAX_ENDPOINT_PORT = 32766
+#: What to use instead, in every message about an endpoint port.
+ENDPOINT_PORT_HINT = f"use a port in 1024..{MAX_ENDPOINT_PORT} (default {DEFAULT_ENDPOINT_BASE_PORT})"
+
+
+def endpoint_port_rule(port: int) -> str | None:
+    """The rule ``port`` breaks as an endpoint port, or None (static rules, no system lookup).
+
+    ``1 <= port <= MAX_ENDPOINT_PORT``: above it Multi Model Server refuses to start. Ports below
+    1024 pass here; :func:`privileged_port_rule` decides them for the process that binds.
+    """
+    if not 1 <= port <= 65535:
+        return "is not a TCP port (1..65535)"
+    if port > MAX_ENDPOINT_PORT:
+        return f"is refused by Multi Model Server, which accepts ports up to {MAX_ENDPOINT_PORT} only"
+    return None
+
+
+def privileged_port_rule(port: int) -> str | None:
+    """The rule ``port`` breaks for a server started by this process (not root), or None.
+
+    Ports below ``net.ipv4.ip_unprivileged_port_start`` (1024 unless lowered) need root to bind,
+    and endpoints run as an unprivileged user on the nodes: Multi Model Server would fail to bind.
+    """
+    if os.geteuid() == 0:
+        return None
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
+    except (OSError, ValueError):
+        first = 1024
+    if port < first:
+        return f"is privileged (below {first}) and this endpoint runs as uid {os.geteuid()}, not root"
+    return None
 
 
 @dataclass(frozen=True)
@@ -332,8 +367,10 @@ class EndpointSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EndpointSettings:
         port = _positive_int(env, "VSRFLOW_ENDPOINT_BASE_PORT", None)
+        # Only the TCP range here (clients call whatever listens there, a container's mapped port
+        # too); the model server's own limit is checked where `vsrflow serve` starts one.
         if port is not None and port > 65535:
-            raise InputError(f"VSRFLOW_ENDPOINT_BASE_PORT={port} is not a TCP port", hint="use 1024..65535")
+            raise InputError(f"VSRFLOW_ENDPOINT_BASE_PORT={port} is not a TCP port", hint=ENDPOINT_PORT_HINT)
         retries_raw = (env.get("VSRFLOW_ENDPOINT_RETRIES") or "").strip()
         if retries_raw and not retries_raw.isdigit():
             raise InputError(

@@ -374,3 +374,96 @@ def test_template_notifications_apply_to_the_bucket(
     (applied_config,) = applied["LambdaFunctionConfigurations"]
     rules = [(r["Name"].lower(), r["Value"]) for r in applied_config["Filter"]["Key"]["FilterRules"]]
     assert rules == [("prefix", "uploads/")]  # no suffix filter: clip.Mp4 triggers too
+
+
+def test_nodes_may_write_statuses_and_outputs_but_never_requests(template: dict[str, Any]) -> None:
+    """Every node runs stages (status.json, outputs) but only the trigger names a job's work."""
+    doc = template["Resources"]["ClusterNodePolicy"]["Properties"]["PolicyDocument"]
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+
+    def resources(statement: dict[str, Any]) -> list[str]:
+        res = statement["Resource"]
+        return [r["Fn::Sub"] for r in (res if isinstance(res, list) else [res])]
+
+    bucket = "arn:${AWS::Partition}:s3:::${MediaBucketName}/"
+    writes = [s for s in doc["Statement"] if s["Effect"] == "Allow" and "s3:PutObject" in s["Action"]]
+    assert sorted(r for s in writes for r in resources(s)) == [
+        f"{bucket}${{OutputPrefix}}*",
+        f"{bucket}jobs/*/status.json",
+    ]
+    deny = by_sid["NeverWriteJobRequests"]
+    assert deny["Effect"] == "Deny" and resources(deny) == [f"{bucket}jobs/*/request.json"]
+    assert {"s3:PutObject", "s3:DeleteObject"} <= set(deny["Action"])
+    # The trigger still writes requests (its own role, not this policy).
+    trigger = template["Resources"]["TriggerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert any(
+        "s3:PutObject" in s["Action"] and s["Resource"] == {"Fn::Sub": f"{bucket}jobs/*"}
+        for s in trigger["Statement"]
+    )
+
+
+def test_node_policy_as_iam_evaluates_it(
+    moto_session: boto3.session.Session, deployed: dict[str, Any]
+) -> None:
+    """The deployed ClusterNodePolicy, enforced by moto's IAM: a node's own keys try each write."""
+    import requests
+
+    iam = moto_session.client("iam")
+    arn = deployed["outputs"]["ClusterNodePolicyArn"]
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    assert "NeverWriteJobRequests" in json.dumps(document)
+    iam.create_user(UserName="cluster-node")
+    iam.attach_user_policy(UserName="cluster-node", PolicyArn=arn)
+    key = iam.create_access_key(UserName="cluster-node")["AccessKey"]
+    bucket = deployed["outputs"]["BucketName"]
+    admin = moto_session.client("s3")
+    # moto enforces the bucket's deny-plain-HTTP policy, and this endpoint is plain HTTP: set it
+    # aside (identity policies are what is tested here) and put it back afterwards.
+    bucket_policy = admin.get_bucket_policy(Bucket=bucket)["Policy"]
+    admin.delete_bucket_policy(Bucket=bucket)
+    admin.put_object(Bucket=bucket, Key="jobs/0123456789abcdef/request.json", Body=b"{}")
+    node = boto3.session.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
+    ).client("s3")
+    endpoint = node.meta.endpoint_url
+    # From here on moto checks every request's signature and the caller's IAM policies.
+    requests.post(f"{endpoint}/moto-api/reset-auth", data=b"0", timeout=30).raise_for_status()
+    try:
+
+        def allowed(call: Any, **kwargs: Any) -> bool:
+            try:
+                call(Bucket=bucket, **kwargs)
+            except node.exceptions.ClientError as err:
+                assert err.response["Error"]["Code"] == "AccessDenied", err.response
+                return False
+            return True
+
+        job = "jobs/0123456789abcdef/"
+        assert allowed(node.put_object, Key=job + "status.json", Body=b"{}")
+        assert allowed(node.put_object, Key="outputs/anime/clip_x2.mp4", Body=b"video")
+        assert allowed(node.get_object, Key=job + "request.json")
+        assert not allowed(node.put_object, Key=job + "request.json", Body=b'{"bucket": "elsewhere"}')
+        assert not allowed(node.create_multipart_upload, Key=job + "request.json")
+        assert not allowed(node.delete_object, Key=job + "request.json")
+        assert not allowed(node.put_object, Key=job + "other.json", Body=b"{}")
+        assert not allowed(node.put_object, Key="uploads/anime/clip.mp4", Body=b"video")
+    finally:
+        requests.post(f"{endpoint}/moto-api/reset-auth", data=b"inf", timeout=30).raise_for_status()
+    assert admin.get_object(Bucket=bucket, Key=job + "request.json")["Body"].read() == b"{}"
+    admin.put_bucket_policy(Bucket=bucket, Policy=bucket_policy)
+
+
+def test_cluster_values_default_to_the_stacks_upload_rules(template: dict[str, Any]) -> None:
+    """The head node re-derives requests with the cluster values' event_path: same defaults."""
+    schema = json.loads((REPO / "infra" / "cluster" / "values.schema.json").read_text())
+    rules = schema["properties"]["event_path"]["properties"]
+    params = template["Parameters"]
+    pairs = {
+        "upload_prefix": "UploadPrefix",
+        "output_prefix": "OutputPrefix",
+        "presets": "Presets",
+        "max_object_bytes": "MaxObjectBytes",
+    }
+    for field, parameter in pairs.items():
+        assert str(rules[field]["default"]) == str(params[parameter]["Default"]), field
