@@ -509,6 +509,15 @@ def reconcile(job: JobDir, settings: Settings, view: ChainView) -> str | None:
 # ---- the chain ------------------------------------------------------------------------------
 
 
+def _live_chain(job: JobDir, settings: Settings) -> ChainView | None:
+    """The view of ``job``'s recorded chain when one of its jobs is still alive, else None."""
+    store = ManifestStore(job)
+    if read_job_ids(job) is None or (store.exists() and store.load().state in TERMINAL_JOB_STATES):
+        return None
+    view = chain_view(job, settings)
+    return view if view is not None and view.alive else None
+
+
 def submit_slurm(job: JobDir, settings: Settings) -> SlurmJobIds:
     """Submit the extract job of ``job``; it submits the rest of the chain when it ends.
 
@@ -523,6 +532,12 @@ def submit_slurm(job: JobDir, settings: Settings) -> SlurmJobIds:
     if store.exists() and store.load().state is JobState.FAILED:
         log.info("job %s failed before (%s); resuming", job.job_id, store.load().reason)
         store.resume()
+    running = _live_chain(job, settings)
+    if running is not None:
+        # The same job submitted again while its chain still runs: a second chain would run
+        # every stage twice over the same job directory. The first one finishes the job.
+        log.warning("job %s is already on Slurm (%s); not submitting it twice", job.job_id, running.summary())
+        return running.ids
     extract = _sbatch(
         settings,
         stage_argv(job, settings, "extract", minutes=extract_minutes(_source_bytes(job)), extra=["--hold"]),
