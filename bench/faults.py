@@ -142,7 +142,8 @@ def _kill(run: Run, job_id: str) -> None:
     ``job_id`` is a plain job id (an array task's own id). listpids asks one slurmd: the
     emulator's nodes all run on this host, so it must be told which (the batch host).
     """
-    (task,) = run.tasks(job_id)
+    # An array's job id is also the id of one of its tasks: `show job` of it lists every task.
+    (task,) = [t for t in run.tasks(job_id) if t["JobId"] == job_id]
     listing = run.slurm("scontrol", "listpids", job_id, task["BatchHost"]).splitlines()[1:]
     for pid in {int(line.split()[0]) for line in listing if line.split() and line.split()[0].isdigit()}:
         with contextlib.suppress(ProcessLookupError):
