@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +54,10 @@ from vsrflow.web.security import Access, Guard
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-#: Seconds between two looks at the job records for the event stream.
+#: Seconds between two looks at the job records for the event streams (shared by every open page):
+#: local job directories, and the bucket's status objects (one LIST, a GET per changed job).
 EVENT_PERIOD_S = 1.0
+S3_EVENT_PERIOD_S = 3.0
 #: Scales offered on the page.
 SCALES = (2.0, 4.0)
 #: The preset of a job started without a model (the CLI's default too).
@@ -349,15 +353,14 @@ def create_app(config: UiConfig) -> Any:
     async def get_job(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(jobs.view, request.path_params["job_id"]))
 
+    snapshot = _Snapshot(jobs.views, EVENT_PERIOD_S if config.mode == "local" else S3_EVENT_PERIOD_S)
+
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
             last = None
             idle = 0
             while not await request.is_disconnected():
-                try:
-                    data = json.dumps({"jobs": await run_in_threadpool(jobs.views)})
-                except Exception as err:  # shown in the page, the stream goes on
-                    data = json.dumps({"error": str(err)})
+                data = await snapshot.get()
                 if data != last:
                     last, idle = data, 0
                     yield f"event: jobs\ndata: {data}\n\n".encode()
@@ -365,7 +368,7 @@ def create_app(config: UiConfig) -> Any:
                     idle += 1
                     if idle % 15 == 0:
                         yield b": keep-alive\n\n"
-                await asyncio.sleep(EVENT_PERIOD_S)
+                await asyncio.sleep(snapshot.period)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
@@ -486,6 +489,28 @@ def create_app(config: UiConfig) -> Any:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     return Guard(app, config.access)
+
+
+class _Snapshot:
+    """The job list as JSON, refreshed at most once per ``period`` seconds whatever the readers."""
+
+    def __init__(self, read: Callable[[], list[dict[str, Any]]], period: float) -> None:
+        self.read = read
+        self.period = period
+        self._data = ""
+        self._taken = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        async with self._lock:
+            now = time.monotonic()
+            if now - self._taken >= self.period:
+                try:
+                    self._data = json.dumps({"jobs": await run_in_threadpool(self.read)})
+                except Exception as err:  # shown in the page, the streams go on
+                    self._data = json.dumps({"error": str(err)})
+                self._taken = time.monotonic()
+            return self._data
 
 
 def _bucket(settings: Settings) -> str:

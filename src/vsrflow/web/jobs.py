@@ -213,6 +213,9 @@ class S3Jobs:
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
         self.bucket = bucket
+        # job id -> (LastModified, status): a refresh costs one LIST plus a GET per changed job.
+        self._seen: dict[str, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def _status(self, job_id: str) -> Any:
         from vsrflow.aws.jobrecords import read_status
@@ -225,9 +228,24 @@ class S3Jobs:
         return status
 
     def views(self) -> list[dict[str, Any]]:
-        from vsrflow.aws.jobrecords import list_statuses
+        from vsrflow.aws.jobrecords import list_status_objects, read_status
 
-        return [self._to_view(s) for s in list_statuses(self.s3, self.bucket, limit=LIST_LIMIT)]
+        listed = list_status_objects(self.s3, self.bucket)[:LIST_LIMIT]
+        out = []
+        with self._lock:
+            for job_id, modified in listed:
+                known = self._seen.get(job_id)
+                if known is None or known[0] != modified:
+                    try:
+                        status = read_status(self.s3, self.bucket, job_id)
+                    except InputError:
+                        continue  # unreadable status: not listed (`vsrflow status ID` says why)
+                    if status is None:
+                        continue
+                    known = (modified, status)
+                    self._seen[job_id] = known
+                out.append(self._to_view(known[1]))
+        return out
 
     def view(self, job_id: str) -> dict[str, Any]:
         return self._to_view(self._status(job_id))
