@@ -170,6 +170,8 @@ def test_wide_bind_needs_a_login(cli_env: dict[str, str]) -> None:
     assert "without a login" in proc.stderr and "--token" in proc.stderr
     proc = run_cli(["ui", "--host", "0.0.0.0", "--token", "short"], cli_env, timeout=60)
     assert proc.returncode == 2 and "shorter than 16" in proc.stderr
+    proc = run_cli(["ui", "--host", "0.0.0.0", "--token", TOKEN], cli_env, timeout=60)
+    assert proc.returncode == 2 and "--allow-host" in proc.stderr
 
 
 def test_token_and_basic_auth(tmp_path: Path, cli_env: dict[str, str]) -> None:
