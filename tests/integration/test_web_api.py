@@ -174,6 +174,7 @@ def test_wide_bind_needs_a_login(cli_env: dict[str, str]) -> None:
     assert proc.returncode == 2 and "--allow-host" in proc.stderr
 
 
+@pytest.mark.slow  # its own server: over 5 s on a loaded machine
 def test_token_and_basic_auth(tmp_path: Path, cli_env: dict[str, str]) -> None:
     server = start_ui(tmp_path, cli_env, "--token", TOKEN, "--basic-auth", "ops:secret-pass")
     try:

@@ -90,7 +90,7 @@ class UiConfig:
 
 def _error(err: Exception, status: int = 400) -> JSONResponse:
     if isinstance(err, InputError):
-        code = 413 if "at most" in err.message and "accepts" in err.message else status
+        code = 413 if isinstance(err, uploads.TooLarge) else status
         return JSONResponse({"error": err.message, "hint": err.hint}, status_code=code)
     if isinstance(err, VsrError):
         return JSONResponse({"error": err.message, "hint": err.hint}, status_code=500)
@@ -192,10 +192,11 @@ def create_app(config: UiConfig) -> Any:
         if config.mode != "local":
             raise InputError("this server uploads straight to S3", hint="use the page's upload button")
         name = uploads.safe_name(request.query_params.get("name", ""))
-        declared = request.headers.get("content-length")
+        declared = request.headers.get("content-length", "")
         upload_id = uploads.new_upload_id()
         path = uploads_dir / upload_id / name
-        await uploads.store(request.stream(), path, config.max_upload, int(declared) if declared else None)
+        size = int(declared) if declared.isdigit() else None  # absent with chunked bodies: counted instead
+        await uploads.store(request.stream(), path, config.max_upload, size)
         try:
             described = await run_in_threadpool(uploads.describe, path)
         except InputError:

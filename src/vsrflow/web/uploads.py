@@ -73,8 +73,12 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def too_large(size: int, limit: int) -> InputError:
-    return InputError(
+class TooLarge(InputError):
+    """An upload over the size limit (HTTP 413)."""
+
+
+def too_large(size: int, limit: int) -> TooLarge:
+    return TooLarge(
         f"the file is {size_text(size)}; this page accepts at most {size_text(limit)}",
         hint="split the video, or start the server with a larger --max-upload",
     )
