@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -191,5 +192,36 @@ def test_token_and_basic_auth(tmp_path: Path, cli_env: dict[str, str]) -> None:
         assert Session(server.url).request("GET", "/api/jobs", headers=basic)[0] == 200
         wrong = {"Authorization": "Basic " + base64.b64encode(b"ops:nope-nope").decode()}
         assert Session(server.url).request("GET", "/api/jobs", headers=wrong)[0] == 401
+    finally:
+        stop_ui(server)
+
+
+@pytest.mark.slow  # runs a real (tiny) job
+def test_restart_resumes_interrupted_jobs(tmp_path: Path, model_env: dict[str, str]) -> None:
+    """A job of the page's uploads that was queued when the server stopped runs after a restart."""
+    from vsrflow.config import Settings
+    from vsrflow.workflow.job.spec import EncoderSpec
+    from vsrflow.workflow.job.submit import PathJobRequest, create_path_job
+
+    uploads = tmp_path / "ui-state" / "uploads" / "0123456789abcdef"
+    uploads.mkdir(parents=True)
+    source = make_video(uploads / "left.mp4", frames=4)
+    (tmp_path / "out").mkdir()
+    request = PathJobRequest(
+        source=source, output=tmp_path / "out" / "left_x2.mp4", model="realesr-animevideov3", scale=2,
+        encoder=EncoderSpec(), chunk_seconds=1.0,
+    )  # fmt: skip
+    job = create_path_job(request, tmp_path / "jobs", Settings.from_env(model_env))
+    server = start_ui(tmp_path, {**model_env, "OMP_NUM_THREADS": "1"}, "--jobs-root", str(tmp_path / "jobs"))
+    try:
+        session = Session(server.url)
+        for _ in range(240):
+            status, _, body = session.request("GET", f"/api/jobs/{job.job_id}")
+            view = json.loads(body)
+            if view["state"] in ("done", "failed"):
+                break
+            time.sleep(0.5)
+        assert status == 200 and view["state"] == "done", view
+        assert (tmp_path / "out" / "left_x2.mp4").is_file()
     finally:
         stop_ui(server)

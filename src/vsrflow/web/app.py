@@ -133,6 +133,10 @@ def create_app(config: UiConfig) -> Any:
     jobs: LocalJobs | S3Jobs
     if config.mode == "local":
         jobs = LocalJobs(config.jobs_root, runner)
+        if runner is not None:
+            for job in jobs.interrupted(config.state_dir / "uploads"):
+                log.info("job %s: interrupted by a restart; resuming", job.job_id)
+                runner.submit(job)
     else:
         jobs = S3Jobs(config.s3, _bucket(settings))
     uploads_dir = config.state_dir / "uploads"
@@ -283,7 +287,8 @@ def create_app(config: UiConfig) -> Any:
         job = create_path_job(request, config.jobs_root, settings)
         store = ManifestStore(job)
         state = store.load().state if store.exists() else None
-        if (state is None or state is JobState.FAILED) and job.job_id not in runner.active:
+        # Anything but done runs (again): a failed or interrupted job resumes from its done chunks.
+        if state is not JobState.DONE and job.job_id not in runner.active:
             runner.submit(job)
         return job.job_id
 

@@ -159,6 +159,25 @@ class LocalJobs:
     def source_location(self, job_id: str) -> str:
         return self.job(job_id).spec.source
 
+    def interrupted(self, uploads_dir: Path) -> list[JobDir]:
+        """Jobs of this page's uploads that were queued or running when the server stopped."""
+        from vsrflow.workflow.job.state import ACTIVE_JOB_STATES
+
+        out = []
+        root = uploads_dir.resolve()
+        for path in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            try:
+                job = JobDir.open(self.root, path.name)
+                if not Path(job.spec.source).is_relative_to(root):
+                    continue  # a CLI job: its own process runs it
+                store = ManifestStore(job)
+                state = store.load().state if store.exists() else JobState.QUEUED
+            except (InputError, VsrError, ValueError):
+                continue
+            if state in ACTIVE_JOB_STATES:
+                out.append(job)
+        return out
+
     def result_location(self, job_id: str) -> str | None:
         path = Path(self.job(job_id).spec.destination)
         return str(path) if path.is_file() else None
