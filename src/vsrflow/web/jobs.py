@@ -126,7 +126,7 @@ class LocalJobs:
             updated = max(updated, job.manifest_path.stat().st_mtime)
             if manifest.plan is not None:
                 done, total = manifest.done_count, manifest.chunk_count
-                fps, eta = _rate(manifest)
+                fps, eta = manifest.throughput()
         error = self.runner.errors.get(job_id) if self.runner else None
         if error and state not in (JobState.FAILED, JobState.DONE):
             state, reason = JobState.FAILED, error
@@ -208,22 +208,6 @@ class LocalJobs:
         return work / seconds if seconds > 0 else None
 
 
-def _rate(manifest: Any) -> tuple[float | None, float | None]:
-    """(fps of the finished chunks, seconds left at that rate) of a planned manifest."""
-    frames = seconds = 0.0
-    left = 0
-    for record, chunk in zip(manifest.records, manifest.plan.chunks, strict=True):
-        if record.state is ChunkState.DONE and record.seconds:
-            frames += chunk.frames
-            seconds += record.seconds
-        elif record.state is not ChunkState.DONE:
-            left += chunk.frames
-    if seconds <= 0:
-        return None, None
-    fps = frames / seconds
-    return round(fps, 2), round(left / fps, 1)
-
-
 class S3Jobs:
     """Jobs of the event path in ``bucket`` (see the module docstring)."""
 
@@ -283,8 +267,8 @@ class S3Jobs:
             "reason": status.reason,
             "done_chunks": status.done_chunks,
             "total_chunks": status.total_chunks,
-            "fps": None,
-            "eta_s": None,
+            "fps": status.detail.get("fps"),
+            "eta_s": status.detail.get("eta_s"),
             "model": status.detail.get("model"),
             "scale": status.detail.get("scale"),
             "updated": updated,
