@@ -36,7 +36,7 @@ class Session:
         self.csrf = ""
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
         if self.cookies:
@@ -140,6 +140,11 @@ def test_size_and_type_limits(server: UiServer, clip: bytes) -> None:
     status, body = session.upload("big.mp4", b"\0" * (65 * 1024))
     assert status == 413, body
     assert "at most 64.0 KiB" in body["error"] and "--max-upload" in body["hint"]
+    # Without a Content-Length (a chunked body) the bytes are counted as they arrive.
+    head = {"X-CSRF-Token": session.csrf, "Content-Type": "application/octet-stream"}
+    chunks = iter([b"\0" * 32 * 1024] * 3)
+    status, _, raw = session.request("PUT", "/api/uploads?name=chunked.mp4", chunks, head)
+    assert status == 413 and "at most 64.0 KiB" in json.loads(raw)["error"], raw
     status, body = session.upload("notes.txt", clip)
     assert status == 400 and "unsupported file type .txt" in body["error"], body
     status, body = session.upload("fake.mp4", b"just some text, not a video\n" * 10)
