@@ -6,7 +6,9 @@ API (JSON; every write needs the CSRF header, see :mod:`vsrflow.web.security`):
 * local mode: ``PUT /api/uploads?name=N`` (raw body: the file) -> the probe and estimates;
   ``POST /api/jobs`` ``{upload_id, model, scale, container}`` -> the job id, run here.
 * AWS modes: ``POST /api/s3/uploads`` ``{name, folder, size}`` -> presigned part URLs for
-  ``uploads/<folder>/<name>``; ``POST /api/s3/uploads/complete`` ``{key, upload_id, parts}``.
+  ``uploads/<folder>/<name>``; ``POST /api/s3/uploads/complete`` ``{key, upload_id, parts}``;
+  ``GET /api/s3/uploads/facts?key=K`` -> the probe of the stored object (headers and first
+  frames, through a presigned GET) and the time at one GPU's compute ceiling.
   The bucket's upload event starts the job.
 * every mode: ``GET /api/jobs``, ``GET /api/jobs/<id>``, ``GET /api/events`` (server-sent events:
   the job list whenever it changes), ``GET /api/jobs/<id>/media/{source,result}``,
@@ -323,6 +325,51 @@ def create_app(config: UiConfig) -> Any:
             }
         )
 
+    def _upload_key(key: str) -> tuple[str, float]:
+        """The (preset, scale) of ``key`` when it is a key this page uploads to; InputError otherwise."""
+        prefix = settings.aws.upload_prefixes[0]
+        folder, _, name = key[len(prefix) :].partition("/")
+        mapping = settings.aws.preset_for(folder) if key.startswith(prefix) else None
+        if (
+            mapping is None
+            or not name
+            or "/" in name
+            or uploads.safe_name(name, settings.aws.suffixes) != name
+        ):
+            raise InputError(f"key {key!r} is not an upload key of this page", hint="upload the file again")
+        return mapping
+
+    @_api
+    async def s3_facts(request: Request) -> Response:
+        from vsrflow.aws.presign import presigned_get
+
+        if config.mode == "local":
+            raise InputError("local uploads are probed when stored", hint="use the page's upload button")
+        key = request.query_params.get("key", "")
+        preset, scale = _upload_key(key)
+        head = await run_in_threadpool(lambda: config.s3.head_object(Bucket=_bucket(settings), Key=key))
+        url = await run_in_threadpool(presigned_get, config.s3, _bucket(settings), key)
+        summary = await run_in_threadpool(
+            uploads.describe_remote, url, key.rpartition("/")[2], int(head["ContentLength"])
+        )
+        from vsrflow.workflow.job.submit import choose_model
+
+        try:
+            model: str | None = await run_in_threadpool(choose_model, None, preset, scale, settings)
+        except InputError:
+            model = None
+        seconds = (
+            uploads.ceiling_seconds(model, summary["width"], summary["height"], summary["frames"])
+            if model
+            else None
+        )
+        return JSONResponse(
+            {
+                "probe": summary,
+                "estimate": {"model": model, "preset": preset, "scale": scale, "seconds": seconds},
+            }
+        )
+
     @_api
     async def s3_complete(request: Request) -> Response:
         from vsrflow.aws.presign import complete_multipart
@@ -331,12 +378,7 @@ def create_app(config: UiConfig) -> Any:
             raise InputError("this server stores uploads itself", hint="use the page's upload button")
         body = await _json_body(request)
         key = str(body.get("key", ""))
-        folder = key[len(settings.aws.upload_prefixes[0]) :].partition("/")[0]
-        if not key.startswith(settings.aws.upload_prefixes[0]) or settings.aws.preset_for(folder) is None:
-            raise InputError(f"key {key!r} is not an upload key of this page", hint="upload the file again")
-        name = key.rpartition("/")[2]
-        if uploads.safe_name(name, settings.aws.suffixes) != name:
-            raise InputError(f"key {key!r} is not an upload key of this page", hint="upload the file again")
+        _upload_key(key)
         parts = body.get("parts")
         if not isinstance(parts, int) or isinstance(parts, bool) or parts < 1:
             raise InputError(f"parts {parts!r} is not a part count", hint="upload the file again")
@@ -480,6 +522,7 @@ def create_app(config: UiConfig) -> Any:
         Route("/api/events", events),
         Route("/api/s3/uploads", s3_create, methods=["POST"]),
         Route("/api/s3/uploads/complete", s3_complete, methods=["POST"]),
+        Route("/api/s3/uploads/facts", s3_facts),
         Route("/api/previews", post_preview, methods=["POST"]),
         Route("/api/previews/{preview_id:str}", get_preview),
         Route("/api/previews/{preview_id:str}/{name:str}", preview_media),
