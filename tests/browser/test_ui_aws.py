@@ -111,6 +111,16 @@ def test_browser_uploads_to_s3_and_downloads_presigned(
         said = "document.querySelector('#uploads .status').textContent"
         page.wait_for_function(f"() => /uploaded to|failed|refused|error/i.test({said})", timeout=60_000)
         assert "uploaded to uploads/anime/old tape.mp4" in status.inner_text(), status.inner_text()
+        # The probe of the stored object (through a presigned GET) and the GPU-ceiling estimate.
+        card = page.locator("#uploads .upload").first
+        page.wait_for_function(
+            "() => document.querySelector('#uploads .estimate').textContent.length > 0", timeout=60_000
+        )
+        probe_text = card.locator(".probe").inner_text()
+        assert "64x48" in probe_text and "10 frames" in probe_text and "progressive" in probe_text, probe_text
+        assert "audio aac" in probe_text, probe_text
+        estimate = card.locator(".estimate").inner_text()
+        assert "preset anime x2" in estimate and "at best" in estimate, estimate
         body = s3.get_object(Bucket=BUCKET, Key="uploads/anime/old tape.mp4")["Body"].read()
         assert body == clip.read_bytes()
         assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")

@@ -49,15 +49,43 @@ def page(browser: Any, server: UiServer) -> Iterator[Any]:
 @pytest.mark.slow  # a browser and a server (over 5 s on a loaded 2-core box)
 def test_text_file_named_mp4_is_refused_with_the_reason(page: Any, server: UiServer, tmp_path: Path) -> None:
     fake = make_text_file(tmp_path / "holiday.mp4")
+    real = make_video(tmp_path / "real.mp4", frames=3)
+    before = {p for p in (server.state_dir / "uploads").rglob("*") if p.is_file()}
     page.goto(server.url + "/")
-    page.set_input_files("#files", str(fake))
-    status = page.locator("#uploads .upload .status.error")
-    status.wait_for(timeout=30_000)
-    text = status.inner_text()
+    page.set_input_files("#files", [str(fake), str(real)])  # several at once, each on its own card
+    bad = page.locator("#uploads .upload", has_text="holiday.mp4")
+    good = page.locator("#uploads .upload", has_text="real.mp4")
+    bad.locator(".status.error").wait_for(timeout=30_000)
+    text = bad.locator(".status").inner_text()
     assert "holiday.mp4" in text and "not a recognisable media file" in text, text
-    assert page.locator("#uploads .upload .actions").is_hidden()
-    uploads = server.state_dir / "uploads"
-    assert not [p for p in uploads.rglob("*") if p.is_file()], "a refused upload must not be kept"
+    assert bad.locator(".actions").is_hidden()
+    good.locator(".actions").wait_for(state="visible", timeout=30_000)
+    assert "3 frames" in good.locator(".probe").inner_text()
+    stored = {p for p in (server.state_dir / "uploads").rglob("*") if p.is_file()} - before
+    assert sorted(p.name for p in stored) == ["probe.json", "real.mp4"], "a refused upload must not be kept"
+
+
+@pytest.mark.slow
+def test_failed_job_shows_its_reason(page: Any, server: UiServer, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "vanishing.mp4", frames=3)
+    page.goto(server.url + "/")
+    page.select_option("#model", MODEL)
+    page.set_input_files("#files", str(clip))
+    card = page.locator("#uploads .upload").first
+    card.locator(".actions").wait_for(state="visible", timeout=30_000)
+    # The stored upload is damaged after its probe and before the job runs (a disk fault).
+    (stored,) = (server.state_dir / "uploads").rglob("vanishing.mp4")
+    stored.write_bytes(b"overwritten\n" * 100)
+    card.locator(".start").click()
+    card.locator(".status a").first.wait_for(timeout=30_000)
+    job_id = card.locator(".status a").first.inner_text()
+    page.goto(server.url + "/jobs")
+    row = page.locator(f'#jobs tr[data-job="{job_id}"][data-state="failed"]')
+    row.wait_for(timeout=JOB_TIMEOUT_MS)
+    reason = row.locator(".reason").inner_text()
+    assert "vanishing.mp4" in reason and "not a recognisable media file" in reason, reason
+    row.locator("a").first.click()
+    assert "not a recognisable media file" in page.locator("#reason").inner_text()
 
 
 @pytest.mark.slow

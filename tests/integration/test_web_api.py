@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ class Session:
         self.csrf = ""
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers or {})
         if self.cookies:
@@ -139,6 +140,11 @@ def test_size_and_type_limits(server: UiServer, clip: bytes) -> None:
     status, body = session.upload("big.mp4", b"\0" * (65 * 1024))
     assert status == 413, body
     assert "at most 64.0 KiB" in body["error"] and "--max-upload" in body["hint"]
+    # Without a Content-Length (a chunked body) the bytes are counted as they arrive.
+    head = {"X-CSRF-Token": session.csrf, "Content-Type": "application/octet-stream"}
+    chunks = iter([b"\0" * 32 * 1024] * 3)
+    status, _, raw = session.request("PUT", "/api/uploads?name=chunked.mp4", chunks, head)
+    assert status == 413 and "at most 64.0 KiB" in json.loads(raw)["error"], raw
     status, body = session.upload("notes.txt", clip)
     assert status == 400 and "unsupported file type .txt" in body["error"], body
     status, body = session.upload("fake.mp4", b"just some text, not a video\n" * 10)
@@ -170,8 +176,11 @@ def test_wide_bind_needs_a_login(cli_env: dict[str, str]) -> None:
     assert "without a login" in proc.stderr and "--token" in proc.stderr
     proc = run_cli(["ui", "--host", "0.0.0.0", "--token", "short"], cli_env, timeout=60)
     assert proc.returncode == 2 and "shorter than 16" in proc.stderr
+    proc = run_cli(["ui", "--host", "0.0.0.0", "--token", TOKEN], cli_env, timeout=60)
+    assert proc.returncode == 2 and "--allow-host" in proc.stderr
 
 
+@pytest.mark.slow  # its own server: over 5 s on a loaded machine
 def test_token_and_basic_auth(tmp_path: Path, cli_env: dict[str, str]) -> None:
     server = start_ui(tmp_path, cli_env, "--token", TOKEN, "--basic-auth", "ops:secret-pass")
     try:
@@ -188,5 +197,36 @@ def test_token_and_basic_auth(tmp_path: Path, cli_env: dict[str, str]) -> None:
         assert Session(server.url).request("GET", "/api/jobs", headers=basic)[0] == 200
         wrong = {"Authorization": "Basic " + base64.b64encode(b"ops:nope-nope").decode()}
         assert Session(server.url).request("GET", "/api/jobs", headers=wrong)[0] == 401
+    finally:
+        stop_ui(server)
+
+
+@pytest.mark.slow  # runs a real (tiny) job
+def test_restart_resumes_interrupted_jobs(tmp_path: Path, model_env: dict[str, str]) -> None:
+    """A job of the page's uploads that was queued when the server stopped runs after a restart."""
+    from vsrflow.config import Settings
+    from vsrflow.workflow.job.spec import EncoderSpec
+    from vsrflow.workflow.job.submit import PathJobRequest, create_path_job
+
+    uploads = tmp_path / "ui-state" / "uploads" / "0123456789abcdef"
+    uploads.mkdir(parents=True)
+    source = make_video(uploads / "left.mp4", frames=4)
+    (tmp_path / "out").mkdir()
+    request = PathJobRequest(
+        source=source, output=tmp_path / "out" / "left_x2.mp4", model="realesr-animevideov3", scale=2,
+        encoder=EncoderSpec(), chunk_seconds=1.0,
+    )  # fmt: skip
+    job = create_path_job(request, tmp_path / "jobs", Settings.from_env(model_env))
+    server = start_ui(tmp_path, {**model_env, "OMP_NUM_THREADS": "1"}, "--jobs-root", str(tmp_path / "jobs"))
+    try:
+        session = Session(server.url)
+        for _ in range(240):
+            status, _, body = session.request("GET", f"/api/jobs/{job.job_id}")
+            view = json.loads(body)
+            if view["state"] in ("done", "failed"):
+                break
+            time.sleep(0.5)
+        assert status == 200 and view["state"] == "done", view
+        assert (tmp_path / "out" / "left_x2.mp4").is_file()
     finally:
         stop_ui(server)

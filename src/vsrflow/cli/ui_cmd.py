@@ -111,6 +111,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     token = _token(args)
     basic = parse_basic(args.basic_auth)
     check_bind(args.host, token, basic)
+    if args.host in ("0.0.0.0", "::") and not args.allow_host:
+        # Every request's Host header is checked (DNS rebinding): a wildcard bind has no name of its own.
+        raise InputError(
+            f"--host {args.host} listens on every address, but browsers will use a name or address",
+            hint="add --allow-host NAME (repeatable) for each name or address people type",
+        )
     settings = _mode_settings(args, settings)
     if args.mode != "local" and not settings.aws.bucket:
         raise InputError("--aws needs a bucket", hint="set VSRFLOW_AWS_BUCKET (and region/credentials)")

@@ -6,7 +6,9 @@ API (JSON; every write needs the CSRF header, see :mod:`vsrflow.web.security`):
 * local mode: ``PUT /api/uploads?name=N`` (raw body: the file) -> the probe and estimates;
   ``POST /api/jobs`` ``{upload_id, model, scale, container}`` -> the job id, run here.
 * AWS modes: ``POST /api/s3/uploads`` ``{name, folder, size}`` -> presigned part URLs for
-  ``uploads/<folder>/<name>``; ``POST /api/s3/uploads/complete`` ``{key, upload_id, parts}``.
+  ``uploads/<folder>/<name>``; ``POST /api/s3/uploads/complete`` ``{key, upload_id, parts}``;
+  ``GET /api/s3/uploads/facts?key=K`` -> the probe of the stored object (headers and first
+  frames, through a presigned GET) and the time at one GPU's compute ceiling.
   The bucket's upload event starts the job.
 * every mode: ``GET /api/jobs``, ``GET /api/jobs/<id>``, ``GET /api/events`` (server-sent events:
   the job list whenever it changes), ``GET /api/jobs/<id>/media/{source,result}``,
@@ -23,6 +25,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +56,10 @@ from vsrflow.web.security import Access, Guard
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-#: Seconds between two looks at the job records for the event stream.
+#: Seconds between two looks at the job records for the event streams (shared by every open page):
+#: local job directories, and the bucket's status objects (one LIST, a GET per changed job).
 EVENT_PERIOD_S = 1.0
+S3_EVENT_PERIOD_S = 3.0
 #: Scales offered on the page.
 SCALES = (2.0, 4.0)
 #: The preset of a job started without a model (the CLI's default too).
@@ -86,7 +92,7 @@ class UiConfig:
 
 def _error(err: Exception, status: int = 400) -> JSONResponse:
     if isinstance(err, InputError):
-        code = 413 if "at most" in err.message and "accepts" in err.message else status
+        code = 413 if isinstance(err, uploads.TooLarge) else status
         return JSONResponse({"error": err.message, "hint": err.hint}, status_code=code)
     if isinstance(err, VsrError):
         return JSONResponse({"error": err.message, "hint": err.hint}, status_code=500)
@@ -129,6 +135,10 @@ def create_app(config: UiConfig) -> Any:
     jobs: LocalJobs | S3Jobs
     if config.mode == "local":
         jobs = LocalJobs(config.jobs_root, runner)
+        if runner is not None:
+            for job in jobs.interrupted(config.state_dir / "uploads"):
+                log.info("job %s: interrupted by a restart; resuming", job.job_id)
+                runner.submit(job)
     else:
         jobs = S3Jobs(config.s3, _bucket(settings))
     uploads_dir = config.state_dir / "uploads"
@@ -188,10 +198,11 @@ def create_app(config: UiConfig) -> Any:
         if config.mode != "local":
             raise InputError("this server uploads straight to S3", hint="use the page's upload button")
         name = uploads.safe_name(request.query_params.get("name", ""))
-        declared = request.headers.get("content-length")
+        declared = request.headers.get("content-length", "")
         upload_id = uploads.new_upload_id()
         path = uploads_dir / upload_id / name
-        await uploads.store(request.stream(), path, config.max_upload, int(declared) if declared else None)
+        size = int(declared) if declared.isdigit() else None  # absent with chunked bodies: counted instead
+        await uploads.store(request.stream(), path, config.max_upload, size)
         try:
             described = await run_in_threadpool(uploads.describe, path)
         except InputError:
@@ -278,7 +289,8 @@ def create_app(config: UiConfig) -> Any:
         job = create_path_job(request, config.jobs_root, settings)
         store = ManifestStore(job)
         state = store.load().state if store.exists() else None
-        if (state is None or state is JobState.FAILED) and job.job_id not in runner.active:
+        # Anything but done runs (again): a failed or interrupted job resumes from its done chunks.
+        if state is not JobState.DONE and job.job_id not in runner.active:
             runner.submit(job)
         return job.job_id
 
@@ -313,6 +325,51 @@ def create_app(config: UiConfig) -> Any:
             }
         )
 
+    def _upload_key(key: str) -> tuple[str, float]:
+        """The (preset, scale) of ``key`` when it is a key this page uploads to; InputError otherwise."""
+        prefix = settings.aws.upload_prefixes[0]
+        folder, _, name = key[len(prefix) :].partition("/")
+        mapping = settings.aws.preset_for(folder) if key.startswith(prefix) else None
+        if (
+            mapping is None
+            or not name
+            or "/" in name
+            or uploads.safe_name(name, settings.aws.suffixes) != name
+        ):
+            raise InputError(f"key {key!r} is not an upload key of this page", hint="upload the file again")
+        return mapping
+
+    @_api
+    async def s3_facts(request: Request) -> Response:
+        from vsrflow.aws.presign import presigned_get
+
+        if config.mode == "local":
+            raise InputError("local uploads are probed when stored", hint="use the page's upload button")
+        key = request.query_params.get("key", "")
+        preset, scale = _upload_key(key)
+        head = await run_in_threadpool(lambda: config.s3.head_object(Bucket=_bucket(settings), Key=key))
+        url = await run_in_threadpool(presigned_get, config.s3, _bucket(settings), key)
+        summary = await run_in_threadpool(
+            uploads.describe_remote, url, key.rpartition("/")[2], int(head["ContentLength"])
+        )
+        from vsrflow.workflow.job.submit import choose_model
+
+        try:
+            model: str | None = await run_in_threadpool(choose_model, None, preset, scale, settings)
+        except InputError:
+            model = None
+        seconds = (
+            uploads.ceiling_seconds(model, summary["width"], summary["height"], summary["frames"])
+            if model
+            else None
+        )
+        return JSONResponse(
+            {
+                "probe": summary,
+                "estimate": {"model": model, "preset": preset, "scale": scale, "seconds": seconds},
+            }
+        )
+
     @_api
     async def s3_complete(request: Request) -> Response:
         from vsrflow.aws.presign import complete_multipart
@@ -321,12 +378,7 @@ def create_app(config: UiConfig) -> Any:
             raise InputError("this server stores uploads itself", hint="use the page's upload button")
         body = await _json_body(request)
         key = str(body.get("key", ""))
-        folder = key[len(settings.aws.upload_prefixes[0]) :].partition("/")[0]
-        if not key.startswith(settings.aws.upload_prefixes[0]) or settings.aws.preset_for(folder) is None:
-            raise InputError(f"key {key!r} is not an upload key of this page", hint="upload the file again")
-        name = key.rpartition("/")[2]
-        if uploads.safe_name(name, settings.aws.suffixes) != name:
-            raise InputError(f"key {key!r} is not an upload key of this page", hint="upload the file again")
+        _upload_key(key)
         parts = body.get("parts")
         if not isinstance(parts, int) or isinstance(parts, bool) or parts < 1:
             raise InputError(f"parts {parts!r} is not a part count", hint="upload the file again")
@@ -349,15 +401,14 @@ def create_app(config: UiConfig) -> Any:
     async def get_job(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(jobs.view, request.path_params["job_id"]))
 
+    snapshot = _Snapshot(jobs.views, EVENT_PERIOD_S if config.mode == "local" else S3_EVENT_PERIOD_S)
+
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
             last = None
             idle = 0
             while not await request.is_disconnected():
-                try:
-                    data = json.dumps({"jobs": await run_in_threadpool(jobs.views)})
-                except Exception as err:  # shown in the page, the stream goes on
-                    data = json.dumps({"error": str(err)})
+                data = await snapshot.get()
                 if data != last:
                     last, idle = data, 0
                     yield f"event: jobs\ndata: {data}\n\n".encode()
@@ -365,7 +416,7 @@ def create_app(config: UiConfig) -> Any:
                     idle += 1
                     if idle % 15 == 0:
                         yield b": keep-alive\n\n"
-                await asyncio.sleep(EVENT_PERIOD_S)
+                await asyncio.sleep(snapshot.period)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"cache-control": "no-store"}
@@ -471,6 +522,7 @@ def create_app(config: UiConfig) -> Any:
         Route("/api/events", events),
         Route("/api/s3/uploads", s3_create, methods=["POST"]),
         Route("/api/s3/uploads/complete", s3_complete, methods=["POST"]),
+        Route("/api/s3/uploads/facts", s3_facts),
         Route("/api/previews", post_preview, methods=["POST"]),
         Route("/api/previews/{preview_id:str}", get_preview),
         Route("/api/previews/{preview_id:str}/{name:str}", preview_media),
@@ -486,6 +538,28 @@ def create_app(config: UiConfig) -> Any:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     return Guard(app, config.access)
+
+
+class _Snapshot:
+    """The job list as JSON, refreshed at most once per ``period`` seconds whatever the readers."""
+
+    def __init__(self, read: Callable[[], list[dict[str, Any]]], period: float) -> None:
+        self.read = read
+        self.period = period
+        self._data = ""
+        self._taken = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str:
+        async with self._lock:
+            now = time.monotonic()
+            if now - self._taken >= self.period:
+                try:
+                    self._data = json.dumps({"jobs": await run_in_threadpool(self.read)})
+                except Exception as err:  # shown in the page, the streams go on
+                    self._data = json.dumps({"error": str(err)})
+                self._taken = time.monotonic()
+            return self._data
 
 
 def _bucket(settings: Settings) -> str:

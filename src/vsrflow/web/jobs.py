@@ -126,7 +126,7 @@ class LocalJobs:
             updated = max(updated, job.manifest_path.stat().st_mtime)
             if manifest.plan is not None:
                 done, total = manifest.done_count, manifest.chunk_count
-                fps, eta = _rate(manifest)
+                fps, eta = manifest.throughput()
         error = self.runner.errors.get(job_id) if self.runner else None
         if error and state not in (JobState.FAILED, JobState.DONE):
             state, reason = JobState.FAILED, error
@@ -159,6 +159,25 @@ class LocalJobs:
     def source_location(self, job_id: str) -> str:
         return self.job(job_id).spec.source
 
+    def interrupted(self, uploads_dir: Path) -> list[JobDir]:
+        """Jobs of this page's uploads that were queued or running when the server stopped."""
+        from vsrflow.workflow.job.state import ACTIVE_JOB_STATES
+
+        out = []
+        root = uploads_dir.resolve()
+        for path in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            try:
+                job = JobDir.open(self.root, path.name)
+                if not Path(job.spec.source).is_relative_to(root):
+                    continue  # a CLI job: its own process runs it
+                store = ManifestStore(job)
+                state = store.load().state if store.exists() else JobState.QUEUED
+            except (InputError, VsrError, ValueError):
+                continue
+            if state in ACTIVE_JOB_STATES:
+                out.append(job)
+        return out
+
     def result_location(self, job_id: str) -> str | None:
         path = Path(self.job(job_id).spec.destination)
         return str(path) if path.is_file() else None
@@ -189,22 +208,6 @@ class LocalJobs:
         return work / seconds if seconds > 0 else None
 
 
-def _rate(manifest: Any) -> tuple[float | None, float | None]:
-    """(fps of the finished chunks, seconds left at that rate) of a planned manifest."""
-    frames = seconds = 0.0
-    left = 0
-    for record, chunk in zip(manifest.records, manifest.plan.chunks, strict=True):
-        if record.state is ChunkState.DONE and record.seconds:
-            frames += chunk.frames
-            seconds += record.seconds
-        elif record.state is not ChunkState.DONE:
-            left += chunk.frames
-    if seconds <= 0:
-        return None, None
-    fps = frames / seconds
-    return round(fps, 2), round(left / fps, 1)
-
-
 class S3Jobs:
     """Jobs of the event path in ``bucket`` (see the module docstring)."""
 
@@ -213,6 +216,9 @@ class S3Jobs:
     def __init__(self, s3: Any, bucket: str) -> None:
         self.s3 = s3
         self.bucket = bucket
+        # job id -> (LastModified, status): a refresh costs one LIST plus a GET per changed job.
+        self._seen: dict[str, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def _status(self, job_id: str) -> Any:
         from vsrflow.aws.jobrecords import read_status
@@ -225,9 +231,24 @@ class S3Jobs:
         return status
 
     def views(self) -> list[dict[str, Any]]:
-        from vsrflow.aws.jobrecords import list_statuses
+        from vsrflow.aws.jobrecords import list_status_objects, read_status
 
-        return [self._to_view(s) for s in list_statuses(self.s3, self.bucket, limit=LIST_LIMIT)]
+        listed = list_status_objects(self.s3, self.bucket)[:LIST_LIMIT]
+        out = []
+        with self._lock:
+            for job_id, modified in listed:
+                known = self._seen.get(job_id)
+                if known is None or known[0] != modified:
+                    try:
+                        status = read_status(self.s3, self.bucket, job_id)
+                    except InputError:
+                        continue  # unreadable status: not listed (`vsrflow status ID` says why)
+                    if status is None:
+                        continue
+                    known = (modified, status)
+                    self._seen[job_id] = known
+                out.append(self._to_view(known[1]))
+        return out
 
     def view(self, job_id: str) -> dict[str, Any]:
         return self._to_view(self._status(job_id))
@@ -246,8 +267,8 @@ class S3Jobs:
             "reason": status.reason,
             "done_chunks": status.done_chunks,
             "total_chunks": status.total_chunks,
-            "fps": None,
-            "eta_s": None,
+            "fps": status.detail.get("fps"),
+            "eta_s": status.detail.get("eta_s"),
             "model": status.detail.get("model"),
             "scale": status.detail.get("scale"),
             "updated": updated,

@@ -73,8 +73,12 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def too_large(size: int, limit: int) -> InputError:
-    return InputError(
+class TooLarge(InputError):
+    """An upload over the size limit (HTTP 413)."""
+
+
+def too_large(size: int, limit: int) -> TooLarge:
+    return TooLarge(
         f"the file is {size_text(size)}; this page accepts at most {size_text(limit)}",
         hint="split the video, or start the server with a larger --max-upload",
     )
@@ -196,3 +200,38 @@ def estimate_seconds(
     rate = measured_mflops or ASSUMED_MFLOPS
     basis = "measured on this machine" if measured_mflops else "a rough CPU figure (no job ran here yet)"
     return cost * width * height * frames / rate, basis
+
+
+def ceiling_seconds(model: str, width: int, height: int, frames: int) -> float | None:
+    """Seconds one H100/H200 would need for the upscale at its compute ceiling (a lower bound;
+    :func:`vsrflow.bench.flops.ceiling_fps`); None when the model's cost is unknown."""
+    from vsrflow.bench.flops import MFLOP_PER_PX, ceiling_fps
+
+    cost = MFLOP_PER_PX.get(model)
+    if cost is None or width * height <= 0:
+        return None
+    return frames / ceiling_fps(cost, width * height)
+
+
+def describe_remote(location: str, name: str, size: int) -> dict[str, Any]:
+    """The page's probe summary of an object read through ``location`` (a presigned GET):
+    headers and the first frames only, so a large upload costs a few range requests."""
+    from vsrflow.media.probe import header_facts, scan_type
+
+    facts = header_facts(location)
+    rate = facts.frame_rate
+    frames = facts.frames or round(facts.duration * float(rate))
+    fps = str(rate.numerator) if rate.denominator == 1 else f"{float(rate):.3f}"
+    return Description(
+        name=name,
+        size=size,
+        duration=facts.duration,
+        width=facts.width,
+        height=facts.height,
+        fps=fps,
+        frames=frames,
+        scan=scan_type(location),
+        codec=facts.codec,
+        container=facts.container,
+        streams=facts.streams,
+    ).to_json()

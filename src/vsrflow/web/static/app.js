@@ -192,16 +192,17 @@ const vsrflow = (() => {
       status.innerHTML = "";
       status.append(`uploaded to ${plan.key}; the job starts from the upload event — `);
       const a = el("a", "watch the jobs"); a.href = "/jobs"; status.append(a);
-      // What the browser itself can read of the file (the full probe runs on the cluster).
-      const v = document.createElement("video");
-      v.preload = "metadata"; v.muted = true;
-      v.onloadedmetadata = () => {
-        showProbe(card, { duration: v.duration.toFixed(3), frames: "?", fps: "?", width: v.videoWidth, height: v.videoHeight,
-          size_text: `${(file.size / 1048576).toFixed(1)} MiB`, scan: "probed on the cluster", codec: "?", container: file.type || "?",
-          streams: ["probed on the cluster"] });
-        URL.revokeObjectURL(v.src);
-      };
-      v.src = URL.createObjectURL(file);
+      // The probe of the stored object (headers and first frames, read by the server via a presigned GET).
+      try {
+        const facts = await api("GET", `/api/s3/uploads/facts?key=${encodeURIComponent(plan.key)}`);
+        showProbe(card, facts.probe);
+        const e = facts.estimate;
+        card.querySelector(".estimate").textContent = e.seconds !== null
+          ? `preset ${e.preset} x${e.scale} (${e.model} here): at best ${fmtSeconds(e.seconds)} of upscaling on one H100/H200 at its compute ceiling; the cluster runs chunks in parallel`
+          : `preset ${e.preset} x${e.scale}: no estimate (the model is chosen on the cluster)`;
+      } catch (err) {
+        card.querySelector(".estimate").textContent = `probe: ${errorText(err)}`;
+      }
     }
   }
 
