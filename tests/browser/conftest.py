@@ -1,7 +1,8 @@
 """Browser tests of the web page: Debian's chromium driven by Playwright (headless, no download).
 
-``make browser-deps`` installs ``/usr/bin/chromium``. Without it the tests skip with that reason,
-except in CI (``CI`` set), where a missing browser is a failure: the Makefile installs it there.
+``make browser-deps`` installs ``/usr/bin/chromium`` (``make unit``/``test``/``test-fast`` run it
+first). Without it the tests fail, never skip, naming that fix: like the Slurm emulator's, a
+missing tool must not pass CI unnoticed, whether or not the runner sets ``CI``.
 Each server is the real ``vsrflow ui`` in a child process on a free loopback port.
 """
 
@@ -27,9 +28,9 @@ SCREENSHOT_DIR = os.environ.get("UI_SCREENSHOT_DIR")
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing in CI: `make browser-deps` should have installed it")
-        pytest.skip(f"{CHROMIUM} missing: run `make browser-deps` (Debian package chromium)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `make browser-deps` (the Debian package chromium)", pytrace=False
+        )
     return CHROMIUM
 
 

@@ -6,6 +6,10 @@ signs them and completes the upload); the object must arrive byte for byte under
 node publishes (written here with the same writer, :func:`vsrflow.aws.jobrecords.write_status`,
 since no cluster runs behind plain moto; the local-stack test runs the real event path), and the
 download and compare frames come through presigned GETs.
+
+The page (``127.0.0.1:<ui port>``) and S3 (``127.0.0.1:<moto port>``) are different origins, and
+moto's server here answers cross-origin requests by the bucket's CORS rules only, as S3 does: the
+rule infra/cfn/vsrflow.yaml gives the bucket for ``UiOrigins`` is what lets the browser send parts.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pytest
 from botocore.config import Config
 
 from tests.browser.conftest import UiServer, ffprobe, start_ui, stop_ui
+from tests.cfn_template import media_bucket_cors
 from tests.mediagen import make_video
 from vsrflow.aws.jobrecords import JobStatus, write_status
 from vsrflow.workflow.job.state import JobState
@@ -41,6 +46,9 @@ def _free_port() -> int:
 def moto(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
+    # Without this, moto's server adds allow-everything CORS headers to every response (read when
+    # the server's S3 app is created, at its first request).
+    monkeypatch_module.setattr("moto.moto_server.werkzeug_app.DISABLE_GLOBAL_CORS", True)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -82,15 +90,10 @@ def server(
     }
     env.pop("AWS_PROFILE", None)
     started = start_ui(tmp_path_factory.mktemp("ui-aws"), env, "--aws")
-    # What a deployment sets on its media bucket so that this page's origin may PUT the parts.
-    s3.put_bucket_cors(
-        Bucket=BUCKET,
-        CORSConfiguration={
-            "CORSRules": [
-                {"AllowedOrigins": [started.url], "AllowedMethods": ["PUT", "GET"], "AllowedHeaders": ["*"]}
-            ]
-        },
-    )
+    # The stack's rule for UiOrigins=<this page's origin> (what CloudFormation sets on the bucket).
+    cors = media_bucket_cors(started.url)
+    assert cors is not None
+    s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=cors)
     try:
         yield started
     finally:
@@ -169,3 +172,31 @@ def test_page_never_holds_credentials(browser: Any, server: UiServer) -> None:
         assert "testing" not in html and "AWS_SECRET" not in html and "X-Amz-Credential" not in html
     finally:
         context.close()
+
+
+def test_upload_from_an_origin_the_bucket_does_not_allow_fails(
+    browser: Any, server: UiServer, s3: Any, tmp_path: Path
+) -> None:
+    """With the stack's rule for another origin, the browser refuses to send the parts."""
+    clip = make_video(tmp_path / "elsewhere.mp4", frames=4)
+    other = media_bucket_cors("https://media-ops.example")
+    assert other is not None
+    s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=other)
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.select_option("#folder", "anime")
+        page.set_input_files("#files", str(clip))
+        said = "document.querySelector('#uploads .status').textContent"
+        page.wait_for_function(f"() => /uploaded to|failed|refused|error/i.test({said})", timeout=60_000)
+        status = page.locator("#uploads .upload .status")
+        assert "failed (network or CORS)" in status.inner_text(), status.inner_text()
+        assert "error" in (status.get_attribute("class") or "")
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="uploads/anime/elsewhere").get("Contents", [])
+        assert listed == []
+    finally:
+        context.close()
+        s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=media_bucket_cors(server.url))
+        for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -7,6 +7,7 @@ A text file renamed ``.mp4`` is refused with the probe's reason.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,3 +166,40 @@ def test_quick_preview_compares_models(page: Any, server: UiServer, tmp_path: Pa
         video.evaluate("v => new Promise(r => v.readyState >= 2 ? r() : (v.onloadeddata = r))")
         assert video.evaluate("v => v.videoWidth") in (SIZE[0], SIZE[0] * 2)
     screenshot(page, "ui-preview.png")
+
+
+@pytest.mark.slow  # a browser and a server
+def test_files_dropped_on_the_zone_are_uploaded_and_probed(
+    page: Any, server: UiServer, tmp_path: Path
+) -> None:
+    """Real drag events: a DataTransfer holding Files built in the page from the clips' bytes is
+    carried by dragenter/dragover/drop on the drop zone; each file goes the picker's way."""
+    clips = [make_video(tmp_path / f"dropped {n}.mp4", frames=n) for n in (3, 4)]
+    page.goto(server.url + "/")
+    transfer = page.evaluate_handle(
+        """(files) => {
+            const dt = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], f.name, { type: "video/mp4" }));
+            }
+            return dt;
+        }""",
+        [{"name": c.name, "data": base64.b64encode(c.read_bytes()).decode()} for c in clips],
+    )
+    assert page.evaluate("(dt) => dt.files.length", transfer) == 2
+    zone = page.locator("#drop")
+    zone.dispatch_event("dragenter", {"dataTransfer": transfer})
+    zone.dispatch_event("dragover", {"dataTransfer": transfer})
+    assert "over" in (zone.get_attribute("class") or "").split()  # the zone shows it takes the drop
+    assert page.locator("#uploads .upload").count() == 0  # nothing is sent before the drop
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    assert "over" not in (zone.get_attribute("class") or "").split()
+    for clip, frames in zip(clips, (3, 4), strict=True):
+        card = page.locator("#uploads .upload", has_text=clip.name)
+        card.locator(".probe dd").first.wait_for(timeout=30_000)
+        assert card.locator(".status").inner_text() == "uploaded and probed"
+        assert f"{frames} frames" in card.locator(".probe").inner_text()
+        assert card.locator(".actions .start").is_visible()
+        (stored,) = (server.state_dir / "uploads").rglob(clip.name)
+        assert stored.read_bytes() == clip.read_bytes()
