@@ -291,3 +291,24 @@ def test_concurrent_processes_never_lose_updates(tmp_path: Path) -> None:
     assert [r.checksum for r in m.records] == [f"{i:064x}" for i in range(n)]
     assert not list(store.job.chunks_dir.glob(".*.tmp"))
     assert store.set_state(JobState.ENCODING).state is JobState.ENCODING
+
+
+def test_guard_counts_are_recorded_per_chunk_and_summed(tmp_path: Path) -> None:
+    from vsrflow.engine.quality import GuardReport
+
+    store = planned(tmp_path, 3)
+    for i, tripped in enumerate((0, 2, 1)):
+        store.start_chunk(i)
+        frames = [i * 100 + f for f in range(tripped)]
+        report = GuardReport(checked=100, tripped=tripped, redone=tripped, frames=frames, fallback="m")
+        store.finish_chunk(i, checksum=SHA, guard=report)
+    manifest = store.load()
+    assert manifest.records[1].guard == GuardReport(
+        checked=100, tripped=2, redone=2, frames=[100, 101], fallback="m"
+    )
+    total = manifest.guard
+    assert total is not None and (total.checked, total.tripped, total.frames) == (300, 3, [100, 101, 200])
+    # A record written before the guard (no "guard" key) still loads.
+    path = store.job.chunk_state_path(0)
+    edit(path, lambda data: data.pop("guard"))
+    assert store.load().records[0].guard is None

@@ -83,6 +83,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  chunk {record.index} failed (attempt {record.attempts}): {record.error}")
             elif record.state is ChunkState.RUNNING:
                 print(f"  chunk {record.index} running (attempt {record.attempts})")
+        guard = manifest.guard
+        if guard is not None:
+            print(f"  guard : {guard.summary()}")
     if slurm_line:
         print(slurm_line)
     return 0

@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.upscale_cmd import add_quality_arguments, quality_options
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import check_output_suffix
@@ -61,6 +62,7 @@ def register(sub: Any) -> None:
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
     p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
+    add_quality_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
 
@@ -91,6 +93,17 @@ def choose_model(model: str | None, preset: str | None, scale: float, settings: 
     return resolve(model, preset, scale=scale, available=WeightStore(settings.weights_dir).has).id
 
 
+def _preset_fallback(preset: str, scale: float, model: str, settings: Settings) -> str | None:
+    """The event path's fallback model: the preset's (``--on-artifact fallback`` is its default)."""
+    from vsrflow.models.registry import get_spec, resolve_fallback
+    from vsrflow.models.store import WeightStore
+
+    found = resolve_fallback(
+        preset, get_spec(model), scale=scale, available=WeightStore(settings.weights_dir).has
+    )
+    return None if found is None else found.id
+
+
 def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.aws.clients import AwsClients
     from vsrflow.aws.headnode import S3Delivery, prepare_job, require_bucket
@@ -107,6 +120,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             clients,
             resolve_model=lambda preset, scale: choose_model(None, preset, scale, settings),
+            resolve_fallback=lambda preset, scale, model: _preset_fallback(preset, scale, model, settings),
         )
         if prepared.deliver:  # encoded before, delivery failed: upload it now
             uri = S3Delivery(prepared.job, prepared.spec, settings, clients).deliver()
@@ -158,10 +172,17 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
     chunk_seconds = args.chunk_seconds
     if args.chunk_frames is None and chunk_seconds is None:
         chunk_seconds = 60.0
+    from vsrflow.models.registry import get_spec
+
+    model = choose_model(args.model, args.preset, args.scale, settings)
+    quality = quality_options(args, get_spec(model), settings)
     spec = JobSpec(
         source=str(source),
         destination=str(output),
-        model=choose_model(args.model, args.preset, args.scale, settings),
+        model=model,
+        on_artifact=quality.on_artifact,
+        fallback_model=quality.fallback,
+        colour_fix=quality.colour_fix,
         scale=args.scale,
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
         chunk_frames=args.chunk_frames,

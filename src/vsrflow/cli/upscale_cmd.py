@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,44 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
     return value
+
+
+def add_quality_arguments(p: argparse.ArgumentParser) -> None:
+    """``--on-artifact`` and ``--colour-fix``: shared by ``upscale`` and ``submit`` (one meaning)."""
+    from vsrflow.engine.quality import COLOUR_FIX, ON_ARTIFACT
+
+    p.add_argument(
+        "--on-artifact",
+        choices=ON_ARTIFACT,
+        default="fallback",
+        help="a frame whose model output blows up (sanity guard, always on): fallback = redo it with "
+        "the preset's fallback model (bicubic without one), fail = fail naming the frames, keep = keep "
+        "it with a warning (default fallback)",
+    )
+    p.add_argument(
+        "--colour-fix",
+        choices=COLOUR_FIX,
+        default=None,
+        help="keep the source's low-frequency colour in the output (wavelet or gaussian low-pass); "
+        "default: the preset's choice (off for fidelity)",
+    )
+
+
+def quality_options(args: argparse.Namespace, spec: Any, settings: Settings) -> Any:
+    """The run's QualityOptions: the flags, the preset's fallback model and colour-fix default."""
+    from vsrflow.engine.quality import QualityOptions
+    from vsrflow.models.registry import preset_colour_fix, resolve_fallback
+    from vsrflow.models.store import WeightStore
+
+    preset = "" if args.model is not None else args.preset
+    fallback = None
+    if args.on_artifact == "fallback":
+        found = resolve_fallback(
+            preset, spec, scale=args.scale, available=WeightStore(settings.weights_dir).has
+        )
+        fallback = None if found is None else found.id
+    colour_fix = args.colour_fix or preset_colour_fix(preset)
+    return QualityOptions(on_artifact=args.on_artifact, fallback=fallback, colour_fix=colour_fix)
 
 
 def register(sub: Any) -> None:
@@ -62,6 +101,7 @@ def register(sub: Any) -> None:
         default=None,
         help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
     )
+    add_quality_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
@@ -86,6 +126,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
+    from vsrflow.engine.cache import UpscalerCache
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.upscaler import Upscaler
     from vsrflow.media.assemble import check_video_codec
@@ -103,15 +144,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _check_output(args.output, args.overwrite)
     check_video_codec(args.output, check_encoder(args.codec))
     loaded = load_model(spec, store)
+    quality = quality_options(args, spec, settings)
+    # The guard's fallback loads through the cache the chunk stages use: one code path.
+    device = args.device or settings.device
+    guard = UpscalerCache(dataclasses.replace(settings, device=device)).guard(
+        quality, args.scale or spec.scale
+    )
     upscaler = Upscaler(
         loaded.module,
         loaded.descriptor,
         scale=args.scale,
-        device=args.device or settings.device,
+        device=device,
         precision=args.precision,
         tile=args.tile or None,
         tile_pad=args.tile_pad,
         batch=args.batch,
+        guard=guard,
+        colour_fix=quality.colour_fix,
     )
     encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt)
     result = upscale_video(
@@ -127,6 +176,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote {args.output} with {loaded.provenance}\n"
         f"  input : {source.width}x{source.height}, {source.frame_count} frames, {source.duration:.3f} s\n"
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
-        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s"
+        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s\n"
+        f"  guard : {result.guard.summary()} (--on-artifact {quality.on_artifact})\n"
+        f"  colour: colour fix {quality.colour_fix}"
     )
     return 0
