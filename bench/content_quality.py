@@ -18,7 +18,7 @@ import logging
 import time
 from pathlib import Path
 
-from vsrflow.bench.content import measure, overhead, replace_section, section_markdown
+from vsrflow.bench.content import auto_cases, measure, overhead, replace_section, section_markdown
 from vsrflow.bench.machine import device_name, git_commit, host_tag
 from vsrflow.config import Settings
 
@@ -44,11 +44,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="results file (default per host)")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "quality.md")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--auto-only", action="store_true", help="re-measure only the auto preset's choices")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     settings = Settings.from_env()
     json_path = args.json or ROOT / "bench" / "results" / f"content-quality-{host_tag()}.json"
-    if not args.render_only:
+    if args.auto_only:
+        result = json.loads(json_path.read_text())
+        result["auto"] = auto_cases(settings, settings.cache_dir / "bench" / "content")
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    elif not args.render_only:
         import dataclasses
 
         import torch
@@ -57,6 +62,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result = measure(settings, args.models, device=args.device, frames=args.frames, slow_models=SLOW)
         result["overhead"] = [overhead(settings, "SPAN_x2_ch48")]
+        result["auto"] = auto_cases(settings, settings.cache_dir / "bench" / "content")
         result.update(
             {
                 "benchmark": "content-quality",

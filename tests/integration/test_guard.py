@@ -164,3 +164,50 @@ def test_chunked_job_equals_upscale_and_records_the_guard(model_env: dict[str, s
     _, b, _ = decode_rgb(chunked)
     assert len(a) == len(b) == 50
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _centre_mean_rgb(path: Path) -> np.ndarray:
+    """Mean RGB of the centre half of the first frame, decoded with the BT.709 matrix it is tagged with."""
+    import av
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        arr = frame.to_ndarray(format="rgb24", src_colorspace="ITU709")
+    h, w = arr.shape[:2]
+    return arr[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].reshape(-1, 3).astype(np.float64).mean(axis=0)
+
+
+@pytest.mark.parametrize("fix", ["wavelet", "gaussian"])
+def test_colour_fix_keeps_a_flat_bt709_patch_within_one_level(
+    model_env: dict[str, str], tmp_path: Path, fix: str
+) -> None:
+    rgb = (48, 112, 176)
+    src = make_video(tmp_path / "flat.mp4", size=(64, 48), frames=2, flat_rgb=rgb, colour="bt709")
+    source = _centre_mean_rgb(src)
+    shifts = {}
+    for mode in ("off", fix):
+        out = tmp_path / f"{mode}.mp4"
+        proc = run_cli(["upscale", str(src), "-o", str(out), "--no-progress", "--model", FALLBACK,
+                        "--colour-fix", mode], model_env)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert f"colour: colour fix {mode}" in proc.stdout
+        shifts[mode] = float(np.abs(_centre_mean_rgb(out) - source).max())
+    assert shifts["off"] > 1.5, shifts  # the GAN really brightens the patch
+    assert shifts[fix] <= 1.0, shifts
+
+
+def test_auto_preset_picks_anime_for_graphics_and_fidelity_for_footage(
+    model_env: dict[str, str], settings: Settings, tmp_path: Path
+) -> None:
+    from vsrflow.media.content import classify
+
+    bars = make_video(
+        tmp_path / "bars.mkv", size=(128, 96), frames=3, pix_fmt="gbrp", codec="ffv1", pattern="smptebars"
+    )
+    out = tmp_path / "auto.mkv"
+    proc = run_cli(["upscale", str(bars), "-o", str(out), "--no-progress", "--preset", "auto",
+                    "--scale", "2"], model_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"with {FALLBACK}" in proc.stdout and "guard : 3 frames checked, none tripped" in proc.stdout
+    assert "preset auto:" in proc.stderr and "looks like cartoon" in proc.stderr
+    assert classify(sample_path(settings, "bikes")).kind == "footage"

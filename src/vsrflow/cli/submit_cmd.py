@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vsrflow.cli.upscale_cmd import add_quality_arguments, quality_options
+from vsrflow.cli.upscale_cmd import add_quality_arguments, pick_auto_preset, quality_options
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import check_output_suffix
@@ -43,7 +43,9 @@ def register(sub: Any) -> None:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
-    which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
+    which.add_argument(
+        "--preset", help="content preset: anime, live-action, fidelity or auto (see `vsrflow upscale -h`)"
+    )
     p.add_argument("--scale", type=float, default=4.0, help="output scale (default 4)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--chunk-seconds", type=float, default=None, help="target chunk length (default 60 s)")
@@ -174,6 +176,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         chunk_seconds = 60.0
     from vsrflow.models.registry import get_spec
 
+    pick_auto_preset(args)  # the job records the model auto chose, never "auto"
     model = choose_model(args.model, args.preset, args.scale, settings)
     quality = quality_options(args, get_spec(model), settings)
     spec = JobSpec(

@@ -34,12 +34,35 @@ def add_quality_arguments(p: argparse.ArgumentParser) -> None:
         "it with a warning (default fallback)",
     )
     p.add_argument(
+        "--fallback-model",
+        default=None,
+        metavar="MODEL",
+        help="model that redoes blown-up frames (default: the preset's; none with --model: bicubic)",
+    )
+    p.add_argument(
         "--colour-fix",
         choices=COLOUR_FIX,
         default=None,
         help="keep the source's low-frequency colour in the output (wavelet or gaussian low-pass); "
         "default: the preset's choice (off for fidelity)",
     )
+
+
+def pick_auto_preset(args: argparse.Namespace) -> None:
+    """``--preset auto``: replace it with the preset the input's content calls for (logged)."""
+    if args.preset != "auto":
+        return
+    import logging
+
+    from vsrflow.media.content import classify
+    from vsrflow.models.registry import CONTENT_PRESETS
+
+    guess = classify(args.input)
+    args.preset = CONTENT_PRESETS[guess.kind]
+    logging.getLogger("vsrflow").info(
+        "preset auto: %s looks like %s (flatness %.2f over %d sampled frames): preset %s",
+        args.input, guess.kind, guess.flatness, len(guess.per_frame), args.preset,
+    )  # fmt: skip
 
 
 def quality_options(args: argparse.Namespace, spec: Any, settings: Settings) -> Any:
@@ -50,7 +73,11 @@ def quality_options(args: argparse.Namespace, spec: Any, settings: Settings) -> 
 
     preset = "" if args.model is not None else args.preset
     fallback = None
-    if args.on_artifact == "fallback":
+    if args.on_artifact == "fallback" and args.fallback_model is not None:
+        from vsrflow.models.registry import get_spec
+
+        fallback = get_spec(args.fallback_model).id  # an unknown id is refused now, not on a tripped frame
+    elif args.on_artifact == "fallback":
         found = resolve_fallback(
             preset, spec, scale=args.scale, available=WeightStore(settings.weights_dir).has
         )
@@ -65,7 +92,11 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
-    which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
+    which.add_argument(
+        "--preset",
+        help="content preset: anime, live-action, fidelity, or auto (anime for cartoons and graphics, "
+        "fidelity for footage, judged from sampled frames) (default: fidelity)",
+    )
     p.add_argument(
         "--scale",
         type=float,
@@ -138,6 +169,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.batch < 1:
         raise InputError(f"--batch {args.batch} must be at least 1")
+    pick_auto_preset(args)
     store = WeightStore(settings.weights_dir)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)

@@ -487,6 +487,11 @@ def resolve(
     return chosen
 
 
+#: ``--preset auto``: the preset for each content kind of :func:`vsrflow.media.content.classify`
+#: (decided by the CLI from sampled frames before :func:`resolve`; never recorded in a job spec).
+AUTO_PRESET = "auto"
+CONTENT_PRESETS: Mapping[str, str] = MappingProxyType({"footage": "fidelity", "cartoon": "anime"})
+
 #: Per preset, the default of ``--colour-fix`` (see docs/quality.md for the measurements).
 PRESET_COLOUR_FIX: Mapping[str, str] = MappingProxyType(
     {"fidelity": "off", "anime": "off", "live-action": "off"}
