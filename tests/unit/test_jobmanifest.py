@@ -308,6 +308,10 @@ def test_guard_counts_are_recorded_per_chunk_and_summed(tmp_path: Path) -> None:
     )
     total = manifest.guard
     assert total is not None and (total.checked, total.tripped, total.frames) == (300, 3, [100, 101, 200])
+    from vsrflow.aws.status import status_from_manifest
+
+    detail = status_from_manifest(manifest, source="s3://b/uploads/fidelity/a.mp4").detail
+    assert detail["guard"]["tripped"] == 3 and "300 frames checked, 3 tripped" in detail["guard_summary"]
     # A record written before the guard (no "guard" key) still loads.
     path = store.job.chunk_state_path(0)
     edit(path, lambda data: data.pop("guard"))
