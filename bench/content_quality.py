@@ -18,7 +18,14 @@ import logging
 import time
 from pathlib import Path
 
-from vsrflow.bench.content import auto_cases, measure, overhead, replace_section, section_markdown
+from vsrflow.bench.content import (
+    auto_cases,
+    guarded_scores,
+    measure,
+    overhead,
+    replace_section,
+    section_markdown,
+)
 from vsrflow.bench.machine import device_name, git_commit, host_tag
 from vsrflow.config import Settings
 
@@ -45,11 +52,16 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "quality.md")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--auto-only", action="store_true", help="re-measure only the auto preset's choices")
+    parser.add_argument("--guarded-only", action="store_true", help="re-measure only the guarded outputs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     settings = Settings.from_env()
     json_path = args.json or ROOT / "bench" / "results" / f"content-quality-{host_tag()}.json"
-    if args.auto_only:
+    if args.guarded_only:
+        result = json.loads(json_path.read_text())
+        guarded_scores(settings, result)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    elif args.auto_only:
         result = json.loads(json_path.read_text())
         result["auto"] = auto_cases(settings, settings.cache_dir / "bench" / "content")
         json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -61,6 +73,7 @@ def main() -> None:
         settings = dataclasses.replace(settings, device=args.device)
         t0 = time.perf_counter()
         result = measure(settings, args.models, device=args.device, frames=args.frames, slow_models=SLOW)
+        guarded_scores(settings, result)
         result["overhead"] = [overhead(settings, "SPAN_x2_ch48")]
         result["auto"] = auto_cases(settings, settings.cache_dir / "bench" / "content")
         result.update(

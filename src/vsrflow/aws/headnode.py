@@ -34,6 +34,7 @@ from vsrflow.aws.status import mark_failed, publish, status_from_manifest
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import output_suffix_for, suffix_of
+from vsrflow.models.registry import preset_colour_fix
 from vsrflow.workflow.job.layout import JobDir, read_json, write_json_atomic
 from vsrflow.workflow.job.manifest import JobState, ManifestStore
 from vsrflow.workflow.job.spec import DeliverySpec, JobSpec
@@ -140,6 +141,7 @@ def prepare_job(
             model=model,
             scale=request.scale,
             fallback_model=fallback,
+            colour_fix=preset_colour_fix(request.preset),
             chunk_seconds=settings.aws.chunk_seconds,
             delivery=DeliverySpec(
                 bucket=bucket,
