@@ -44,7 +44,7 @@ def add_quality_arguments(p: argparse.ArgumentParser) -> None:
         choices=COLOUR_FIX,
         default=None,
         help="keep the source's low-frequency colour in the output (wavelet or gaussian low-pass); "
-        "default: the preset's choice (off for fidelity)",
+        "default: the preset's choice (gaussian for anime and live-action, off for fidelity and --model)",
     )
 
 
