@@ -302,3 +302,28 @@ def test_throughput_is_wall_clock_over_finished_chunks(tmp_path: Path) -> None:
     assert store.load().throughput() == (10.0, 30.0)  # 100 frames in 10 s; 300 left
     store.finish_chunk(1, checksum=SHA, now=110.0)
     assert store.load().throughput() == (20.0, 10.0)  # two chunks in the same 10 s
+
+
+def test_guard_counts_are_recorded_per_chunk_and_summed(tmp_path: Path) -> None:
+    from vsrflow.engine.quality import GuardReport
+
+    store = planned(tmp_path, 3)
+    for i, tripped in enumerate((0, 2, 1)):
+        store.start_chunk(i)
+        frames = [i * 100 + f for f in range(tripped)]
+        report = GuardReport(checked=100, tripped=tripped, redone=tripped, frames=frames, fallback="m")
+        store.finish_chunk(i, checksum=SHA, guard=report)
+    manifest = store.load()
+    assert manifest.records[1].guard == GuardReport(
+        checked=100, tripped=2, redone=2, frames=[100, 101], fallback="m"
+    )
+    total = manifest.guard
+    assert total is not None and (total.checked, total.tripped, total.frames) == (300, 3, [100, 101, 200])
+    from vsrflow.aws.status import status_from_manifest
+
+    detail = status_from_manifest(manifest, source="s3://b/uploads/fidelity/a.mp4").detail
+    assert detail["guard"]["tripped"] == 3 and "300 frames checked, 3 tripped" in detail["guard_summary"]
+    # A record written before the guard (no "guard" key) still loads.
+    path = store.job.chunk_state_path(0)
+    edit(path, lambda data: data.pop("guard"))
+    assert store.load().records[0].guard is None

@@ -244,3 +244,32 @@ def test_corrupt_spec_json_names_the_file(tmp_path: Path) -> None:
     job.spec_path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"spec\.json: job spec: scale: 100 is outside"):
         job.read_spec()
+
+
+def test_quality_fields_round_trip_and_enter_the_id_only_when_not_default() -> None:
+    default = spec()
+    assert (default.on_artifact, default.fallback_model, default.colour_fix) == ("fallback", None, "off")
+    guarded = spec(fallback_model="realesr-animevideov3", colour_fix="wavelet", on_artifact="fail")
+    assert JobSpec.loads(guarded.dumps()) == guarded
+    # A spec written before the quality fields reads with the defaults, and keeps its job id.
+    old = {
+        k: v for k, v in default.to_json().items() if k not in ("on_artifact", "fallback_model", "colour_fix")
+    }
+    assert JobSpec.from_json(old) == default
+    assert default.job_id() == compute_job_id(
+        default.source, model=default.model, scale=default.scale, encoder=default.encoder.to_json(),
+        destination=default.destination,
+    )  # fmt: skip
+    assert guarded.job_id() != default.job_id()
+    assert spec(fallback_model="realesr-animevideov3").job_id() != default.job_id()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("on_artifact", "skip", "on_artifact 'skip' is not one of fallback, fail, keep"),
+     ("colour_fix", "on", "colour_fix 'on' is not one of off, wavelet, gaussian"),
+     ("fallback_model", "bad model!", "fallback_model")],
+)  # fmt: skip
+def test_bad_quality_fields_are_refused(field: str, value: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        spec(**{field: value})

@@ -92,3 +92,15 @@ def test_model_given_a_missing_file_path_names_it(value: str) -> None:
     with pytest.raises(InputError, match=r"weight file .* does not exist") as err:
         resolve(value, None)
     assert Path(value).name in str(err.value)
+
+
+def test_guard_fallback_and_colour_fix_defaults_per_preset() -> None:
+    from vsrflow.models.registry import REGISTRY, preset_colour_fix, resolve_fallback
+
+    span = REGISTRY["SPAN_x2_ch48"]
+    assert resolve_fallback(None, span, scale=2).id == "realesr-animevideov3"  # type: ignore[union-attr]
+    assert resolve_fallback("fidelity", span, scale=2, available=lambda s: False) is None  # not present
+    assert resolve_fallback("", span, scale=2) is None  # --model: bicubic
+    assert resolve_fallback("anime", REGISTRY["realesr-animevideov3"], scale=4) is None
+    assert preset_colour_fix(None) == "off" and preset_colour_fix("") == "off"
+    assert preset_colour_fix("anime") == preset_colour_fix("live-action") == "gaussian"

@@ -164,10 +164,16 @@ class _Chunk:
 
 
 def test_runner_falls_back_in_process_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vsrflow.engine.quality import GuardReport
     from vsrflow.workflow.job import stages
 
     ran: list[Path] = []
-    monkeypatch.setattr(stages, "_run_chunk", lambda job, chunk, output, settings, cache: ran.append(output))
+
+    def run(job: Any, chunk: Any, output: Path, settings: Any, cache: Any) -> stages.ChunkResult:
+        ran.append(output)
+        return stages.ChunkResult(frames=chunk.frames, guard=GuardReport(checked=chunk.frames))
+
+    monkeypatch.setattr(stages, "_run_chunk", run)
     port = _closed_port()
     off = Settings(cache_dir=Path("/c"), endpoint=EndpointSettings(base_port=port, retries=0))
     with pytest.raises(TransientError):
@@ -176,6 +182,7 @@ def test_runner_falls_back_in_process_only_when_configured(monkeypatch: pytest.M
     on = Settings(cache_dir=Path("/c"), endpoint=EndpointSettings(base_port=port, retries=0, fallback=True))
     stats = endpoint_runner(on, {})(_Job(Path("/j")), _Chunk(), Path("/j/out.nut"))
     assert ran == [Path("/j/out.nut")] and stats["device"] == "in-process"
+    assert stats["frames"] == 25 and stats["guard"]["checked"] == 25
 
 
 def test_runner_rejects_a_wrong_frame_count(stub: tuple[Script, int]) -> None:

@@ -18,6 +18,7 @@ from tests.mediagen import decode_rgb, make_video
 from tests.servinglib import MODEL, SCALE
 from tests.unit.test_egvsr import _engine, _shifting_clip, _tiny
 from vsrflow.config import AwsSettings, EndpointSettings, Settings
+from vsrflow.engine.quality import GuardReport
 from vsrflow.errors import VsrError
 from vsrflow.serving import inference
 from vsrflow.serving.client import EndpointClient, endpoint_runner
@@ -100,9 +101,11 @@ def test_endpoint_reports_the_frames_written(
     clip = make_video(tmp_path / "clip.mp4", frames=10)
     job = _job(tmp_path / "jobs", clip, model=MODEL)
 
-    def short(job_: Any, chunk: Any, output: Path, settings: Any, cache: Any) -> int:
+    def short(job_: Any, chunk: Any, output: Path, settings: Any, cache: Any) -> stages.ChunkResult:
         output.write_bytes(b"short")  # a runner that lost a frame on the way
-        return int(chunk.frames) - 1
+        return stages.ChunkResult(
+            frames=int(chunk.frames) - 1, guard=GuardReport(checked=int(chunk.frames) - 1)
+        )
 
     monkeypatch.setattr(stages, "run_chunk", short)
     stats = inference.predict_fn(ChunkRequest(job_dir=job.path, index=0), ep)

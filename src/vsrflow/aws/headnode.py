@@ -38,6 +38,7 @@ from vsrflow.aws.uploads import verify_request
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import output_suffix_for, suffix_of
+from vsrflow.models.registry import preset_colour_fix
 from vsrflow.workflow.job.layout import JobDir, read_json, write_json_atomic
 from vsrflow.workflow.job.manifest import JobState, ManifestStore
 from vsrflow.workflow.job.spec import DeliverySpec, JobSpec
@@ -50,6 +51,8 @@ PART_BYTES = 64 * 1024 * 1024
 
 #: (preset, scale) -> model id; the CLI passes the registry's resolver (this layer stays torch-free).
 ModelResolver = Callable[[str, float], str]
+#: (preset, scale, resolved model id) -> the fallback model id of the sanity guard, or None (bicubic).
+FallbackResolver = Callable[[str, float, str], "str | None"]
 
 
 def jobs_root(settings: Settings) -> Path:
@@ -95,7 +98,12 @@ def _already_submitted(job: JobDir) -> bool:
 
 
 def prepare_job(
-    job_id: str, settings: Settings, clients: AwsClients, *, resolve_model: ModelResolver
+    job_id: str,
+    settings: Settings,
+    clients: AwsClients,
+    *,
+    resolve_model: ModelResolver,
+    resolve_fallback: FallbackResolver | None = None,
 ) -> PreparedJob:
     """Read the request of ``job_id``, create its job directory and download the source.
 
@@ -130,11 +138,17 @@ def prepare_job(
     else:
         in_ext = suffix_of(request.key) if suffix_of(request.key) in settings.aws.suffixes else ".bin"
         out_ext = output_suffix_for(request.output_key)
+        model = resolve_model(request.preset, request.scale)
+        fallback = (
+            None if resolve_fallback is None else resolve_fallback(request.preset, request.scale, model)
+        )
         spec = JobSpec(
             source=str(job.source_dir / f"input{in_ext}"),
             destination=str(job.path / "output" / f"output{out_ext}"),
-            model=resolve_model(request.preset, request.scale),
+            model=model,
             scale=request.scale,
+            fallback_model=fallback,
+            colour_fix=preset_colour_fix(request.preset),
             chunk_seconds=settings.aws.chunk_seconds,
             delivery=DeliverySpec(
                 bucket=bucket,

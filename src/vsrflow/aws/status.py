@@ -42,8 +42,12 @@ def status_from_manifest(manifest: Manifest, *, source: str | None, output: str 
 
     ``done`` is never derived from the manifest: a job is done for its user only once the output
     is uploaded, so a manifest in state done maps to ``encoding`` until :func:`publish` says done.
+    The sanity guard's counts over the recorded chunks go into ``detail.guard`` (with a one-line
+    ``detail.guard_summary``) once any chunk has them.
     """
     state = manifest.state
+    guard = manifest.guard
+    detail = {} if guard is None else {"guard": guard.to_json(), "guard_summary": guard.summary()}
     if state is JobState.DONE:
         state = JobState.ENCODING
     planned = manifest.plan is not None
@@ -57,7 +61,9 @@ def status_from_manifest(manifest: Manifest, *, source: str | None, output: str 
         source=source,
         output=output,
         # Progress for people (the page's jobs list): upscaling frames per second and time left.
-        detail={"fps": fps, "eta_s": eta} if fps is not None and state is JobState.UPSCALING else {},
+        detail={**detail, "fps": fps, "eta_s": eta}
+        if fps is not None and state is JobState.UPSCALING
+        else detail,
     )
 
 

@@ -150,16 +150,26 @@ class BatchRunner:
         self.on_result = on_result or (lambda result: None)
         self.children = ChildRunner()
         self.state_dir = options.output_dir / markers.STATE_DIR
+        #: the guard's fallback model for the children (set by :meth:`ensure_model`).
+        self.fallback: str | None = None
 
     # -- stage 1: weights ------------------------------------------------------------------
     def ensure_model(self) -> tuple[str, float]:
-        """Resolve the model, make sure its weights are present; return (model id, scale)."""
-        from vsrflow.models.registry import resolve
+        """Resolve the model, make sure its weights are present; return (model id, scale).
+
+        Also resolves the preset's guard fallback model (``self.fallback``), which every child
+        ``vsrflow upscale`` gets with ``--fallback-model`` (it runs ``--model``, so it would not
+        know the preset's).
+        """
+        from vsrflow.models.registry import resolve, resolve_fallback
         from vsrflow.models.store import WeightStore
 
         opts = self.options
         store = WeightStore(self.settings.weights_dir)
         spec = resolve(opts.model, opts.preset, scale=opts.scale, available=store.has)
+        preset = "" if opts.model is not None else opts.preset
+        found = resolve_fallback(preset, spec, scale=opts.scale, available=store.has)
+        self.fallback = None if found is None else found.id
         scale = float(opts.scale) if opts.scale is not None else float(spec.scale)
         if opts.skip_upscale or store.has(spec):
             return spec.id, scale
@@ -230,6 +240,7 @@ class BatchRunner:
             "--scale",
             scale_label(scale),
             "--overwrite",
+            *(["--fallback-model", self.fallback] if self.fallback else []),
         )  # fmt: skip  (the child's progress lines go to its log, for `tail -f`)
         child = self.children.run(argv, self.state_dir / "logs" / f"{result.input.name}.upscale.log")
         if not child.ok:

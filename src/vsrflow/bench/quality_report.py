@@ -277,7 +277,10 @@ def render(result: dict[str, Any], *, doc: Path, picture: Path, picture_frames: 
         picture_frames, [*PICTURE_METHODS, "reference"], [*_short(PICTURE_METHODS), "reference"], picture
     )
     rel = Path("img") / picture.name if picture.parent.name == "img" else picture.relative_to(root)
-    doc.write_text(markdown(result, rel.as_posix()))
+    from vsrflow.bench.content import keep_section  # the guard/colour-fix section has its own script
+
+    old = doc.read_text() if doc.exists() else ""
+    doc.write_text(keep_section(markdown(result, rel.as_posix()), old))
 
 
 def _short(methods: Sequence[str]) -> list[str]:

@@ -155,6 +155,9 @@ def _local(path: Path, settings: Settings) -> tuple[list[str], bool]:
                 lines.append(f"  chunk {record.index} failed (attempt {record.attempts}): {record.error}")
             elif record.state is ChunkState.RUNNING:
                 lines.append(f"  chunk {record.index} running (attempt {record.attempts})")
+        guard = manifest.guard
+        if guard is not None:
+            lines.append(f"  guard: {guard.summary()}")
     return [*lines, *slurm], manifest.state in TERMINAL_JOB_STATES
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vsrflow.cli.options import add_encoder_preset
+from vsrflow.cli.upscale_cmd import add_quality_arguments, pick_auto_preset, quality_options
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 
@@ -42,7 +43,9 @@ def register(sub: Any) -> None:
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
-    which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
+    which.add_argument(
+        "--preset", help="content preset: anime, live-action, fidelity or auto (see `vsrflow upscale -h`)"
+    )
     p.add_argument(
         "--scale",
         type=float,
@@ -66,6 +69,7 @@ def register(sub: Any) -> None:
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
     add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
+    add_quality_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
 
@@ -103,6 +107,17 @@ def use_slurm_conf(settings: Settings) -> None:
         logging.getLogger(__name__).info("Slurm: %s (export SLURM_CONF to use another)", why)
 
 
+def _preset_fallback(preset: str, scale: float, model: str, settings: Settings) -> str | None:
+    """The event path's fallback model: the preset's (``--on-artifact fallback`` is its default)."""
+    from vsrflow.models.registry import get_spec, resolve_fallback
+    from vsrflow.models.store import WeightStore
+
+    found = resolve_fallback(
+        preset, get_spec(model), scale=scale, available=WeightStore(settings.weights_dir).has
+    )
+    return None if found is None else found.id
+
+
 def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.aws.clients import AwsClients
     from vsrflow.aws.headnode import S3Delivery, prepare_job, require_bucket
@@ -119,6 +134,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             clients,
             resolve_model=lambda preset, scale: choose_model(None, preset, scale, settings),
+            resolve_fallback=lambda preset, scale, model: _preset_fallback(preset, scale, model, settings),
         )
         if prepared.deliver:  # encoded before, delivery failed: upload it now
             uri = S3Delivery(prepared.job, prepared.spec, settings, clients).deliver()
@@ -161,11 +177,21 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
 
     if (args.executor or "local") == "slurm":
         use_slurm_conf(settings)  # before the job dir exists: a missing Slurm leaves nothing behind
+    from vsrflow.models.registry import get_spec
+
+    if args.input.is_file():  # else create_path_job names the missing input
+        pick_auto_preset(args)  # the job records the model auto chose, never "auto"
+    model = choose_model(args.model, args.preset, args.scale, settings)
+    if args.scale is None:  # the model's native scale, as `vsrflow upscale` does
+        args.scale = float(get_spec(model).scale)
+    quality = quality_options(args, get_spec(model), settings)
     request = PathJobRequest(
         source=args.input,
         output=args.output,
-        model=args.model,
-        preset=args.preset,
+        model=model,
+        on_artifact=quality.on_artifact,
+        fallback_model=quality.fallback,
+        colour_fix=quality.colour_fix,
         scale=args.scale,
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt),
         chunk_seconds=args.chunk_seconds,

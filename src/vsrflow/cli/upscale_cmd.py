@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,82 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_quality_arguments(p: argparse.ArgumentParser) -> None:
+    """``--on-artifact`` and ``--colour-fix``: shared by ``upscale`` and ``submit`` (one meaning)."""
+    from vsrflow.engine.quality import COLOUR_FIX, ON_ARTIFACT
+
+    p.add_argument(
+        "--on-artifact",
+        choices=ON_ARTIFACT,
+        default="fallback",
+        help="a frame whose model output blows up (sanity guard, always on): fallback = redo it with "
+        "the preset's fallback model (bicubic without one), fail = fail naming the frames, keep = keep "
+        "it with a warning (default fallback)",
+    )
+    p.add_argument(
+        "--fallback-model",
+        default=None,
+        metavar="MODEL",
+        help="model that redoes blown-up frames (default: the preset's; none with --model: bicubic)",
+    )
+    p.add_argument(
+        "--colour-fix",
+        choices=COLOUR_FIX,
+        default=None,
+        help="keep the source's low-frequency colour in the output (wavelet or gaussian low-pass); "
+        "default: the preset's choice (gaussian for anime and live-action, off for fidelity and --model)",
+    )
+
+
+def pick_auto_preset(args: argparse.Namespace) -> None:
+    """``--preset auto``: replace it with the preset the input's content calls for (logged)."""
+    if args.preset != "auto":
+        return
+    import logging
+
+    from vsrflow.media.content import classify
+    from vsrflow.models.registry import CONTENT_PRESETS
+
+    guess = classify(args.input)
+    args.preset = CONTENT_PRESETS[guess.kind]
+    logging.getLogger("vsrflow").info(
+        "preset auto: %s looks like %s (flatness %.2f over %d sampled frames): preset %s",
+        args.input, guess.kind, guess.flatness, len(guess.per_frame), args.preset,
+    )  # fmt: skip
+
+
+def quality_options(args: argparse.Namespace, spec: Any, settings: Settings) -> Any:
+    """The run's QualityOptions: the flags, the preset's fallback model and colour-fix default."""
+    from vsrflow.engine.quality import QualityOptions
+    from vsrflow.models.registry import preset_colour_fix, resolve_fallback
+    from vsrflow.models.store import WeightStore
+
+    preset = "" if args.model is not None else args.preset
+    fallback = None
+    if args.on_artifact == "fallback" and args.fallback_model is not None:
+        from vsrflow.models.registry import get_spec
+
+        fallback = get_spec(args.fallback_model).id  # an unknown id is refused now, not on a tripped frame
+    elif args.on_artifact == "fallback":
+        found = resolve_fallback(
+            preset, spec, scale=args.scale, available=WeightStore(settings.weights_dir).has
+        )
+        fallback = None if found is None else found.id
+    colour_fix = args.colour_fix or preset_colour_fix(preset)
+    return QualityOptions(on_artifact=args.on_artifact, fallback=fallback, colour_fix=colour_fix)
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("upscale", help="upscale one video; every frame, track and timestamp kept")
     p.add_argument("input", type=Path, help="source video (any container/codec ffmpeg reads)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
-    which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
+    which.add_argument(
+        "--preset",
+        help="content preset: anime, live-action, fidelity, or auto (anime for cartoons and graphics, "
+        "fidelity for footage, judged from sampled frames) (default: fidelity)",
+    )
     p.add_argument(
         "--scale",
         type=float,
@@ -62,6 +132,7 @@ def register(sub: Any) -> None:
         default=None,
         help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
     )
+    add_quality_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or progress lines (see also --quiet)"
@@ -88,6 +159,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
+    from vsrflow.engine.cache import UpscalerCache
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.engine.upscaler import Upscaler
@@ -100,21 +172,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.batch < 1:
         raise InputError(f"--batch {args.batch} must be at least 1")
+    pick_auto_preset(args)
     store = WeightStore.from_settings(settings)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
     check_video_codec(args.output, check_encoder(args.codec))
     loaded = load_model(spec, store)
+    quality = quality_options(args, spec, settings)
+    # The guard's fallback loads through the cache the chunk stages use: one code path.
+    device = args.device or settings.device
+    guard = UpscalerCache(dataclasses.replace(settings, device=device)).guard(
+        quality, args.scale or spec.scale
+    )
     upscaler = Upscaler(
         loaded.module,
         loaded.descriptor,
         scale=args.scale,
-        device=args.device or settings.device,
+        device=device,
         precision=args.precision,
         tile=args.tile or None,
         tile_pad=args.tile_pad,
         batch=args.batch,
+        guard=guard,
+        colour_fix=quality.colour_fix,
     )
     encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
     # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
@@ -139,6 +220,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote {args.output} with {loaded.provenance}\n"
         f"  input : {source.width}x{source.height}, {source.frame_count} frames, {source.duration:.3f} s\n"
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
-        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s"
+        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s\n"
+        f"  guard : {result.guard.summary()} (--on-artifact {quality.on_artifact})\n"
+        f"  colour: colour fix {quality.colour_fix}"
     )
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vsrflow.config import Settings
+from vsrflow.engine.quality import QualityOptions
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,56 @@ class UpscalerCache:
     max_models: int | None = None
     loads: int = 0
     _modules: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _views: dict[tuple[str, str, float], Any] = field(default_factory=dict)
+    _views: dict[tuple[str, str, float, QualityOptions], Any] = field(default_factory=dict)
 
-    def get(self, model: str, scale: float) -> Any:
+    def get(self, model: str, scale: float, quality: QualityOptions | None = None) -> Any:
         """An Upscaler of ``model`` (a registry id or weight-file path, already resolved) at ``scale``.
 
         The weights come from this machine's store (fetched when the registry has a URL); a model
         whose weights cannot be had raises ModelError naming it: never a silent substitute.
+        ``quality`` (default :class:`QualityOptions`: guard on, fallback bicubic, no colour fix)
+        sets the view's guard and colour fix; its fallback model loads on the first tripped frame.
         """
         from vsrflow.models.registry import get_spec
 
-        return self.upscaler(get_spec(model), scale)
+        return self.upscaler(get_spec(model), scale, quality)
 
-    def upscaler(self, model: Any, scale: float) -> Any:
+    def upscaler(self, model: Any, scale: float, quality: QualityOptions | None = None) -> Any:
         """An Upscaler of ``model`` (a resolved ModelSpec) at ``scale``, loading the model once."""
         from vsrflow.engine.upscaler import Upscaler
+
+        quality = quality or QualityOptions()
+        loaded, key = self._load(model)
+        view = (*key, float(scale), quality)
+        if view not in self._views:
+            self._views[view] = Upscaler(
+                loaded.module,
+                loaded.descriptor,
+                scale=scale,
+                device=key[1],
+                guard=self.guard(quality, scale),
+                colour_fix=quality.colour_fix,
+            )
+        return self._views[view]
+
+    def guard(self, quality: QualityOptions, scale: float) -> Any:
+        """The Guard of ``quality`` (None when off); its fallback is a plain view of this cache."""
+        from vsrflow.engine.guard import Guard
+        from vsrflow.engine.quality import BICUBIC
+
+        if not quality.guard:
+            return None
+        fallback = quality.fallback
+        if fallback is None:
+            return Guard(policy=quality.on_artifact)
+        off = QualityOptions(guard=False)
+        return Guard(
+            policy=quality.on_artifact,
+            fallback=lambda: self.get(fallback, scale, off),
+            fallback_name=fallback or BICUBIC,
+        )
+
+    def _load(self, model: Any) -> tuple[Any, tuple[str, str]]:
         from vsrflow.models.loader import load_model
         from vsrflow.models.store import WeightStore
 
@@ -58,10 +94,7 @@ class UpscalerCache:
             while self.max_models is not None and self._modules and len(self._modules) >= self.max_models:
                 self._evict(next(iter(self._modules)))
         self._modules[key] = loaded  # re-inserted last: dict order is least recently used first
-        view = (*key, float(scale))
-        if view not in self._views:
-            self._views[view] = Upscaler(loaded.module, loaded.descriptor, scale=scale, device=key[1])
-        return self._views[view]
+        return loaded, key
 
     def _evict(self, key: tuple[str, str]) -> None:
         from vsrflow.engine.device import release_cached_memory, resolve_device

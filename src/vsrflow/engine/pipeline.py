@@ -13,6 +13,8 @@ Failure contract: an exception in ANY stage sets a stop event; every blocking qu
 polls that event (no deadlock on a full or empty queue), the other stages exit, all threads are
 joined, the temp files are removed, and the FIRST error is re-raised. Nothing is written at
 ``output_path`` unless every frame went through: decoded == probed == upscaled == encoded.
+The Upscaler's sanity guard runs inside inference; with ``--on-artifact fail`` a tripped frame
+fails the run (naming the frames) after the last frame and before anything is written.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from vsrflow.engine.progress import ProgressCallback, make_progress
+from vsrflow.engine.quality import GuardReport
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
@@ -61,12 +64,14 @@ class PipelineResult:
         seconds: wall-clock seconds of the whole run (probe to assembled output).
         fps: frames / seconds.
         output: probe of the written output file.
+        guard: the sanity guard's counts (policy ``off`` when the Upscaler has no guard).
     """
 
     frames: int
     seconds: float
     fps: float
     output: VideoInfo
+    guard: GuardReport
 
 
 class _End:
@@ -237,6 +242,7 @@ def upscale_video(
         if stages.error is not None:
             raise stages.error
         _check_counts(counts, info, input_path)
+        report = upscaler.check_artifacts()  # --on-artifact fail raises here, before any output
         bar.close()
         out_info = assemble_output(
             temp_video, info, output_path, expected_frames=info.frame_count, ffmpeg=ffmpeg
@@ -252,7 +258,9 @@ def upscale_video(
     seconds = time.monotonic() - t0
     frames = counts["encoded"]
     log.info("wrote %s: %d frames in %.1f s (%.2f fps)", output_path, frames, seconds, frames / seconds)
-    return PipelineResult(frames=frames, seconds=seconds, fps=frames / max(seconds, 1e-9), output=out_info)
+    return PipelineResult(
+        frames=frames, seconds=seconds, fps=frames / max(seconds, 1e-9), output=out_info, guard=report
+    )
 
 
 def _infer_stage(

@@ -27,6 +27,14 @@ Policies (documented decisions):
       :meth:`upscale_frames` calls continue one clip. :meth:`reset` starts a new clip and
       :meth:`warm_up` advances the state without producing output (chunk warm-up). They run on
       whole frames: no tiling and no OOM fallback (a ModelError says so).
+    * Sanity guard (``guard``, on in every CLI path): each output frame is measured before it is
+      clamped (:func:`vsrflow.engine.guard.check_frames`); a frame past the thresholds is a
+      blow-up and, per ``guard.policy``, is redone with the fallback model (then bicubic if that
+      trips too or there is none), kept with a warning, or kept and reported by
+      :meth:`check_artifacts` (``fail``). Frames are numbered from :meth:`reset`'s
+      ``first_frame`` in call order; :attr:`report` holds the counts of the current clip.
+    * Colour fix (``colour_fix``): after the guard, the output's low frequencies are replaced by
+      those of a bicubic upscale of the input (:mod:`vsrflow.engine.colourfix`).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vsrflow.engine.colourfix import apply_colour_fix
 from vsrflow.engine.device import (
     configure_device,
     is_oom_error,
@@ -47,6 +56,8 @@ from vsrflow.engine.device import (
     resolve_device,
     resolve_precision,
 )
+from vsrflow.engine.guard import Guard, bicubic, check_frames
+from vsrflow.engine.quality import COLOUR_FIX, DEFAULT_COLOUR_FIX, GuardReport, check_choice
 from vsrflow.engine.tiling import pad_frame, plan_tiles, round_down, round_up
 from vsrflow.errors import InputError, ModelError
 from vsrflow.models.descriptor import ModelDescriptor
@@ -112,6 +123,8 @@ class Upscaler:
             MAX_DEFAULT_TILE_PAD)`` (the cap when the radius is unbounded). Rounded up to
             ``size_multiple``.
         batch: frames per model call (frames of one call share a size).
+        guard: the per-frame sanity guard, or None (no checks: library callers, benchmarks).
+        colour_fix: ``off`` | ``wavelet`` | ``gaussian`` (see :mod:`vsrflow.engine.colourfix`).
 
     Raises:
         InputError: an invalid option (names the option and the allowed values).
@@ -128,8 +141,17 @@ class Upscaler:
         tile: int | None = None,
         tile_pad: int | None = None,
         batch: int = 1,
+        guard: Guard | None = None,
+        colour_fix: str = DEFAULT_COLOUR_FIX,
     ) -> None:
         self.descriptor = descriptor
+        self.guard = guard
+        self.colour_fix = check_choice("colour_fix", colour_fix, COLOUR_FIX)
+        self._fallback: Upscaler | None = None
+        self._fallback_built = False
+        self._frame_no = 0
+        #: the guard's counts for the current clip (since :meth:`reset`).
+        self.report = self._new_report()
         self.scale = _check_scale(scale, descriptor)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -188,10 +210,23 @@ class Upscaler:
         """Frames before a chunk's start to feed through :meth:`warm_up` (0 for frame models)."""
         return self.descriptor.warmup_frames if self.descriptor.temporal else 0
 
-    def reset(self) -> None:
-        """Start a new clip: forget the recurrent state (no-op for frame models)."""
+    def reset(self, first_frame: int = 0) -> None:
+        """Start a new clip: forget the recurrent state, start a new guard report.
+
+        ``first_frame`` is the number of the next frame :meth:`upscale_frames` gets (a chunk's
+        first source frame), so the report names source frames.
+        """
         self._state = None
         self._state_shape = None
+        self._frame_no = int(first_frame)
+        self.report = self._new_report()
+
+    def check_artifacts(self) -> GuardReport:
+        """The current clip's report; raises its ModelError when the policy is ``fail`` and a
+        frame tripped (call once the clip is done, before its output is kept)."""
+        if self.guard is not None and self.guard.policy == "fail" and self.report.tripped:
+            raise self.report.error()
+        return self.report
 
     def warm_up(self, frames: np.ndarray) -> None:
         """Advance a temporal model's state over ``frames`` (N, H, W, 3), discarding the outputs.
@@ -240,7 +275,7 @@ class Upscaler:
             for start in range(0, n, self.batch):
                 chunk = x[start : start + self.batch].to(self.device, torch.float32)
                 # Out-of-place clamp: the model may return (a view of) the caller's tensor.
-                outs.append(self._upscale_float(chunk, size).clamp(0.0, 1.0).to(x.device))
+                outs.append(self._process(chunk, size).clamp(0.0, 1.0).to(x.device))
         return torch.cat(outs)
 
     def upscale_frames(self, frames: np.ndarray, output_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -291,11 +326,82 @@ class Upscaler:
                     host = host.pin_memory()
                 dev = host.to(self.device, non_blocking=True)
                 x = dev.permute(0, 3, 1, 2).to(torch.float32).div_(maxval)
-                y = self._upscale_float(x, size)
+                y = self._process(x, size)
                 # The one quantisation: scale, round to nearest, clamp (overshoot of the model or
                 # the bicubic resize), cast. Out-of-place first op: never write into the input.
                 q = y.mul(maxval).round_().clamp_(0, maxval).to(int_dtype)
                 yield start, q.permute(0, 2, 3, 1).cpu().numpy()
+
+    def _new_report(self) -> GuardReport:
+        guard = self.guard
+        if guard is None:
+            return GuardReport(policy="off")
+        return GuardReport(policy=guard.policy, fallback=guard.fallback_name)
+
+    def _process(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Model, guard, colour fix: (B,3,H,W) float32 [0, 1] -> (B,3,*size) float32, not clamped."""
+        y = self._upscale_float(x, size)
+        if self.guard is not None:
+            y = self._guarded(x, y, size, self.guard)
+        if self.colour_fix != "off":
+            y = apply_colour_fix(y, x, self.colour_fix)
+        return y
+
+    def _guarded(self, x: torch.Tensor, y: torch.Tensor, size: tuple[int, int], guard: Guard) -> torch.Tensor:
+        """Measure ``y`` (raw output of ``x``), count, and replace blow-ups per the policy."""
+        first = self._frame_no
+        self._frame_no += int(x.shape[0])
+        checks = check_frames(x, y, guard.limits)
+        self.report.checked += len(checks)
+        bad = [(i, p) for i, c in enumerate(checks) if (p := c.problems(guard.limits))]
+        if not bad:
+            return y
+        numbers = [first + i for i, _ in bad]
+        problem = "; ".join(bad[0][1])
+        self.report.add_tripped(numbers, problem)
+        if guard.policy != "fallback":
+            self.report.kept += len(bad)
+            log.warning(
+                "frame(s) %s: %s output blew up (%s); kept%s",
+                ", ".join(map(str, numbers)), self.descriptor.arch, problem,
+                " (the run fails at the end: --on-artifact fail)" if guard.policy == "fail" else "",
+            )  # fmt: skip
+            return y
+        index = torch.tensor([i for i, _ in bad], device=y.device)
+        xb = x.index_select(0, index)
+        redo, name = self._fallback_output(xb, size, guard)
+        y = y.index_copy(0, index, redo)
+        log.warning(
+            "frame(s) %s: %s output blew up (%s); redone with %s",
+            ", ".join(map(str, numbers)), self.descriptor.arch, problem, name,
+        )  # fmt: skip
+        return y
+
+    def _fallback_output(
+        self, xb: torch.Tensor, size: tuple[int, int], guard: Guard
+    ) -> tuple[torch.Tensor, str]:
+        """The fallback's frames for the tripped inputs ``xb``: the fallback model's where they
+        pass the guard, bicubic for the rest (and for all when there is no fallback model)."""
+        if not self._fallback_built:
+            self._fallback_built = True
+            self._fallback = guard.fallback() if guard.fallback is not None else None
+        n = int(xb.shape[0])
+        safe = bicubic(xb, size)
+        if self._fallback is None:
+            self.report.bicubic += n
+            return safe, "bicubic"
+        # The fallback runs at the primary's output size, unguarded (its frames are checked here).
+        yb = self._fallback._upscale_float(xb.to(self._fallback.device), size).to(xb.device)
+        ok = torch.tensor(
+            [not c.problems(guard.limits) for c in check_frames(xb, yb, guard.limits)], device=xb.device
+        )
+        self.report.redone += int(ok.sum())
+        self.report.bicubic += n - int(ok.sum())
+        out = torch.where(ok[:, None, None, None], yb, safe)
+        name = (
+            guard.fallback_name if bool(ok.all()) else f"{guard.fallback_name} (bicubic where it tripped too)"
+        )
+        return out, name
 
     def _upscale_float(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """(B, 3, H, W) float32 [0, 1] on device -> (B, 3, *size) float32, NOT yet clamped."""

@@ -358,6 +358,14 @@ PRESETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 DEFAULT_PRESET = "fidelity"
+#: Per preset, the models that redo a frame the sanity guard rejects (``--on-artifact fallback``),
+#: in preference order; bicubic is the built-in last resort. SPAN (fidelity) blows up on saturated
+#: graphics (test patterns, colour bars); realesr-animevideov3 stays in range there (measured in
+#: docs/quality.md), is cheap, and its weights import offline. The GAN presets have no measured
+#: blow-ups: they fall back to bicubic.
+PRESET_FALLBACKS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"fidelity": ("realesr-animevideov3",), "anime": (), "live-action": ()}
+)
 #: Preset candidates chosen only when their weights are present: they cannot be fetched offline
 #: (no ncnn source) and are expensive, so a missing file falls back instead of failing the job.
 PRESENT_ONLY: frozenset[str] = frozenset({"Swin2SR_RealworldSR_X4_64_BSRGAN_PSNR"})
@@ -477,3 +485,56 @@ def resolve(
                 skipped[0].id,
             )
     return chosen
+
+
+#: ``--preset auto``: the preset for each content kind of :func:`vsrflow.media.content.classify`
+#: (decided by the CLI from sampled frames before :func:`resolve`; never recorded in a job spec).
+AUTO_PRESET = "auto"
+CONTENT_PRESETS: Mapping[str, str] = MappingProxyType({"footage": "fidelity", "cartoon": "anime"})
+
+#: Per preset, the default of ``--colour-fix``: the GAN presets shift flat colours by 1-3 levels
+#: and the Gaussian fix measured better on every offline GAN model (Y-PSNR up, flat shift <= 0.3
+#: level; docs/quality.md); SPAN is colour-exact already.
+PRESET_COLOUR_FIX: Mapping[str, str] = MappingProxyType(
+    {"fidelity": "off", "anime": "gaussian", "live-action": "gaussian"}
+)
+
+
+def preset_colour_fix(preset: str | None) -> str:
+    """The colour fix a run of ``preset`` gets by default (None: the default preset; "": a named
+    ``--model``, which gets none)."""
+    name = DEFAULT_PRESET if preset is None else preset
+    return PRESET_COLOUR_FIX.get(name, "off") if name else "off"
+
+
+def resolve_fallback(
+    preset: str | None,
+    chosen: ModelSpec,
+    *,
+    scale: float | None = None,
+    available: Callable[[ModelSpec], bool] | None = None,
+) -> ModelSpec | None:
+    """The fallback model of ``preset`` for frames of ``chosen`` that trip the guard, or None.
+
+    ``preset`` None means the default preset (as in :func:`resolve`); a run that names its model
+    (``--model``) passes ``preset=""``: no model fallback, bicubic only. Candidates must reach
+    ``scale`` with their native scale, differ from ``chosen`` and (when ``available`` is given)
+    have their weights present; a preferred one passed over for lack of weights is logged. Like
+    :func:`resolve`, the answer belongs in the job spec (resolved once, where the job is created).
+    """
+    name = DEFAULT_PRESET if preset is None else preset
+    if not name:
+        return None
+    for model_id in PRESET_FALLBACKS.get(name, ()):
+        spec = REGISTRY[model_id]
+        if spec.id == chosen.id or (scale is not None and spec.scale < scale):
+            continue
+        if available is not None and not available(spec):
+            log.warning(
+                "preset %s: fallback model %s not present in the weight store; frames that trip the "
+                "guard will be redone with bicubic (`vsrflow models import-ncnn %s` to use it)",
+                name, spec.id, spec.id,
+            )  # fmt: skip
+            continue
+        return spec
+    return None

@@ -244,8 +244,14 @@ def endpoint_runner(
             from vsrflow.workflow.job import stages
 
             t0 = time.monotonic()
-            frames = stages.run_chunk(job, chunk, output, settings, UpscalerCache(settings))
-            return {"frames": frames, "seconds": time.monotonic() - t0, "device": "in-process"}
+            result = stages.run_chunk(job, chunk, output, settings, UpscalerCache(settings))
+            seconds = time.monotonic() - t0
+            return {
+                "frames": result.frames,
+                "seconds": seconds,
+                "device": "in-process",
+                "guard": result.guard.to_json(),
+            }
         log.info(
             "chunk %d via %s: %d frames in %.2f s on %s (CUDA_VISIBLE_DEVICES=%s)",
             chunk.index, client.url, stats["frames"], float(stats.get("seconds", 0)), stats.get("device"),

@@ -231,7 +231,7 @@ def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:
     if not source.is_file():
         raise bad_request(f"input {source} (job {job.job_id} source) does not exist on this node")
     t0 = time.monotonic()
-    frames = stages.run_chunk(job, chunk, output, model.settings, model.cache)
+    result = stages.run_chunk(job, chunk, output, model.settings, model.cache)
     seconds = time.monotonic() - t0
     return {
         "kind": "chunk",
@@ -239,7 +239,8 @@ def _predict_chunk(req: ChunkRequest, model: EndpointModel) -> dict[str, Any]:
         "index": req.index,
         "output": str(output),
         "bytes": output.stat().st_size,
-        **_stats(model, frames, seconds, spec.scale, wanted.id),
+        "guard": result.guard.to_json(),
+        **_stats(model, result.frames, seconds, spec.scale, wanted.id),
     }
 
 
@@ -270,6 +271,7 @@ def _predict_file(req: FileRequest, model: EndpointModel) -> dict[str, Any]:
     return {
         "kind": "file",
         "output": str(req.output),
+        "guard": result.guard.to_json(),
         **_stats(model, result.frames, seconds, scale, entry.id),
     }
 

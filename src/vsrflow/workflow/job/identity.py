@@ -12,6 +12,8 @@ What goes in (:func:`compute_job_id`):
 * ``model``: the model the user asked for, a registry id, ``file:<identity>`` of a weight file, or
   ``preset:<name>`` where the event path names a preset (the head node resolves it later);
 * ``scale`` (float, so 2 and 2.0 are one job) and the encoder options;
+* ``quality`` (the sanity guard's policy and fallback model, the colour fix) when it differs from
+  the defaults, so ids of jobs without quality options are unchanged;
 * ``destination`` for a job that writes a local file (``vsrflow submit -o``): the same source
   upscaled to a second file is a job of its own, never refused as "a different spec". Event-path
   jobs leave it out (their output key follows from the upload key, already in ``source``).
@@ -59,6 +61,7 @@ def compute_job_id(
     scale: float | None,
     encoder: Mapping[str, Any] | None = None,
     destination: str | None = None,
+    quality: Mapping[str, Any] | None = None,
 ) -> str:
     """The job id of (source identity, model choice, scale, encoder options[, destination])."""
     payload: dict[str, Any] = {
@@ -70,6 +73,8 @@ def compute_job_id(
     }
     if destination is not None:  # absent, not null: ids without one are unchanged
         payload["destination"] = destination
+    if quality is not None:  # absent, not null: ids of default-quality jobs are unchanged
+        payload["quality"] = dict(quality)
     canonical = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

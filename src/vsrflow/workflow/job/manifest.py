@@ -4,7 +4,9 @@ Storage (inside a :class:`~vsrflow.workflow.job.layout.JobDir`)::
 
     manifest.json       {schema_version, job_id, state, reason, plan: {frame_count, time_base, chunks}}
     chunks/<i>.json     {schema_version, index, state, attempts, checksum, started, finished, seconds,
-                         fps, error}   (absent = pending, never started)
+                         fps, error, guard}   (absent = pending, never started; guard: the sanity
+                         guard's counts of a done chunk, :class:`~vsrflow.engine.quality.GuardReport`,
+                         absent in records written before it)
 
 Concurrency design: per-chunk state files, merged on read. Array task ``i`` is the only writer of
 ``chunks/<i>.json``, so concurrent tasks never read-modify-write a shared file and cannot lose each
@@ -40,6 +42,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from vsrflow.engine.quality import GuardReport
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import sha256_file
 from vsrflow.workflow.job.layout import JobDir, read_json, storage_error, write_json_atomic
@@ -80,6 +83,7 @@ class ChunkRecord:
     seconds: float | None = None
     fps: float | None = None
     error: str | None = None
+    guard: GuardReport | None = None
 
     def problem(self) -> str | None:
         """Why this record is inconsistent, or None when it is valid."""
@@ -115,12 +119,15 @@ class ChunkRecord:
             "seconds": self.seconds,
             "fps": self.fps,
             "error": self.error,
+            "guard": None if self.guard is None else self.guard.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: object, path: Path, index: int) -> ChunkRecord:
         """Parse and validate the record read from ``path`` (the file of chunk ``index``)."""
         keys = set(cls(0).to_json())
+        if isinstance(data, dict) and "guard" not in data:  # a record written before the guard
+            data = {**data, "guard": None}
         if not isinstance(data, dict) or set(data) != keys:
             raise _bad(path, f"a chunk record needs exactly the keys {', '.join(sorted(keys))}")
         if data["schema_version"] != SCHEMA_VERSION:
@@ -131,8 +138,12 @@ class ChunkRecord:
             state = ChunkState(data["state"])
         except ValueError:
             raise _bad(path, f"unknown chunk state {data['state']!r}") from None
-        fields = {k: v for k, v in data.items() if k not in ("schema_version", "state")}
-        record = cls(state=state, **fields)
+        fields = {k: v for k, v in data.items() if k not in ("schema_version", "state", "guard")}
+        try:
+            guard = None if data["guard"] is None else GuardReport.from_json(data["guard"])
+        except InputError as err:
+            raise _bad(path, f"chunk {index}: {err.message}") from None
+        record = cls(state=state, guard=guard, **fields)
         problem = record.problem()
         if problem:
             raise _bad(path, problem)
@@ -214,6 +225,17 @@ class Manifest:
         fps = frames / (max(ends) - min(starts))
         left = self.plan.frame_count - frames
         return round(fps, 3), round(left / fps, 1)
+
+    @property
+    def guard(self) -> GuardReport | None:
+        """The sanity guard's counts over every chunk that recorded them (None: none did)."""
+        reports = [r.guard for r in self.records if r.guard is not None]
+        if not reports:
+            return None
+        total = reports[0]
+        for report in reports[1:]:
+            total = total.merge(report)
+        return total
 
     def indices(self, state: ChunkState) -> list[int]:
         """Indices of the chunks in ``state`` (e.g. what a resume still has to run)."""
@@ -433,8 +455,11 @@ class ManifestStore:
         seconds = max(0.0, finished - (current.started or finished))
         return chunk, current, finished, seconds
 
-    def finish_chunk(self, index: int, *, checksum: str, now: float | None = None) -> ChunkRecord:
-        """Mark chunk ``index`` done with the sha256 ``checksum`` of its output (files.sha256_file)."""
+    def finish_chunk(
+        self, index: int, *, checksum: str, now: float | None = None, guard: GuardReport | None = None
+    ) -> ChunkRecord:
+        """Mark chunk ``index`` done with the sha256 ``checksum`` of its output (files.sha256_file)
+        and the sanity guard's counts for it (None: the runner did not report them)."""
         if not _SHA256.match(checksum):
             raise ValueError(f"checksum {checksum!r} is not a lowercase hex sha256")
         self._transition(index, ChunkState.DONE)
@@ -442,7 +467,13 @@ class ManifestStore:
         fps = chunk.frames / seconds if seconds > 0 else None
         return self._save(
             replace(
-                current, state=ChunkState.DONE, checksum=checksum, finished=finished, seconds=seconds, fps=fps
+                current,
+                state=ChunkState.DONE,
+                checksum=checksum,
+                finished=finished,
+                seconds=seconds,
+                fps=fps,
+                guard=guard,
             )
         )
 

@@ -24,6 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vsrflow.engine.quality import (
+    COLOUR_FIX,
+    DEFAULT_COLOUR_FIX,
+    DEFAULT_ON_ARTIFACT,
+    ON_ARTIFACT,
+    check_choice,
+)
 from vsrflow.errors import InputError
 from vsrflow.workflow.job.identity import compute_job_id, file_identity
 
@@ -166,6 +173,13 @@ class JobSpec:
         array_throttle: K in ``--array=0-N%K``: chunks upscaled at once (1 .. max_array_size).
         delivery: S3 delivery target of event-path jobs, or None (absent from the JSON when None,
             and not part of the job id: existing specs and ids are unchanged).
+        on_artifact: what the sanity guard does with a blown-up frame (``fallback``, ``fail``,
+            ``keep``; see :mod:`vsrflow.engine.quality`).
+        fallback_model: the model that redoes such frames, resolved at creation like ``model``
+            (None: bicubic).
+        colour_fix: ``off``, ``wavelet`` or ``gaussian``.
+        The three quality fields are optional in the JSON (specs written before them read with
+        the defaults) and enter the job id only when they differ from the defaults.
     """
 
     source: str
@@ -178,6 +192,9 @@ class JobSpec:
     max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
     array_throttle: int = 8
     delivery: DeliverySpec | None = None
+    on_artifact: str = DEFAULT_ON_ARTIFACT
+    fallback_model: str | None = None
+    colour_fix: str = DEFAULT_COLOUR_FIX
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -228,6 +245,28 @@ class JobSpec:
         )
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
+        try:
+            check_choice("on_artifact", self.on_artifact, ON_ARTIFACT)
+            check_choice("colour_fix", self.colour_fix, COLOUR_FIX)
+        except InputError as err:
+            raise _fail("quality", err.message, err.hint or "fix the spec") from None
+        fallback = self.fallback_model
+        if fallback is not None:
+            if not isinstance(fallback, str):
+                raise _fail(
+                    "fallback_model", f"expected a model id, got {fallback!r}", "use a model id or null"
+                )
+            if fallback.startswith("/"):
+                _check_location("fallback_model", fallback)
+            else:
+                _check_name("fallback_model", fallback, "use a model id from `vsrflow models list` or null")
+
+    def _quality(self) -> dict[str, Any]:
+        return {
+            "on_artifact": self.on_artifact,
+            "fallback_model": self.fallback_model,
+            "colour_fix": self.colour_fix,
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (with ``schema_version``) that :meth:`from_json` reads back equal."""
@@ -242,6 +281,7 @@ class JobSpec:
             "chunk_seconds": self.chunk_seconds,
             "max_array_size": self.max_array_size,
             "array_throttle": self.array_throttle,
+            **self._quality(),
         } | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
 
     @classmethod
@@ -254,7 +294,7 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery",))
+        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery", *_QUALITY_KEYS))
         return cls(
             source=obj["source"],
             destination=obj["destination"],
@@ -266,6 +306,9 @@ class JobSpec:
             max_array_size=obj["max_array_size"],
             array_throttle=obj["array_throttle"],
             delivery=None if obj.get("delivery") is None else DeliverySpec.from_json(obj["delivery"]),
+            on_artifact=obj.get("on_artifact", DEFAULT_ON_ARTIFACT),
+            fallback_model=obj.get("fallback_model"),
+            colour_fix=obj.get("colour_fix", DEFAULT_COLOUR_FIX),
         )
 
     def dumps(self) -> str:
@@ -296,6 +339,7 @@ class JobSpec:
             scale=self.scale,
             encoder=self.encoder.to_json(),
             destination=self.destination,
+            quality=None if self._quality() == _DEFAULT_QUALITY else self._quality(),
         )
 
 
@@ -311,6 +355,14 @@ _SPEC_KEYS = (
     "max_array_size",
     "array_throttle",
 )
+
+
+_QUALITY_KEYS = ("on_artifact", "fallback_model", "colour_fix")
+_DEFAULT_QUALITY = {
+    "on_artifact": DEFAULT_ON_ARTIFACT,
+    "fallback_model": None,
+    "colour_fix": DEFAULT_COLOUR_FIX,
+}
 
 
 def _exact_keys(

@@ -31,11 +31,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vsrflow.config import Settings
 from vsrflow.engine.cache import UpscalerCache
+from vsrflow.engine.quality import GuardReport, QualityOptions
 from vsrflow.errors import InputError, VsrError
 from vsrflow.files import sha256_file
 from vsrflow.media.info import VideoInfo
@@ -180,12 +182,14 @@ def upscale_chunk(
         store.reset_chunk(index)
     chunk = manifest.plan.chunks[index]
     store.start_chunk(index)
+    guard: GuardReport | None
     try:
         if runner is None:
-            _run_chunk(job, chunk, output, settings, cache or UpscalerCache(settings))
+            guard = _run_chunk(job, chunk, output, settings, cache or UpscalerCache(settings)).guard
         else:
-            runner(job, chunk, output)
-        store.finish_chunk(index, checksum=sha256_file(output))
+            stats = runner(job, chunk, output)
+            guard = GuardReport.from_json(stats["guard"]) if stats.get("guard") is not None else None
+        store.finish_chunk(index, checksum=sha256_file(output), guard=guard)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             output.unlink(missing_ok=True)
@@ -198,16 +202,34 @@ def upscale_chunk(
     return True
 
 
-def run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache) -> int:
+def run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache) -> ChunkResult:
     """The in-process chunk runner: decode, upscale and encode ``chunk`` into ``output`` (atomic).
 
-    Returns the frames actually written (the writer's count, not the plan's). Public so a model
-    endpoint produces exactly the in-process output; no manifest updates here.
+    Returns the frames actually written (the writer's count, not the plan's) and the sanity
+    guard's counts for the chunk. Public so a model endpoint produces exactly the in-process
+    output; no manifest updates here.
     """
     return _run_chunk(job, chunk, output, settings, cache)
 
 
-def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache) -> int:
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's run: frames written and the guard's report (frames named by source index)."""
+
+    frames: int
+    guard: GuardReport
+
+
+def quality_of(spec: JobSpec) -> QualityOptions:
+    """The quality options a job's spec records (the same ones ``vsrflow upscale`` takes)."""
+    return QualityOptions(
+        on_artifact=spec.on_artifact, fallback=spec.fallback_model, colour_fix=spec.colour_fix
+    )
+
+
+def _run_chunk(
+    job: JobDir, chunk: Any, output: Path, settings: Settings, cache: UpscalerCache
+) -> ChunkResult:
     import numpy as np
 
     from vsrflow.engine.pipeline import plan_output
@@ -216,7 +238,7 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
 
     spec = job.spec
     source, info = _probe_source(spec)
-    upscaler = cache.get(spec.model, spec.scale)
+    upscaler = cache.get(spec.model, spec.scale, quality_of(spec))
     enc = spec.encoder
     options = EncoderOptions(
         codec=enc.codec,
@@ -243,7 +265,9 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
 
     try:
         writer.open()
-        upscaler.reset()  # a temporal model starts each chunk fresh, then warms up on earlier frames
+        # A temporal model starts each chunk fresh, then warms up on earlier frames; the guard
+        # numbers the chunk's frames from its first source frame.
+        upscaler.reset(first_frame=chunk.start)
         for frame in decode_chunk(source, info, chunk, warmup=upscaler.warmup_frames):
             if frame.index < chunk.start:
                 upscaler.warm_up(frame.image[None])  # state only: this frame belongs to the previous chunk
@@ -256,6 +280,7 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
             flush()
         if not last_pts:
             raise VsrError(f"chunk {chunk.index}: no frames decoded")
+        report = upscaler.check_artifacts()  # --on-artifact fail: the chunk fails naming its frames
         # The last frame lasts until the next chunk's first frame (the source end for the last chunk).
         writer.close(last_duration=chunk.end_pts - last_pts[0])
     except BaseException:
@@ -264,7 +289,7 @@ def _run_chunk(job: JobDir, chunk: Any, output: Path, settings: Settings, cache:
     if writer.frames_written != chunk.frames:
         output.unlink(missing_ok=True)
         raise VsrError(f"chunk {chunk.index}: wrote {writer.frames_written} frames, planned {chunk.frames}")
-    return int(writer.frames_written)
+    return ChunkResult(frames=int(writer.frames_written), guard=report)
 
 
 # ---- encode ---------------------------------------------------------------------------------

@@ -56,6 +56,10 @@ class PathJobRequest:
     chunk_frames: int | None = None
     array_throttle: int | None = None
     overwrite: bool = False
+    #: the sanity guard's choice, its fallback model and the colour fix (None: JobSpec's defaults)
+    on_artifact: str | None = None
+    fallback_model: str | None = None
+    colour_fix: str | None = None
 
 
 def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings) -> JobDir:
@@ -86,6 +90,8 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
     throttle: dict[str, Any] = (
         {} if request.array_throttle is None else {"array_throttle": request.array_throttle}
     )
+    chosen = {"on_artifact": request.on_artifact, "colour_fix": request.colour_fix}
+    quality: dict[str, Any] = {k: v for k, v in chosen.items() if v is not None}
     from vsrflow.models.registry import get_spec
 
     model = choose_model(request.model, request.preset, request.scale, settings)
@@ -99,6 +105,8 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         encoder=request.encoder,
         chunk_frames=request.chunk_frames,
         chunk_seconds=chunk_seconds,
+        fallback_model=request.fallback_model,
+        **quality,
         **throttle,
     )
     root = jobs_root.expanduser().resolve()
