@@ -53,8 +53,18 @@ def register(sub: Any) -> None:
         default="auto",
         help="inference precision (auto: fp16 on CUDA, fp32 on CPU)",
     )
-    p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
-    p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    p.add_argument(
+        "--batch",
+        default="auto",
+        metavar="N|auto",
+        help="frames per inference batch (default auto: from free GPU memory on CUDA, 1 on CPU)",
+    )
+    p.add_argument(
+        "--codec",
+        default="libx264",
+        help="video encoder (default libx264; auto: h264_nvenc where the GPU has NVENC, else libx264; "
+        "h264_nvenc/hevc_nvenc fall back to libx264/libx265 with a warning where NVENC cannot run)",
+    )
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
     p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
     p.add_argument(
@@ -86,22 +96,29 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
+    from vsrflow.engine.batching import auto_batch_for, parse_batch
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.upscaler import Upscaler
     from vsrflow.media.assemble import check_video_codec
+    from vsrflow.media.encoders import resolve_codec
     from vsrflow.media.probe import probe
     from vsrflow.media.writer import EncoderOptions, check_encoder
     from vsrflow.models.loader import load_model
     from vsrflow.models.registry import resolve
     from vsrflow.models.store import WeightStore
 
-    if args.batch < 1:
-        raise InputError(f"--batch {args.batch} must be at least 1")
+    try:
+        batch = parse_batch(args.batch)
+    except ValueError:
+        raise InputError(
+            f"--batch {args.batch!r} is not a positive integer or auto", hint="use --batch auto or e.g. 4"
+        ) from None
     store = WeightStore(settings.weights_dir)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
-    check_video_codec(args.output, check_encoder(args.codec))
+    codec = resolve_codec(args.codec, settings.ffmpeg)
+    check_video_codec(args.output, check_encoder(codec))
     loaded = load_model(spec, store)
     upscaler = Upscaler(
         loaded.module,
@@ -111,9 +128,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         precision=args.precision,
         tile=args.tile or None,
         tile_pad=args.tile_pad,
-        batch=args.batch,
+        batch=batch or 1,
     )
-    encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt)
+    if batch is None:
+        upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)
+    encoder = EncoderOptions(codec=codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt)
     result = upscale_video(
         args.input,
         args.output,
@@ -127,6 +146,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote {args.output} with {loaded.provenance}\n"
         f"  input : {source.width}x{source.height}, {source.frame_count} frames, {source.duration:.3f} s\n"
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
-        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s"
+        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s (batch {upscaler.batch})"
     )
     return 0
