@@ -129,7 +129,7 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "host": host_tag(),
             "load_average_1m_at_end": os.getloadavg()[0],
-        },  # fmt: skip
+        },
         "git_commit": git_commit(REPO),
         "date": time.strftime("%Y-%m-%d"),
         "input": f"{source}; {a.frames} frames, crf 18, yuv420p, FrameWriter -> .nut",

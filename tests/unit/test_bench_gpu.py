@@ -208,3 +208,15 @@ def test_smoke_run_on_cpu_measures_every_kind(tmp_path: Path, cli_env: dict[str,
     assert doc["environment"]["torch"] and doc["environment"]["cpu"]
     reasons = [s["reason"] for s in doc["skipped"]]
     assert all(r.startswith("torch_tensorrt does not import") for r in reasons), reasons
+
+
+def test_without_stored_weights_a_random_init_is_saved_and_loadable(tmp_path: Path) -> None:
+    """The device benchmark's fallback: same network, random weights, a file the CLI can load."""
+    from vsrflow.config import Settings
+    from vsrflow.models.loader import load_model
+
+    settings = Settings.from_env({"VSRFLOW_CACHE_DIR": str(tmp_path / "empty-cache")})
+    got = gpu.load_or_random("realesr-animevideov3", settings, tmp_path)
+    assert got["weights"].startswith("random init, seed 0")
+    assert got["path"] == tmp_path / "realesr-animevideov3.random.pth"
+    assert load_model(got["path"]).descriptor.scale == 4  # detected from the saved keys
