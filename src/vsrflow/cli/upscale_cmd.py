@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
         "--precision",
         choices=["auto", "fp32", "fp16", "bf16"],
         default="auto",
-        help="inference precision (auto: fp16 on CUDA, fp32 on CPU)",
+        help="inference precision (auto: fp16 on CUDA, bf16 for models that overflow fp16, fp32 on CPU)",
     )
     p.add_argument(
         "--batch",
@@ -97,6 +97,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
     from vsrflow.engine.batching import auto_batch_for, parse_batch
+    from vsrflow.engine.device import auto_precision, resolve_device
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.upscaler import Upscaler
     from vsrflow.media.assemble import check_video_codec
@@ -120,12 +121,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     codec = resolve_codec(args.codec, settings.ffmpeg)
     check_video_codec(args.output, check_encoder(codec))
     loaded = load_model(spec, store)
+    device = resolve_device(args.device or settings.device)
+    precision = args.precision if args.precision != "auto" else auto_precision(spec.id, device)
     upscaler = Upscaler(
         loaded.module,
         loaded.descriptor,
         scale=args.scale,
-        device=args.device or settings.device,
-        precision=args.precision,
+        device=str(device),
+        precision=precision,
         tile=args.tile or None,
         tile_pad=args.tile_pad,
         batch=batch or 1,

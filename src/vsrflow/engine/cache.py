@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 class UpscalerCache:
     """Loaded networks, one per (resolved model, device), shared by per-scale Upscaler views.
 
-    Every view uses this cache's device and the default precision, so the second view's move/cast
-    in ``Upscaler.__init__`` is a no-op on the already converted module, and each view keeps its
-    own per-clip state (temporal state, OOM-lowered tile). ``loads`` counts ``load_model`` calls.
+    Every view uses this cache's device and the model's auto precision
+    (:func:`~vsrflow.engine.device.auto_precision`: bf16 on CUDA for models that overflow fp16), so
+    the second view's move/cast in ``Upscaler.__init__`` is a no-op on the already converted
+    module, and each view keeps its own per-clip state (temporal state, OOM-lowered tile).
+    ``loads`` counts ``load_model`` calls.
     ``max_models`` (None: unbounded) keeps at most that many networks, dropping the least recently
     used one (with its views) to load another.
     """
@@ -60,7 +62,12 @@ class UpscalerCache:
         self._modules[key] = loaded  # re-inserted last: dict order is least recently used first
         view = (*key, float(scale))
         if view not in self._views:
-            self._views[view] = Upscaler(loaded.module, loaded.descriptor, scale=scale, device=key[1])
+            from vsrflow.engine.device import auto_precision, resolve_device
+
+            precision = auto_precision(getattr(model, "id", None), resolve_device(key[1]))
+            self._views[view] = Upscaler(
+                loaded.module, loaded.descriptor, scale=scale, device=key[1], precision=precision
+            )
         return self._views[view]
 
     def _evict(self, key: tuple[str, str]) -> None:
