@@ -65,6 +65,7 @@ def test_plan_puts_eager_first_and_compiles_last() -> None:
     assert {"e2e_upscale", "e2e_chunk", "profile"} <= set(kinds[16:first_compiled])
     inductor = [s for s in steps if s.kind == "compiled" and s.params["backend"] == "inductor"]
     assert len(inductor) == 4 and all(s.params["compile_mode"] == "max-autotune" for s in inductor)
+    assert [s.params["precision"] for s in inductor] == ["fp16", "fp16", "bf16", "bf16"]  # fp16 first
     assert sum(s.params.get("backend") == "tensorrt" for s in steps) == 2
 
 
