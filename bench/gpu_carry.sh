@@ -19,8 +19,10 @@ rm -rf "$carry"
 mkdir -p "$carry/wheels" "$carry/bin" "$carry/cache/weights"
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
       --platform manylinux2010_x86_64)
+# the PyAV version the tests ran here (the same API on the node), else any recent one
+av_req="$("$py" -c 'import av; print("av==" + av.__version__)' 2>/dev/null || echo "av>=12")"
 "$py" -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp \
-  "${plat[@]}" -d "$carry/wheels" "av>=12"
+  "${plat[@]}" -d "$carry/wheels" "$av_req"
 "$py" -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp \
   "${plat[@]}" -d "$tmp" "imageio-ffmpeg==0.4.9"
 "$py" - "$tmp" "$carry/bin/ffmpeg.xz" <<'PY'
