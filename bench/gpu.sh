@@ -32,4 +32,6 @@ if [ -d "$carry/cache" ] && [ -z "${VSRFLOW_CACHE_DIR:-}" ]; then export VSRFLOW
 out_dir="${OUT:-$repo/bench/results}"
 nvidia-smi || true
 cd "$repo"
-timeout --kill-after=10 "$((budget + 60))" "$py" -u bench/gpu.py --budget "$budget" --out-dir "$out_dir" "$@"
+mkdir -p "$out_dir"
+timeout --kill-after=10 "$((budget + 60))" "$py" -u bench/gpu.py --budget "$budget" --out-dir "$out_dir" "$@" \
+  2>&1 | tee "$out_dir/gpu-bench.log"
