@@ -8,13 +8,15 @@ VENV          ?= .venv
 BIN           := $(VENV)/bin
 # Pinned first: a CPU wheel here; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_VERSION ?= 2.13.0
-export VSRFLOW_CACHE_DIR  ?= $(CURDIR)/.cache/vsrflow
+# The cache (weights, samples, jobs) is the one a plain `vsrflow` uses in your shell: VSRFLOW_CACHE_DIR,
+# else $XDG_CACHE_HOME/vsrflow, else ~/.cache/vsrflow (vsrflow.config); never a second, make-only one.
+CACHE_DIR     := $(or $(VSRFLOW_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vsrflow)
 export VSRFLOW_TEST_CACHE ?= $(CURDIR)/.cache/test
 
 # `make run`: the demo job on embedded defaults (no AWS account, no GPU).
 RUN_MODEL ?= realesr-animevideov3
 RUN_SCALE ?= 2
-SAMPLE    := $(VSRFLOW_CACHE_DIR)/samples/bikes_half.mp4
+SAMPLE    := $(CACHE_DIR)/samples/bikes_half.mp4
 OUT       ?= out
 
 # The 25 slowest tests are listed after every run so a new slow one is seen (and marked `slow`).
@@ -23,7 +25,7 @@ PYTEST_ARGS ?= --durations=25
 BENCH_ARGS   ?=
 QUALITY_ARGS ?=
 
-.PHONY: help install system-deps run test test-fast lint typecheck contracts unit bench bench-quality clean distclean
+.PHONY: help install system-deps browser-deps ui run test test-fast lint typecheck contracts unit bench bench-quality clean distclean
 .PHONY: bench-gpu bench-gpu-smoke bench-encode bench-overflow
 
 help: ## show the targets
@@ -36,10 +38,17 @@ system-deps: ## ffmpeg/ffprobe CLI from Debian (apt-get as root, sudo otherwise)
 	$$SUDO apt-get update -qq; \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null
 
+browser-deps: ## Debian's chromium for the browser tests (tests/browser, driven by Playwright; no browser download)
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "the browser tests need Debian's chromium: install the package 'chromium' and rerun" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ui]'
 	touch $@
 
 install: system-deps $(BIN)/.installed ## venv with torch (pinned), vsrflow and the dev tools
@@ -47,11 +56,16 @@ install: system-deps $(BIN)/.installed ## venv with torch (pinned), vsrflow and 
 $(SAMPLE): | install
 	$(BIN)/vsrflow samples bikes --downscale 2 -o $@
 
-run: install $(SAMPLE) ## upscale a sample clip (bikes.mp4 / 2) with a CPU-friendly model
-	$(BIN)/vsrflow models import-ncnn $(RUN_MODEL)
+run: install $(SAMPLE) ## upscale a sample clip (bikes.mp4 / 2) with a CPU-friendly model (weights imported on first use)
 	mkdir -p $(OUT)
 	$(BIN)/vsrflow upscale $(SAMPLE) -o $(OUT)/bikes_x$(RUN_SCALE).mp4 \
 	  --model $(RUN_MODEL) --scale $(RUN_SCALE) --overwrite
+
+# `make ui UI_ARGS='--local-stack'` or UI_ARGS='--aws' (README "Web page", docs/ui.md).
+UI_ARGS ?=
+ui: install ## serve the web page on http://127.0.0.1:8765/ (upload, jobs, compare, download)
+	$(BIN)/vsrflow models import-ncnn $(RUN_MODEL) SPAN_x2_ch48
+	$(BIN)/vsrflow ui $(UI_ARGS)
 
 lint: install ## ruff lint + format check
 	$(BIN)/ruff check src tests bench
@@ -63,12 +77,12 @@ typecheck: install ## mypy on the package
 contracts: install ## import-linter layer contracts
 	$(BIN)/lint-imports
 
-unit: install slurm-deps serve-deps pcluster-venv ## the test suite only (needs the Slurm packages for the emulator tests)
+unit: install slurm-deps serve-deps pcluster-venv browser-deps ## the test suite only (needs the Slurm packages for the emulator tests)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck contracts unit ## everything CI checks
 
-test-fast: lint typecheck contracts install slurm-deps serve-deps pcluster-venv ## the tests not marked slow (a few minutes; for the edit-test loop)
+test-fast: lint typecheck contracts install slurm-deps serve-deps pcluster-venv browser-deps ## the tests not marked slow (a few minutes; for the edit-test loop)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install ## speed benchmark (vsrflow bench) -> bench/results/upscale-<device>-<host>.json
@@ -168,7 +182,7 @@ node-lock: ## hashed requirements for the wheel's runtime deps + pinned pip -> <
 
 # The whole event path on this machine (`vsrflow local`, README "Local stack"): moto in server mode
 # with infra/cfn/vsrflow.yaml deployed, the Lambda runner, the SSM agent shim and the local Slurm.
-LOCAL_STATE_DIR ?= $(VSRFLOW_CACHE_DIR)/local
+LOCAL_STATE_DIR ?= $(CACHE_DIR)/local
 # e.g. LOCAL_ARGS='--no-slurm --head-env OMP_NUM_THREADS=1'
 LOCAL_ARGS      ?=
 .PHONY: local-stack-up local-stack-down
@@ -183,5 +197,5 @@ local-stack-down: ## stop the local stack and its Slurm
 clean: ## remove outputs and tool caches (keeps the venv and weights)
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
 
-distclean: clean ## also remove the venv and every cache
+distclean: clean ## also remove the venv and the repository's caches (not the weights in $(CACHE_DIR))
 	rm -rf $(VENV) $(PCLUSTER_VENV) .cache

@@ -137,8 +137,14 @@ def _hang(run: Run, stage: str, condition: str = "true", seconds: int = 300) -> 
 
 
 def _kill(run: Run, job_id: str) -> None:
-    """SIGKILL every process of ``job_id``'s batch step (as the OOM killer or a lost node would)."""
-    listing = run.slurm("scontrol", "listpids", job_id).splitlines()[1:]
+    """SIGKILL every process of ``job_id``'s batch step (as the OOM killer or a lost node would).
+
+    ``job_id`` is a plain job id (an array task's own id). listpids asks one slurmd: the
+    emulator's nodes all run on this host, so it must be told which (the batch host).
+    """
+    # An array's job id is also the id of one of its tasks: `show job` of it lists every task.
+    (task,) = [t for t in run.tasks(job_id) if t["JobId"] == job_id]
+    listing = run.slurm("scontrol", "listpids", job_id, task["BatchHost"]).splitlines()[1:]
     for pid in {int(line.split()[0]) for line in listing if line.split() and line.split()[0].isdigit()}:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

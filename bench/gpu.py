@@ -562,7 +562,7 @@ def measure_e2e_upscale(ctx: Context, step: Step, budget: Budget) -> dict[str, A
     argv = [
         *_vsrflow_argv(), "upscale", str(clip), "-o", str(out), "--overwrite", "--no-progress",
         "--model", _model_arg(ctx, step.model), "--scale", str(p["scale"]), "--device", ctx.device,
-        "--precision", p["precision"], "--batch", "auto", "--preset-x264", "veryfast",
+        "--precision", p["precision"], "--batch", "auto", "--encoder-preset", "veryfast",
     ]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(

@@ -67,6 +67,8 @@ vsr_parse_args() {
   VSR_VERSION="" VSR_WHEEL_URI="" VSR_WHEEL_SHA256="" VSR_REQUIREMENTS_SHA256="" VSR_REGION="" VSR_BUCKET="" VSR_CLUSTER_NAME=""
   VSR_SHARED_DIR="/fsx" VSR_CPU_PARTITION="cpu" VSR_GPU_PARTITION="gpu" VSR_LOG_LEVEL="INFO"
   VSR_MODEL="" VSR_GPUS="" VSR_BASE_PORT="8080" VSR_WARM_TIMEOUT="600" VSR_TOPIC_ARN=""
+  VSR_UPLOAD_PREFIX="uploads/" VSR_OUTPUT_PREFIX="outputs/" VSR_MAX_OBJECT_BYTES="53687091200"
+  VSR_PRESETS="anime=anime:2,live-action=live-action:4,fidelity=fidelity:2"
   while (($# > 0)); do
     local flag="$1"
     (($# >= 2)) || vsr_die "${flag} needs a value"
@@ -86,6 +88,10 @@ vsr_parse_args() {
       --gpu-partition) VSR_GPU_PARTITION="${value}" ;;
       --log-level) VSR_LOG_LEVEL="${value}" ;;
       --topic-arn) VSR_TOPIC_ARN="${value}" ;;
+      --upload-prefix) VSR_UPLOAD_PREFIX="${value}" ;;
+      --output-prefix) VSR_OUTPUT_PREFIX="${value}" ;;
+      --presets) VSR_PRESETS="${value}" ;;
+      --max-object-bytes) VSR_MAX_OBJECT_BYTES="${value}" ;;
       --model) VSR_MODEL="${value}" ;;
       --gpus) VSR_GPUS="${value}" ;;
       --base-port) VSR_BASE_PORT="${value}" ;;
@@ -111,6 +117,12 @@ vsr_parse_args() {
   vsr_expect --log-level "${VSR_LOG_LEVEL}" '^(DEBUG|INFO|WARNING|ERROR)$' "DEBUG, INFO, WARNING or ERROR"
   vsr_expect --topic-arn "${VSR_TOPIC_ARN}" '^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$' \
     "an SNS topic ARN (the TopicArn output of the infra/cfn stack)"
+  vsr_expect --upload-prefix "${VSR_UPLOAD_PREFIX}" '^[A-Za-z0-9_.-]+/$' "a key prefix ending in / (UploadPrefix)"
+  vsr_expect --output-prefix "${VSR_OUTPUT_PREFIX}" '^[A-Za-z0-9_.-]+/$' "a key prefix ending in / (OutputPrefix)"
+  vsr_expect --presets "${VSR_PRESETS}" \
+    '^[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+:[0-9.]+(,[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+:[0-9.]+)*$' \
+    "a folder=preset:scale list (Presets)"
+  vsr_expect --max-object-bytes "${VSR_MAX_OBJECT_BYTES}" '^[1-9][0-9]*$' "a positive byte count (MaxObjectBytes)"
   vsr_expect --base-port "${VSR_BASE_PORT}" '^[1-9][0-9]{3,4}$' "a TCP port"
   vsr_expect --warm-timeout "${VSR_WARM_TIMEOUT}" '^[1-9][0-9]*$' "a positive number of seconds"
   # Derived layout: venv and wrapper local to the node; weights and job directories on shared storage.
@@ -125,6 +137,9 @@ vsr_parse_args() {
 vsr_require_gpu_args() {
   vsr_expect --model "${VSR_MODEL}" '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a model id"
   vsr_expect --gpus "${VSR_GPUS}" '^[1-9][0-9]?$' "a GPU count (1-99)"
+  # Multi Model Server refuses ports from 32767 up; ports below 1024 need root (units run unprivileged).
+  ((VSR_BASE_PORT >= 1024 && VSR_BASE_PORT + VSR_GPUS - 1 <= 32766)) \
+    || vsr_die "--base-port ${VSR_BASE_PORT} with ${VSR_GPUS} GPU(s) needs ports $((VSR_BASE_PORT))-$((VSR_BASE_PORT + VSR_GPUS - 1)); endpoint ports must be in 1024..32766 (Multi Model Server accepts ports up to 32766 only)"
 }
 
 # vsr_ensure_system_packages: python3.11 (vsrflow's interpreter) and the ffmpeg CLI.
@@ -226,6 +241,11 @@ vsr_write_config() {
     # done/failed notices: published from the head node and the encode jobs (ClusterNodePolicy allows it).
     vsr_env_line VSRFLOW_AWS_TOPIC_ARN "${VSR_TOPIC_ARN}"
     vsr_env_line VSRFLOW_AWS_JOBS_ROOT "${VSR_JOBS_ROOT}"
+    # The trigger's upload rules: the head node re-derives each job request with them.
+    vsr_env_line VSRFLOW_AWS_UPLOAD_PREFIXES "${VSR_UPLOAD_PREFIX}"
+    vsr_env_line VSRFLOW_AWS_OUTPUT_PREFIX "${VSR_OUTPUT_PREFIX}"
+    vsr_env_line VSRFLOW_AWS_PRESETS "${VSR_PRESETS}"
+    vsr_env_line VSRFLOW_AWS_MAX_OBJECT_BYTES "${VSR_MAX_OBJECT_BYTES}"
     vsr_env_line VSRFLOW_AWS_EXECUTOR slurm
     vsr_env_line VSRFLOW_AWS_HEAD_NODE_COMMAND /usr/local/bin/vsrflow
   } >"${env_file}.tmp"
@@ -266,44 +286,55 @@ vsr_ensure_service_user() {
     "${VSR_SERVICE_USER}" || vsr_die "cannot create the service user ${VSR_SERVICE_USER}"
 }
 
-# vsr_start_endpoints: fetch the weights once, then one systemd unit per GPU running `vsrflow serve`.
+# vsr_start_endpoints: fetch the weights once, then one instance of the template unit
+# vsrflow-serve@.service per GPU (instance = GPU index; `vsrflow serve --gpu I` listens on
+# VSRFLOW_ENDPOINT_BASE_PORT + I, 127.0.0.1 only). Two supervisors: `vsrflow serve` restarts its
+# Multi Model Server when it dies or hangs (backoff, a give-up limit); systemd restarts
+# `vsrflow serve` itself (Restart=always) until StartLimitBurst starts within StartLimitIntervalSec.
 vsr_start_endpoints() {
-  local units_dir logs_dir wrapper i port unit
+  local units_dir logs_dir wrapper i unit
   units_dir="$(vsr_path /etc/systemd/system)"
   logs_dir="$(vsr_path /var/log/vsrflow)"
   wrapper="$(vsr_path /usr/local/bin/vsrflow)"
   mkdir -p "${units_dir}" "${logs_dir}"
   vsr_run "${wrapper}" models fetch "${VSR_MODEL}" || vsr_die "cannot fetch the weights of ${VSR_MODEL}"
-  for ((i = 0; i < VSR_GPUS; i++)); do
-    port=$((VSR_BASE_PORT + i))
-    unit="vsrflow-serve-${i}.service"
-    : >"${logs_dir}/serve-${i}.log.new"  # readiness is read from this run's log only
-    mv -f "${logs_dir}/serve-${i}.log.new" "${logs_dir}/serve-${i}.log"
-    cat >"${units_dir}/${unit}" <<EOF
+  unit="${units_dir}/vsrflow-serve@.service"
+  cat >"${unit}.tmp" <<EOF
+# Written by the vsrflow ${VSR_VERSION} bootstrap: one instance per GPU (vsrflow-serve@<gpu>.service).
 [Unit]
-Description=vsrflow model endpoint ${VSR_MODEL} on GPU ${i} (port ${port})
+Description=vsrflow model endpoint ${VSR_MODEL} on GPU %i (127.0.0.1, port VSRFLOW_ENDPOINT_BASE_PORT + %i)
+Wants=network-online.target
 After=network-online.target remote-fs.target
+# A crash loop ends here: the unit stays failed after 5 starts within 10 minutes.
+StartLimitIntervalSec=600
+StartLimitBurst=5
 
 [Service]
 Type=simple
 User=${VSR_SERVICE_USER}
 Group=${VSR_SERVICE_USER}
 EnvironmentFile=$(vsr_path "${VSR_ENV_FILE}")
-ExecStart=$(vsr_path "${VSR_VENV}")/bin/vsrflow serve --model ${VSR_MODEL} --port ${port} --gpu ${i} --ready-timeout ${VSR_WARM_TIMEOUT}
-StandardOutput=append:${logs_dir}/serve-${i}.log
-StandardError=append:${logs_dir}/serve-${i}.log
-Restart=on-failure
+ExecStart=$(vsr_path "${VSR_VENV}")/bin/vsrflow serve --model ${VSR_MODEL} --gpu %i --host 127.0.0.1 --ready-timeout ${VSR_WARM_TIMEOUT}
+StandardOutput=append:${logs_dir}/serve-%i.log
+StandardError=append:${logs_dir}/serve-%i.log
+Restart=always
 RestartSec=5
 KillMode=control-group
 TimeoutStopSec=30
+NoNewPrivileges=true
+PrivateTmp=true
 
 [Install]
 WantedBy=multi-user.target
 EOF
+  mv -f "${unit}.tmp" "${unit}"
+  for ((i = 0; i < VSR_GPUS; i++)); do
+    : >"${logs_dir}/serve-${i}.log.new"  # readiness is read from this run's log only
+    mv -f "${logs_dir}/serve-${i}.log.new" "${logs_dir}/serve-${i}.log"
   done
   vsr_run systemctl daemon-reload || vsr_die "systemctl daemon-reload failed"
   for ((i = 0; i < VSR_GPUS; i++)); do
-    vsr_run systemctl enable --now "vsrflow-serve-${i}.service" || vsr_die "cannot start vsrflow-serve-${i}"
+    vsr_run systemctl enable --now "vsrflow-serve@${i}.service" || vsr_die "cannot start vsrflow-serve@${i}"
   done
 }
 

@@ -18,8 +18,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "src" / "vsrflow"
 APP = REPO / "lambda" / "s3_trigger" / "app.py"
-#: Parts of the package the trigger never uses (the local stack depends on a running moto).
-EXCLUDED = ("localstack",)
+#: Parts of the package the trigger never uses (the local stack depends on a running moto; the web
+#: page on starlette/uvicorn, which the Lambda runtime does not ship).
+EXCLUDED = ("localstack", "web")
 #: 1980-01-01, the earliest timestamp a zip entry can hold.
 EPOCH = (1980, 1, 1, 0, 0, 0)
 

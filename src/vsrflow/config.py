@@ -280,8 +280,46 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise InputError(f"{name}={raw!r} is not a boolean", hint=f"use 1/0, true/false, or unset {name}")
 
 
+#: Values of ``VSRFLOW_LOG_FORMAT`` / ``--log-format``.
+LOG_FORMATS = ("auto", "text", "json")
+
 #: Port of the first model endpoint when ``VSRFLOW_ENDPOINT_BASE_PORT`` is unset (`vsrflow serve`).
 DEFAULT_ENDPOINT_BASE_PORT = 8080
+#: Highest port an endpoint can serve on: Multi Model Server refuses any inference or management
+#: port from 32767 up ("Invalid port number", its Connector's limit), wherever it came from.
+MAX_ENDPOINT_PORT = 32766
+#: What to use instead, in every message about an endpoint port.
+ENDPOINT_PORT_HINT = f"use a port in 1024..{MAX_ENDPOINT_PORT} (default {DEFAULT_ENDPOINT_BASE_PORT})"
+
+
+def endpoint_port_rule(port: int) -> str | None:
+    """The rule ``port`` breaks as an endpoint port, or None (static rules, no system lookup).
+
+    ``1 <= port <= MAX_ENDPOINT_PORT``: above it Multi Model Server refuses to start. Ports below
+    1024 pass here; :func:`privileged_port_rule` decides them for the process that binds.
+    """
+    if not 1 <= port <= 65535:
+        return "is not a TCP port (1..65535)"
+    if port > MAX_ENDPOINT_PORT:
+        return f"is refused by Multi Model Server, which accepts ports up to {MAX_ENDPOINT_PORT} only"
+    return None
+
+
+def privileged_port_rule(port: int) -> str | None:
+    """The rule ``port`` breaks for a server started by this process (not root), or None.
+
+    Ports below ``net.ipv4.ip_unprivileged_port_start`` (1024 unless lowered) need root to bind,
+    and endpoints run as an unprivileged user on the nodes: Multi Model Server would fail to bind.
+    """
+    if os.geteuid() == 0:
+        return None
+    try:
+        first = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
+    except (OSError, ValueError):
+        first = 1024
+    if port < first:
+        return f"is privileged (below {first}) and this endpoint runs as uid {os.geteuid()}, not root"
+    return None
 
 
 @dataclass(frozen=True)
@@ -329,8 +367,10 @@ class EndpointSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EndpointSettings:
         port = _positive_int(env, "VSRFLOW_ENDPOINT_BASE_PORT", None)
+        # Only the TCP range here (clients call whatever listens there, a container's mapped port
+        # too); the model server's own limit is checked where `vsrflow serve` starts one.
         if port is not None and port > 65535:
-            raise InputError(f"VSRFLOW_ENDPOINT_BASE_PORT={port} is not a TCP port", hint="use 1024..65535")
+            raise InputError(f"VSRFLOW_ENDPOINT_BASE_PORT={port} is not a TCP port", hint=ENDPOINT_PORT_HINT)
         retries_raw = (env.get("VSRFLOW_ENDPOINT_RETRIES") or "").strip()
         if retries_raw and not retries_raw.isdigit():
             raise InputError(
@@ -372,6 +412,15 @@ class Settings:
         pcluster_venv: the virtual environment holding ``aws-parallelcluster`` for
             ``vsrflow cluster validate`` (``VSRFLOW_PCLUSTER_VENV``; default ``.venv-pcluster``,
             relative to the working directory, as ``make pcluster-venv`` creates it).
+        no_download: never obtain missing weights on first use (``VSRFLOW_NO_DOWNLOAD``, off;
+            ``vsrflow --no-download``): a model whose weights are missing is then an input error
+            naming the command that gets them.
+        log_format: ``VSRFLOW_LOG_FORMAT`` (auto, text, json; ``--log-format``). auto: JSON lines
+            inside a Slurm job (``SLURM_JOB_ID`` set), human-readable text everywhere else.
+        progress_interval: seconds between plain progress lines when stderr is not a terminal
+            (``VSRFLOW_PROGRESS_INTERVAL``, 5).
+        quiet: no progress bars or lines, warnings and errors only (``VSRFLOW_QUIET``; ``--quiet``).
+        in_slurm_job: this process runs inside a Slurm job (``SLURM_JOB_ID`` is set).
     """
 
     cache_dir: Path
@@ -383,6 +432,11 @@ class Settings:
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     pcluster_venv: Path = Path(".venv-pcluster")
+    no_download: bool = False
+    log_format: str = "auto"
+    progress_interval: float = 5.0
+    quiet: bool = False
+    in_slurm_job: bool = False
 
     @property
     def weights_dir(self) -> Path:
@@ -408,6 +462,11 @@ class Settings:
                 f"VSRFLOW_LOG_LEVEL={level!r} is not a log level",
                 hint="use DEBUG, INFO, WARNING or ERROR",
             )
+        log_format = (env.get("VSRFLOW_LOG_FORMAT") or "auto").strip().lower()
+        if log_format not in LOG_FORMATS:
+            raise InputError(
+                f"VSRFLOW_LOG_FORMAT={log_format!r} is not a log format", hint="use auto, text or json"
+            )
         return cls(
             cache_dir=Path(cache).expanduser() if cache else _default_cache_dir(env),
             log_level=level,
@@ -418,4 +477,9 @@ class Settings:
             endpoint=EndpointSettings.from_env(env),
             aws=AwsSettings.from_env(env),
             pcluster_venv=Path(env.get("VSRFLOW_PCLUSTER_VENV") or ".venv-pcluster").expanduser(),
+            no_download=_flag(env, "VSRFLOW_NO_DOWNLOAD"),
+            log_format=log_format,
+            progress_interval=_positive_float(env, "VSRFLOW_PROGRESS_INTERVAL", 5.0),
+            quiet=_flag(env, "VSRFLOW_QUIET"),
+            in_slurm_job=bool(env.get("SLURM_JOB_ID")),
         )

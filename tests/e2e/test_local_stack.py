@@ -208,6 +208,9 @@ def test_clip_with_audio_comes_out_upscaled(
     key = "uploads/anime/clip.mp4"
     ((job_id, status),) = stack.wait_jobs([key]).values()
     assert status["state"] == "done", status
+    # --wait shows the job's state changes as they happen, the last one being done.
+    changes = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"job {job_id}: ")]
+    assert len(changes) >= 2 and changes[-1].startswith(f"job {job_id}: done"), proc.stderr
     out_key = "outputs/anime/clip_x2.mp4"
     assert f"s3://{stack.bucket}/{out_key}" in proc.stdout, proc.stdout
 

@@ -305,3 +305,64 @@ def test_bad_job_ids_never_reach_s3(world: World) -> None:
     assert proc.returncode == 2 and "invalid job id" in proc.stderr
     missing = run_cli(["submit", "--job-id", "0123456789abcdef"], world.env, timeout=120)
     assert missing.returncode == 2 and "request.json not found" in missing.stderr
+
+
+def _objects(world: World, bucket: str = BUCKET) -> dict[str, str]:
+    """Every object of ``bucket`` with its ETag (what a job could have touched)."""
+    listing = world.s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: o["ETag"] for o in listing}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        # Read a video from a bucket the cluster was never configured for.
+        {"bucket": "vsrflow-other-it"},
+        # Read an object outside the upload prefixes.
+        {"key": "private/secret.mp4"},
+        # Overwrite another user's output.
+        {"output_key": "outputs/anime/victim_x2.mp4"},
+        # Write outside the output prefix (a normalising client reads outputs/../x as x).
+        {"output_key": "outputs/../index.html"},
+    ],
+    ids=["other-bucket", "key-outside-uploads", "another-users-output", "dot-dot-output"],
+)
+def test_a_tampered_request_fails_the_job_and_touches_nothing(
+    world: World, tmp_path: Path, tamper: dict[str, str]
+) -> None:
+    """A node rewrote jobs/<id>/request.json: the head node fails the job and runs nothing."""
+    clip = make_video(tmp_path / "clip.mp4", size=(32, 24), frames=4).read_bytes()
+    if not _objects(world).get("outputs/anime/victim_x2.mp4"):
+        world.s3.put_object(Bucket=BUCKET, Key="outputs/anime/victim_x2.mp4", Body=b"the victim's output")
+        world.s3.put_object(Bucket=BUCKET, Key="private/secret.mp4", Body=clip)
+        world.s3.create_bucket(Bucket="vsrflow-other-it")
+        world.s3.put_object(Bucket="vsrflow-other-it", Key="uploads/anime/tampered.mp4", Body=clip)
+    summary = world.trigger("uploads/anime/tampered.mp4", clip)
+    job_id = summary["job_id"]
+    world.notices()  # drop earlier tests' notices
+    key = f"jobs/{job_id}/request.json"
+    request = json.loads(world.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    world.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps({**request, **tamper}).encode())
+    before = {b: _objects(world, b) for b in (BUCKET, "vsrflow-other-it")}
+
+    proc = run_cli(["submit", "--job-id", job_id], world.env, timeout=120)
+
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    field = next(iter(tamper))
+    status = world.status(job_id)
+    assert status["state"] == "failed", status
+    assert status["reason"].startswith(f"submit: s3://{BUCKET}/{key}: refused"), status
+    assert field in status["reason"] or "would not start a job" in status["reason"], status
+    (notice,) = world.notices()
+    assert (notice["job_id"], notice["state"]) == (job_id, "failed")
+    # Nothing ran: no job directory, nothing written anywhere but the job's own status.
+    assert not (Path(world.env["VSRFLOW_AWS_JOBS_ROOT"]) / job_id).exists()
+    after = {b: _objects(world, b) for b in (BUCKET, "vsrflow-other-it")}
+    status_key = f"jobs/{job_id}/status.json"
+    assert {k: v for k, v in after[BUCKET].items() if k != status_key} == {
+        k: v for k, v in before[BUCKET].items() if k != status_key
+    }
+    assert after["vsrflow-other-it"] == before["vsrflow-other-it"]
+    victim = world.s3.get_object(Bucket=BUCKET, Key="outputs/anime/victim_x2.mp4")["Body"].read()
+    assert victim == b"the victim's output"

@@ -27,9 +27,13 @@ def test_bench_tiny_run_writes_the_result_schema(env: dict[str, str], tmp_path: 
     out = tmp_path / "bench.json"
     args = ["bench", "--model", MODEL, "--size", "32x24", "--frames", "3", "--loops", "2", "--repeat", "1"]
     args += ["--out", str(out)]
-    proc = run_cli(args, env, timeout=120)
+    proc = run_cli(args, dict(env, VSRFLOW_PROGRESS_INTERVAL="0.001"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {out}" in proc.stdout
+    # Output to a pipe: a progress line per measurement (fresh child process), 3 for --repeat 1.
+    progress = [ln for ln in proc.stderr.splitlines() if " bench: " in ln and " measurements (" in ln]
+    assert len(progress) >= 2 and "bench: 3/3 measurements (100%)" in progress[-1], proc.stderr
+    assert all("ETA" in ln for ln in progress)
     doc = json.loads(out.read_text())
     check_result(doc)
     assert doc["benchmark"] == "upscale-speed" and doc["device_kind"] == "cpu"

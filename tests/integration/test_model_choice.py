@@ -9,6 +9,7 @@ running whatever it has.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tests.mediagen import make_video
 from vsrflow.cli.submit_cmd import choose_model
 from vsrflow.config import Settings
 from vsrflow.errors import ModelError
-from vsrflow.models.registry import resolve
+from vsrflow.models.registry import get_spec, resolve
 from vsrflow.models.store import WeightStore
 from vsrflow.workflow.job import stages
 from vsrflow.workflow.job.layout import JobDir
@@ -47,7 +48,8 @@ def test_chunks_run_the_recorded_model_or_fail_loudly(model_env: dict[str, str],
     weights = Settings(cache_dir=Path(model_env["VSRFLOW_CACHE_DIR"])).weights_dir
     node_a = _node(tmp_path, "node-a", weights, PRESENT)
     node_b = _node(tmp_path, "node-b", weights, PRESENT)
-    node_c = _node(tmp_path, "node-c", None)  # no weights at all
+    # No weights at all, and weights on first use forbidden (a node without the network).
+    node_c = dataclasses.replace(_node(tmp_path, "node-c", None), no_download=True)
 
     # Where the job is created (node A), the preset resolves against A's store ...
     model = choose_model(None, "fidelity", SCALE, node_a)
@@ -90,3 +92,11 @@ def test_chunks_run_the_recorded_model_or_fail_loudly(model_env: dict[str, str],
     record = store.record(1)
     assert record.state is ChunkState.FAILED and model in str(record.error), record
     assert not job.chunk_output_path(1).exists()
+
+    # A node without the weights but allowed to obtain them imports the recorded model (never
+    # another one the preset would pick there) and gives the same bytes.
+    node_d = _node(tmp_path, "node-d", None)
+    store.reset_chunk(1)
+    assert stages.upscale_chunk(job, 1, node_d)
+    assert WeightStore(node_d.weights_dir).has(get_spec(model))
+    assert job.chunk_output_path(1).read_bytes() == first_b

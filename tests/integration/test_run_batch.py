@@ -88,8 +88,12 @@ def test_skip_download_needs_weights(cli_env: dict[str, str], tmp_path: Path) ->
     inp.mkdir()
     make_video(inp / "a.mkv", size=(32, 24), frames=2)
     bare = {**cli_env, "VSRFLOW_CACHE_DIR": str(tmp_path / "empty-cache")}
+    code, _, stderr = _run(bare, inp, tmp_path / "out", "--no-download")
+    assert code == 2 and "downloads are off (--no-download)" in stderr and MODEL in stderr
+    # The old spelling still works, with a warning.
     code, _, stderr = _run(bare, inp, tmp_path / "out", "--skip-download")
-    assert code == 2 and "--skip-download" in stderr and MODEL in stderr
+    assert code == 2 and "--skip-download is deprecated; use --no-download" in stderr
+    assert "downloads are off (--no-download)" in stderr
 
 
 def test_ctrl_c_stops_the_child_and_writes_a_partial_summary(env: dict[str, str], tmp_path: Path) -> None:

@@ -69,6 +69,16 @@ def test_serve_refuses_bad_input_before_starting(model_env: dict[str, str], tmp_
     env = dict(model_env, VSRFLOW_CACHE_DIR=str(tmp_path / "empty"))
     proc = run_cli(["serve", "--model", MODEL], env, timeout=60)
     assert proc.returncode == 2 and f"no weights for {MODEL}" in proc.stderr
+    # A port Multi Model Server would refuse at start ("Invalid port number"): refused up front.
+    proc = run_cli(["serve", "--model", MODEL, "--port", "40000"], model_env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        "endpoint port 40000 is refused by Multi Model Server, which accepts ports up to 32766 only "
+        "(use a port in 1024..32766 (default 8080))"
+    ) in proc.stderr
+    env = dict(model_env, VSRFLOW_ENDPOINT_BASE_PORT="32766")
+    proc = run_cli(["serve", "--model", MODEL, "--gpu", "1"], env, timeout=60)
+    assert proc.returncode == 2 and "endpoint port 32767 is refused by Multi Model Server" in proc.stderr
 
 
 def test_server_tree_dies_with_a_killed_serve(model_env: dict[str, str], tmp_path: Path) -> None:

@@ -116,9 +116,13 @@ def test_chain_on_slurm_equals_single_pass(
     root.mkdir()
     out = tmp_path / "chained.mkv"
     t0 = time.monotonic()
-    proc = _submit(env, clip, out, root)
+    # As after `make slurm-up` without the export: submit finds the running emulator's config
+    # itself, and every job of the chain inherits it.
+    unexported = {k: v for k, v in env.items() if k != "SLURM_CONF"}
+    proc = _submit({**unexported, "SLURM_EMU_STATE_DIR": str(slurm.state)}, clip, out, root)
     assert proc.returncode == 0, proc.stderr
     assert "submitted to Slurm" in proc.stdout
+    assert f"the local Slurm emulator is running with {slurm.state / 'etc' / 'slurm.conf'}" in proc.stderr
     (job,) = [p for p in root.iterdir() if p.is_dir()]
     ids = _wait_chain(slurm, job)
     print(f"\nslurm chain: submit to finalize {time.monotonic() - t0:.1f}s")

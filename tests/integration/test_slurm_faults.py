@@ -94,7 +94,8 @@ def test_extract_killed_is_recorded_by_its_guard(
     _until("extract running", lambda: slurm.jobs(ids["extract"])[0]["JobState"] == "RUNNING")
 
     # SIGKILL every process of the batch step, as the OOM killer or a lost node would.
-    listing = slurm.run("scontrol", "listpids", ids["extract"]).stdout.splitlines()[1:]
+    (task,) = slurm.jobs(ids["extract"])  # listpids asks one slurmd: name the batch host
+    listing = slurm.run("scontrol", "listpids", ids["extract"], task["BatchHost"]).stdout.splitlines()[1:]
     for pid in {int(line.split()[0]) for line in listing if line.strip()}:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -133,6 +134,11 @@ def test_status_waits_for_nodes_then_marks_a_dead_chain_failed(
         assert f"{job.name}: upscaling 0/2" in status.stdout, status.stdout
         assert "waiting for nodes: Nodes required for job are DOWN, DRAINED" in status.stdout, status.stdout
         assert "VSRFLOW_SLURM_MAX_WAIT_MINUTES" in status.stdout
+
+        # Submitting it again while its chain waits: the same chain, not a second one.
+        again = _submit(env, clip, tmp_path / "o.mkv", root)
+        assert again.returncode == 0, again.stderr
+        assert "already on Slurm" in again.stderr and _ids(job) == ids, (again.stderr, _ids(job))
 
         # Every job of the chain gone, its finalize first (else finalize would record it).
         slurm.run("scancel", ids["finalize"])

@@ -48,7 +48,9 @@ def test_package_builds_reproducibly_and_runs_without_heavy_deps(tmp_path: Path)
         names = zf.namelist()
         zf.extractall(tmp_path / "unpacked")
     assert "app.py" in names and "vsrflow/aws/trigger.py" in names and "vsrflow/config.py" in names
-    assert not [n for n in names if n.startswith("vsrflow/localstack/") or "__pycache__" in n]
+    assert not [
+        n for n in names if n.startswith(("vsrflow/localstack/", "vsrflow/web/")) or "__pycache__" in n
+    ]
     event = (REPO / "tests" / "fixtures" / "events" / "s3-test-event.json").read_text()
     env = {"PATH": "/usr/bin:/bin", "VSRFLOW_AWS_TABLE": "t", "AWS_DEFAULT_REGION": "us-east-1"}
     proc = subprocess.run(

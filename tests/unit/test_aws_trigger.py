@@ -18,6 +18,7 @@ from vsrflow.aws.clients import AwsClients
 from vsrflow.aws.jobrecords import read_request, read_status
 from vsrflow.aws.status import mark_command_failed
 from vsrflow.aws.trigger import handle_event
+from vsrflow.aws.uploads import verify_request
 from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import TransientError
 from vsrflow.workflow.job.identity import compute_job_id, preset_choice, s3_identity
@@ -170,6 +171,8 @@ def test_upload_becomes_one_submitted_job(stack: Stack) -> None:
     request = read_request(stack.s3, stack.bucket, job_id)
     assert (request.key, request.version_id, request.size) == (obj["key"], obj["version"], obj["size"])
     assert (request.preset, request.scale, request.output_key) == ("anime", 2.0, "outputs/anime/clip_x2.mp4")
+    # The head node's re-check (same derivation) accepts exactly what the trigger wrote.
+    assert verify_request(stack.settings.aws, request, "request.json") == request
     status = read_status(stack.s3, stack.bucket, job_id)
     assert status is not None and status.state == "queued"
     assert status.detail["command_id"] == command["CommandId"]

@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ import pytest
 from tests.conftest import REPO
 from vsrflow.cluster.render import render_values
 from vsrflow.config import Settings
+from vsrflow.localstack.slurm import free_port_block
 
 BOOTSTRAP = REPO / "bootstrap"
 # The arguments the cluster template really passes (values/dev.yaml): scripts and template agree.
@@ -101,7 +101,11 @@ def _commands(root: Path) -> list[str]:
 
 
 def _env_file(root: Path) -> dict[str, str]:
-    lines = (root / "etc" / "vsrflow" / "vsrflow.env").read_text().splitlines()
+    return _env_file_at(root / "etc" / "vsrflow" / "vsrflow.env")
+
+
+def _env_file_at(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
@@ -163,6 +167,10 @@ def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
     assert settings.aws.jobs_root == Path("/fsx/vsrflow/jobs")
     assert settings.cache_dir == Path("/fsx/vsrflow/cache")
     assert settings.endpoint.base_port == 8080 and settings.log_level == "DEBUG"
+    # The stack's upload rules, which the head node re-derives every job request with.
+    assert settings.aws.upload_prefixes == ("uploads/",) and settings.aws.output_prefix == "outputs/"
+    assert settings.aws.preset_for("live-action") == ("live-action", 4.0)
+    assert settings.aws.max_object_bytes == 53687091200
     assert (tmp_path / "fsx" / "vsrflow" / "jobs").is_dir()
     assert "ready: vsrflow 0.1.0" in proc.stderr
 
@@ -170,6 +178,18 @@ def test_head_and_cpu_nodes_install_the_pinned_version_and_write_settings(
     before = (tmp_path / "etc" / "vsrflow" / "vsrflow.env").read_text()
     assert _run(script, args, tmp_path).returncode == 0
     assert (tmp_path / "etc" / "vsrflow" / "vsrflow.env").read_text() == before
+
+
+def test_upload_rules_other_than_the_defaults_reach_the_settings(tmp_path: Path) -> None:
+    rules = {"upload_prefix": "in/", "output_prefix": "out/", "presets": "films=live-action:4"}
+    args = _with(HEAD_ARGS, **rules, max_object_bytes="99")
+    assert _run("head-node.sh", args, tmp_path).returncode == 0
+    aws = Settings.from_env(_env_file(tmp_path)).aws
+    assert (aws.upload_prefixes, aws.output_prefix, aws.max_object_bytes) == (("in/",), "out/", 99)
+    assert aws.presets == (("films", "live-action", 4.0),)
+    for bad in ({"presets": "films=x:4;reboot"}, {"upload_prefix": "in"}, {"max_object_bytes": "0"}):
+        proc = _run("head-node.sh", _with(HEAD_ARGS, **bad), tmp_path)
+        assert proc.returncode != 0 and f"--{next(iter(bad)).replace('_', '-')}=" in proc.stderr, proc.stderr
 
 
 def test_wrapper_loads_the_configuration_and_passes_arguments_verbatim(tmp_path: Path) -> None:
@@ -330,19 +350,8 @@ def test_requirements_without_a_pip_pin_are_refused(tmp_path: Path) -> None:
 
 
 def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            base: int = a.getsockname()[1]
-            if base >= 65000:
-                continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", base + 1))
-                except OSError:
-                    continue
-            return base
-    raise RuntimeError("no two consecutive free ports")
+    """Two consecutive free ports where endpoints may listen (below Multi Model Server's limit)."""
+    return free_port_block(2)
 
 
 class _Ping(http.server.BaseHTTPRequestHandler):
@@ -355,9 +364,11 @@ class _Ping(http.server.BaseHTTPRequestHandler):
 
 
 class FakeSystemd:
-    """Stands in for systemd + ``vsrflow serve``: for every unit the script enables (seen in the
-    recorded commands), it reads the unit file, serves /ping on the ExecStart port and, if
-    ``warm``, appends the ``ready:`` line to the unit's StandardOutput log as vsrflow serve does."""
+    """Stands in for systemd + ``vsrflow serve``: for every instance of the template unit the
+    script enables (seen in the recorded commands), it reads the unit file, expands ``%i``, serves
+    /ping on the port ``vsrflow serve --gpu I`` would use (``VSRFLOW_ENDPOINT_BASE_PORT`` of the
+    unit's EnvironmentFile + I) and, if ``warm``, appends the ``ready:`` line to the unit's
+    StandardOutput log as vsrflow serve does."""
 
     def __init__(self, root: Path, *, warm: bool) -> None:
         self.root, self.warm = root, warm
@@ -380,19 +391,23 @@ class FakeSystemd:
     def _watch(self) -> None:
         while not self._stop.is_set():
             for line in _commands(self.root):
-                m = re.fullmatch(r"systemctl enable --now (vsrflow-serve-(\d+)\.service)", line)
-                if m and int(m.group(2)) not in {g for g, _ in self.started}:
-                    self._start(m.group(1), int(m.group(2)))
+                m = re.fullmatch(r"systemctl enable --now vsrflow-serve@(\d+)\.service", line)
+                if m and int(m.group(1)) not in {g for g, _ in self.started}:
+                    self._start("vsrflow-serve@.service", int(m.group(1)))
             time.sleep(0.05)
 
     def _start(self, unit: str, gpu: int) -> None:
-        text = (self.root / "etc" / "systemd" / "system" / unit).read_text()
+        text = (self.root / "etc" / "systemd" / "system" / unit).read_text().replace("%i", str(gpu))
         exec_start = re.search(r"^ExecStart=(.*)$", text, re.M)
         log = re.search(r"^StandardOutput=append:(.*)$", text, re.M)
-        assert exec_start and log, text
+        env_file = re.search(r"^EnvironmentFile=(.*)$", text, re.M)
+        assert exec_start and log and env_file, text
         argv = exec_start.group(1).split()
         assert argv[1:3] == ["serve", "--model"] and argv[argv.index("--gpu") + 1] == str(gpu), argv
-        port = int(argv[argv.index("--port") + 1])
+        assert "--port" not in argv  # vsrflow serve --gpu I: base port + I
+        env = Settings.from_env(_env_file_at(Path(env_file.group(1))))
+        assert env.endpoint.base_port is not None
+        port = env.endpoint.base_port + gpu
         server = http.server.HTTPServer(("127.0.0.1", port), _Ping)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.servers.append(server)
@@ -425,10 +440,74 @@ def test_gpu_node_starts_one_warm_endpoint_per_gpu(tmp_path: Path, base_port: in
     assert commands.index(fetch) < commands.index("systemctl daemon-reload")
     useradd = "useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vsrflow"
     assert commands.index(useradd) < commands.index("systemctl daemon-reload")
-    unit = (tmp_path / "etc" / "systemd" / "system" / "vsrflow-serve-1.service").read_text()
-    assert "\nUser=vsrflow\nGroup=vsrflow\n" in unit  # endpoints never run as root
-    assert f"--model realesr-animevideov3 --port {base_port + 1} --gpu 1 --ready-timeout 60" in unit
-    assert "Restart=on-failure" in unit
+    units = sorted(p.name for p in (tmp_path / "etc" / "systemd" / "system").iterdir())
+    assert units == ["vsrflow-serve@.service"]  # one template, an instance per GPU
+    unit = _unit_fields(tmp_path / "etc" / "systemd" / "system" / "vsrflow-serve@.service")
+    assert (unit["User"], unit["Group"]) == (["vsrflow"], ["vsrflow"])  # endpoints never run as root
+    (exec_start,) = unit["ExecStart"]
+    assert exec_start == (
+        f"{tmp_path}/opt/vsrflow/venv/bin/vsrflow serve --model realesr-animevideov3 --gpu %i "
+        "--host 127.0.0.1 --ready-timeout 60"
+    )
+    # A killed endpoint comes back: systemd restarts `vsrflow serve` whatever its exit, after a
+    # pause, and a crash loop ends in a failed unit instead of spinning.
+    assert (unit["Restart"], unit["RestartSec"]) == (["always"], ["5"])
+    assert (unit["StartLimitIntervalSec"], unit["StartLimitBurst"]) == (["600"], ["5"])
+    assert unit["KillMode"] == ["control-group"] and unit["StandardOutput"] == [
+        f"append:{tmp_path}/var/log/vsrflow/serve-%i.log"
+    ]
+    assert _env_file(tmp_path)["VSRFLOW_ENDPOINT_BASE_PORT"] == str(base_port)
+
+
+def _unit_fields(path: Path) -> dict[str, list[str]]:
+    """``Key=value`` lines of a unit file, every value of each key in order."""
+    fields: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            fields.setdefault(key, []).append(value)
+    return fields
+
+
+def test_endpoint_unit_passes_systemd_analyze_verify(tmp_path: Path, base_port: int) -> None:
+    """systemd's own parser accepts the template unit (instantiated for GPU 0)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    args = _with(GPU_ARGS, gpus="1", base_port=str(base_port), warm_timeout="60")
+    with FakeSystemd(tmp_path, warm=True):
+        assert _run("gpu-node.sh", args, tmp_path, timeout=90).returncode == 0
+    text = (tmp_path / "etc" / "systemd" / "system" / "vsrflow-serve@.service").read_text()
+    # The paths it names must exist for verify: the dry run wrote the env file, not the venv.
+    exe = tmp_path / "opt" / "vsrflow" / "venv" / "bin" / "vsrflow"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    units = tmp_path / "verify"
+    units.mkdir()
+    (units / "vsrflow-serve@.service").write_text(
+        text.replace("User=vsrflow", "User=root").replace("Group=vsrflow", "Group=root")
+    )
+    proc = subprocess.run(
+        [analyze, "verify", "--man=no", str(units / "vsrflow-serve@.service") .replace("@.", "@0.")],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "SYSTEMD_UNIT_PATH": f"{units}:"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # verify only warns about a misspelt key or a bad value ("..., ignoring"): none allowed here.
+    complaints = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "vsrflow-serve@" in ln]
+    assert complaints == [], complaints
+
+
+def test_gpu_endpoint_ports_must_be_ones_the_model_server_accepts(tmp_path: Path) -> None:
+    for base, gpus in (("32766", "2"), ("40000", "1")):
+        proc = _run("gpu-node.sh", _with(GPU_ARGS, gpus=gpus, base_port=base), tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        assert (
+            "endpoint ports must be in 1024..32766 (Multi Model Server accepts ports up to 32766 only)"
+            in (proc.stderr)
+        )
+        assert not any(c.startswith("systemctl") for c in _commands(tmp_path))
 
 
 def test_gpu_node_fails_loudly_when_endpoints_do_not_warm(tmp_path: Path, base_port: int) -> None:

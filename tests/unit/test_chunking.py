@@ -185,7 +185,15 @@ def test_tiny_target_is_raised_to_the_minimum(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.INFO):
         chunks = plan_chunks(info(1000), gop(1000, 1), target_frames=1)
     assert min(c.frames for c in chunks) >= MIN_CHUNK_FRAMES
-    assert "minimum" in caplog.text
+    assert "chunk length 1 frames raised to the minimum 25 frames" in caplog.text  # 1 s at 25 fps
+
+
+def test_seconds_target_is_reported_in_seconds(caplog: pytest.LogCaptureFixture) -> None:
+    """The log speaks seconds for a seconds target, never the time base's ticks (1/12800 here)."""
+    with caplog.at_level(logging.INFO):
+        plan_chunks(info(1000), gop(1000, 1), target_seconds=0.4)
+    assert "chunk length 0.4 s raised to the minimum 1 s" in caplog.text
+    assert "5120" not in caplog.text and "12800" not in caplog.text
 
 
 def test_minimum_is_one_second_at_high_rates() -> None:

@@ -171,6 +171,23 @@ BAD_VALUES = [
     ("cluster_node_policy_arn", _set("cluster_node_policy_arn", "AmazonS3FullAccess"), "not an IAM policy"),
     ("topic_arn", _set("topic_arn", "arn:aws:sns:eu-west-1:123456789012:t"), "is in eu-west-1"),
     ("(top level)", _drop("topic_arn"), "'topic_arn' is a required property"),
+    # Multi Model Server refuses ports from 32767 up: the endpoints of a node must stay below.
+    ("gpu_queue.base_port", _set("gpu_queue.base_port", 40000), "40000 is greater than the maximum of 32766"),
+    (
+        "gpu_queue.base_port",
+        lambda v: (_set("gpu_queue.base_port", 32765)(v), _set("gpu_queue.instance_type", "g6.12xlarge")(v)),
+        "reaches port 32768; Multi Model Server accepts ports up to 32766 only",
+    ),
+    (
+        "event_path.presets",
+        _set("event_path", {"presets": "anime=anime:2;reboot"}),
+        "is not a folder=preset:scale list",
+    ),
+    (
+        "event_path.upload_prefix",
+        _set("event_path", {"upload_prefix": "uploads"}),
+        "is not a key prefix ending in /",
+    ),
 ]
 
 

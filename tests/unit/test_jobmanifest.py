@@ -291,3 +291,14 @@ def test_concurrent_processes_never_lose_updates(tmp_path: Path) -> None:
     assert [r.checksum for r in m.records] == [f"{i:064x}" for i in range(n)]
     assert not list(store.job.chunks_dir.glob(".*.tmp"))
     assert store.set_state(JobState.ENCODING).state is JobState.ENCODING
+
+
+def test_throughput_is_wall_clock_over_finished_chunks(tmp_path: Path) -> None:
+    store = planned(tmp_path, 4)  # 4 chunks of 100 frames
+    assert store.load().throughput() == (None, None)
+    store.start_chunk(0, now=100.0)
+    store.start_chunk(1, now=100.0)  # in parallel (an array)
+    store.finish_chunk(0, checksum=SHA, now=110.0)
+    assert store.load().throughput() == (10.0, 30.0)  # 100 frames in 10 s; 300 left
+    store.finish_chunk(1, checksum=SHA, now=110.0)
+    assert store.load().throughput() == (20.0, 10.0)  # two chunks in the same 10 s

@@ -168,3 +168,21 @@ def test_slurm_wait_and_frame_budget_settings(tmp_path: Path) -> None:
     for name, bad in (("VSRFLOW_SLURM_MAX_WAIT_MINUTES", "-5"), ("VSRFLOW_SLURM_FRAME_SECONDS", "0")):
         with pytest.raises(InputError, match=name):
             _settings(tmp_path, **{name: bad})
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("90", 90), ("1:30", 2), ("01:30:00", 90), ("2-12", 3600), ("1-00:01", 1441), ("0-0:0:59", 1)],
+)
+def test_time_setting_in_minutes(text: str, minutes: int) -> None:
+    """VSRFLOW_SLURM_TIME in Slurm's forms, as the array deadline counts it (rounded up)."""
+    from vsrflow.workflow.job.slurm import time_setting_minutes
+
+    assert time_setting_minutes(text) == minutes
+
+
+def test_bad_time_setting_names_it() -> None:
+    from vsrflow.workflow.job.slurm import time_setting_minutes
+
+    with pytest.raises(InputError, match="VSRFLOW_SLURM_TIME='2h'"):
+        time_setting_minutes("2h")

@@ -3,6 +3,8 @@
 Every client uses botocore's ``adaptive`` retry mode (client-side rate limiting plus exponential
 backoff on throttling and 5xx), so callers see only errors that survived the retries. With an
 ``endpoint_url`` (a local moto server) S3 uses path-style addressing, which works with any host.
+S3 clients sign presigned URLs with SigV4 (botocore's default for presigning is still SigV2,
+which S3 refuses for buckets created since mid-2020 and which the browser's uploads go through).
 
 :class:`AwsClients` caches one client per service; pass one around (or a test double with the
 same methods) instead of calling boto3 directly anywhere else. Their errors are classified and
@@ -44,6 +46,7 @@ def make_client(service: str, aws: AwsSettings) -> Any:
         connect_timeout=10,
         read_timeout=60,
         s3={"addressing_style": "path"} if aws.endpoint_url else None,
+        signature_version="s3v4" if service == "s3" else None,
     )
     kwargs: dict[str, Any] = {"config": config}
     if aws.region:

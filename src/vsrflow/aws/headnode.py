@@ -1,7 +1,10 @@
 """The head-node side of the event path: stage an upload as a job, mirror its status, deliver it.
 
 ``vsrflow submit --job-id ID`` (the command the trigger sends) calls :func:`prepare_job`: read
-``jobs/<ID>/request.json``, create ``<jobs root>/<ID>`` with a :class:`JobSpec` whose source is the
+``jobs/<ID>/request.json``, check it is exactly what the trigger derives from the upload it names
+(:func:`vsrflow.aws.uploads.verify_request`: configured bucket, upload prefixes, preset, scale,
+output key, job id; a request that is not fails the job and nothing is created or downloaded),
+create ``<jobs root>/<ID>`` with a :class:`JobSpec` whose source is the
 upload downloaded to ``<job>/source/input<ext>`` and whose destination is ``<job>/output/
 output<ext>`` (local names: nothing of the key reaches a path or a shell), plus a
 :class:`DeliverySpec` naming ``outputs/<preset>/<stem>_x<scale>.<ext>``. The CLI then runs the
@@ -29,8 +32,9 @@ from urllib.parse import quote
 
 from vsrflow.aws.clients import AwsClients
 from vsrflow.aws.errors import error_code, is_not_found, is_transient, translate
-from vsrflow.aws.jobrecords import JobRequest, JobStatus, check_job_id, read_request, read_status
+from vsrflow.aws.jobrecords import JobRequest, JobStatus, check_job_id, read_request, read_status, request_key
 from vsrflow.aws.status import mark_failed, publish, status_from_manifest
+from vsrflow.aws.uploads import verify_request
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import output_suffix_for, suffix_of
@@ -106,6 +110,9 @@ def prepare_job(
     request = read_request(clients.s3, bucket, job_id)
     if request.job_id != job_id:
         raise InputError(f"request of job {job_id} names job {request.job_id}", hint="recreate the job")
+    # Before anything is created, read or run: cluster nodes can reach jobs/, so the request is
+    # derived again from the upload it names, with this node's settings (the trigger's rules).
+    verify_request(settings.aws, request, f"s3://{bucket}/{request_key(job_id)}")
     root = jobs_root(settings)
     try:
         root.mkdir(parents=True, exist_ok=True)

@@ -303,3 +303,35 @@ def write_status(
         f"s3://{bucket}/{key}: the status changed under every one of {STATUS_WRITE_ATTEMPTS} writes",
         hint="retry later",
     )
+
+
+def list_status_objects(s3: Any, bucket: str) -> list[tuple[str, str]]:
+    """``(job_id, last_modified)`` of every ``jobs/<id>/status.json``, newest first (one LIST per 1000)."""
+    entries: list[tuple[str, str]] = []
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix="jobs/"):
+            for obj in page.get("Contents", []):
+                key = str(obj["Key"])
+                if key.endswith("/status.json") and key.count("/") == 2:
+                    entries.append((key.split("/")[1], str(obj["LastModified"])))
+    except Exception as exc:
+        raise _storage_error(exc, f"list s3://{bucket}/jobs/") from exc
+    return sorted(entries, key=lambda e: e[1], reverse=True)
+
+
+def list_statuses(s3: Any, bucket: str, *, limit: int = 50) -> list[JobStatus]:
+    """The ``status.json`` of the ``limit`` most recently updated jobs, newest first.
+
+    An unreadable status (another schema version, a hand-edited object) is skipped, not fatal:
+    the list is for people watching many jobs.
+    """
+    out: list[JobStatus] = []
+    for job_id, _ in list_status_objects(s3, bucket)[:limit]:
+        try:
+            status = read_status(s3, bucket, job_id)
+        except InputError:
+            continue
+        if status is not None:
+            out.append(status)
+    return out

@@ -37,7 +37,8 @@ def one_line_reason(text: str) -> str:
 
 
 def status_from_manifest(manifest: Manifest, *, source: str | None, output: str | None = None) -> JobStatus:
-    """The status.json view of a workflow manifest (state, reason, chunk progress).
+    """The status.json view of a workflow manifest (state, reason, chunk progress, and while
+    upscaling ``detail.fps`` / ``detail.eta_s`` from :meth:`Manifest.throughput`).
 
     ``done`` is never derived from the manifest: a job is done for its user only once the output
     is uploaded, so a manifest in state done maps to ``encoding`` until :func:`publish` says done.
@@ -46,6 +47,7 @@ def status_from_manifest(manifest: Manifest, *, source: str | None, output: str 
     if state is JobState.DONE:
         state = JobState.ENCODING
     planned = manifest.plan is not None
+    fps, eta = manifest.throughput()
     return JobStatus(
         job_id=manifest.job_id,
         state=state,
@@ -54,6 +56,8 @@ def status_from_manifest(manifest: Manifest, *, source: str | None, output: str 
         total_chunks=manifest.chunk_count if planned else None,
         source=source,
         output=output,
+        # Progress for people (the page's jobs list): upscaling frames per second and time left.
+        detail={"fps": fps, "eta_s": eta} if fps is not None and state is JobState.UPSCALING else {},
     )
 
 

@@ -27,7 +27,8 @@ claim is released before the error is raised, so the retry starts over; if the i
 without releasing, the claim expires after ``claim_seconds`` (>= the Lambda timeout). Records
 expire through the table's TTL.
 
-This module orchestrates; the parts are the key rules (:mod:`vsrflow.aws.uploads`), the claim
+This module orchestrates; the parts are the key rules and the request's derivation
+(:mod:`vsrflow.aws.uploads`, which the head node runs again on every request it reads), the claim
 (:mod:`vsrflow.aws.idempotency`), the head-node lookup (:mod:`vsrflow.aws.headnode_lookup`) and
 the SSM command (:mod:`vsrflow.aws.commands`, which keeps the key out of the shell line).
 
@@ -53,7 +54,7 @@ from vsrflow.aws.idempotency import AlreadyClaimed, ClaimRecord, ClaimStatus, Id
 from vsrflow.aws.jobrecords import JobRequest, JobStatus, read_status, write_request
 from vsrflow.aws.ssm_events import handle_command_event, is_command_event
 from vsrflow.aws.status import publish
-from vsrflow.aws.uploads import Accepted, Ignored, Rejected, classify, upload_job_id
+from vsrflow.aws.uploads import Ignored, Rejected, classify, derive_request, upload_job_id
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.workflow.job.state import JobState
@@ -110,9 +111,9 @@ class Trigger:
             event = parse_record(raw)
             summary["key"] = event.key
             summary["bucket"] = event.bucket
-            accepted = self._accept(event)
-            summary["job_id"] = self._job_id(accepted)
-            summary.update(self._submit(accepted, summary["job_id"]))
+            request = self._accept(event)
+            summary["job_id"] = request.job_id
+            summary.update(self._submit(request))
         except Ignored as why:
             summary.update(outcome="ignored", reason=str(why))
         except InputError as err:
@@ -125,9 +126,11 @@ class Trigger:
         jlog(level, f"record {summary['outcome']}", **summary)
         return summary
 
-    def _accept(self, event: S3ObjectEvent) -> Accepted:
+    def _accept(self, event: S3ObjectEvent) -> JobRequest:
+        """The request of ``event``'s upload (:func:`~vsrflow.aws.uploads.derive_request`, the
+        derivation the head node checks again), after the key checks and one HeadObject."""
         try:
-            accepted = classify(self.aws, event)
+            accepted = classify(self.aws, event)  # before any AWS call: what is not ours costs nothing
         except Rejected as err:
             # Inside the upload prefixes: the uploader deserves a status. Identity from the event;
             # the preset folder is the one classify parsed (not the key's parent folder).
@@ -140,39 +143,12 @@ class Trigger:
             raise
         etag = str(head.get("ETag", "")).strip('"') or None
         version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
-        size = int(head.get("ContentLength", 0))
         if event.version_id is None and event.etag and etag and etag != event.etag:
             raise Ignored("superseded: the object was replaced after this event (its own event follows)")
-        accepted = Accepted(
-            S3ObjectEvent(
-                event.event_name,
-                event.bucket,
-                event.key,
-                size,
-                etag,
-                version or event.version_id,
-                event.sequencer,
-                event.event_time,
-            ),
-            accepted.folder,
-            accepted.preset,
-            accepted.scale,
-            accepted.output_key,
+        found = replace(
+            event, size=int(head.get("ContentLength", 0)), etag=etag, version_id=version or event.version_id
         )
-        job_id = self._job_id(accepted)
-        if size == 0:
-            raise Rejected(f"{event.key}: the object is empty", job_id=job_id, hint="upload the whole video")
-        if size > self.aws.max_object_bytes:
-            raise Rejected(
-                f"{event.key}: {size} bytes is larger than the limit of {self.aws.max_object_bytes} bytes",
-                job_id=job_id,
-                hint="split the video, or raise VSRFLOW_AWS_MAX_OBJECT_BYTES (MaxObjectBytes)",
-            )
-        return accepted
-
-    @staticmethod
-    def _job_id(accepted: Accepted) -> str:
-        return upload_job_id(accepted.event, accepted.preset, accepted.scale)
+        return derive_request(self.aws, found)
 
     def _write_rejection(self, job_id: str, summary: dict[str, Any], reason: str) -> None:
         bucket = summary.get("bucket")
@@ -188,38 +164,26 @@ class Trigger:
 
     # ---- idempotent submission ----------------------------------------------------------------
 
-    def _submit(self, accepted: Accepted, job_id: str) -> dict[str, Any]:
-        claim = self._claim(job_id, accepted)
+    def _submit(self, request: JobRequest) -> dict[str, Any]:
+        job_id = request.job_id
+        claim = self._claim(request)
         if claim is None:
             return {"outcome": "duplicate", "reason": "the job was already started (redelivered event)"}
         try:
-            ev = accepted.event
-            request = JobRequest(
-                job_id=job_id,
-                bucket=ev.bucket,
-                key=ev.key,
-                version_id=ev.version_id,
-                etag=ev.etag,
-                size=ev.size or 0,
-                preset=accepted.preset,
-                scale=accepted.scale,
-                output_key=accepted.output_key,
-                event_time=ev.event_time,
-            )
             write_request(self.clients.s3, request)
             queued = JobStatus(job_id=job_id, state=JobState.QUEUED, source=request.source_uri)
             # A job whose head-node command failed had its claim released (vsrflow.aws.ssm_events):
             # this start replaces that failed status. A done status is never replaced.
-            previous = read_status(self.clients.s3, ev.bucket, job_id)
+            previous = read_status(self.clients.s3, request.bucket, job_id)
             retry = previous is not None and previous.state is JobState.FAILED
-            publish(self.clients, self.aws, ev.bucket, queued, replace_terminal=retry)
+            publish(self.clients, self.aws, request.bucket, queued, replace_terminal=retry)
             instance = self.find_head_node()
             command_id = self.send(instance, job_id)
             self._mark_submitted(claim, command_id)
         except BaseException:
             self._release(claim)
             raise
-        self._note_command(ev.bucket, queued, instance, command_id)
+        self._note_command(request.bucket, queued, instance, command_id)
         return {"outcome": "submitted", "command_id": command_id, "head_node": instance}
 
     def _note_command(self, bucket: str, queued: JobStatus, instance: str, command_id: str) -> None:
@@ -246,18 +210,19 @@ class Trigger:
                 error=str(exc),
             )
 
-    def _claim(self, job_id: str, accepted: Accepted) -> ClaimRecord | None:
+    def _claim(self, request: JobRequest) -> ClaimRecord | None:
         """This invocation's claim of the job; None for a duplicate; TransientError while another
         invocation's claim is in progress."""
         now = int(time.time())
+        job_id = request.job_id
         claim = ClaimRecord.in_progress(
             job_id,
             secrets.token_hex(8),
             now=now,
             claim_seconds=self.aws.claim_seconds,
             ttl_seconds=self.aws.idempotency_ttl_seconds,
-            bucket=accepted.event.bucket,
-            key=accepted.event.key,
+            bucket=request.bucket,
+            key=request.key,
         )
         try:
             self.store.claim(claim, now=now)

@@ -4,6 +4,11 @@
 folder and a video suffix becomes a job: :func:`classify` decides from the key alone (no AWS
 call), :func:`output_key` names the result and :func:`upload_job_id` the job. What is not ours
 raises :class:`Ignored`; bad input inside the upload prefixes raises :class:`Rejected`.
+
+:func:`derive_request` is the one derivation of ``jobs/<id>/request.json`` from an upload (the
+trigger writes what it returns); :func:`verify_request` runs the same derivation again on the head
+node from what a request claims and refuses any difference, because every cluster node can reach
+the ``jobs/`` records and none of them is trusted to name what is read, run or overwritten.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vsrflow.aws.events import S3ObjectEvent
-from vsrflow.aws.jobrecords import scale_text
+from vsrflow.aws.jobrecords import JobRequest, scale_text
 from vsrflow.config import AwsSettings
 from vsrflow.errors import InputError
 from vsrflow.formats import output_suffix_for, suffix_of
@@ -101,12 +106,21 @@ def classify(aws: AwsSettings, event: S3ObjectEvent) -> Accepted:
             hint=f"upload a video ending in {', '.join(aws.suffixes)}",
             folder=folder,
         )
-    if "" in relative.split("/"):
+    segments = relative.split("/")
+    if "" in segments:
         # S3 keeps empty segments, so uploads/a//x.mp4 and uploads/a/x.mp4 are two objects; the
         # output path must not merge them, and a name like that is almost always a client's slip.
         raise Rejected(
             f"{event.key}: the key has an empty path segment ('//')",
             hint="upload it again under a key without '//'",
+            folder=folder,
+        )
+    if "." in segments or ".." in segments:
+        # S3 stores 'a/../x' literally, but tools that normalise paths (sync clients, browsers,
+        # proxies) would read or write the derived output somewhere else (outputs/../x).
+        raise Rejected(
+            f"{event.key}: the key has a '.' or '..' path segment",
+            hint="upload it again under a key without '.' or '..' folders",
             folder=folder,
         )
     preset, scale = mapping
@@ -128,3 +142,86 @@ def upload_job_id(event: S3ObjectEvent, preset: str | None, scale: float | None)
     return compute_job_id(
         s3_identity(event.bucket, event.key, version), model=preset_choice(preset or ""), scale=scale
     )
+
+
+def check_size(aws: AwsSettings, event: S3ObjectEvent, job_id: str) -> None:
+    """Rejected (with ``job_id``) when the upload of ``event`` is empty or over the size limit."""
+    size = event.size or 0
+    if size == 0:
+        raise Rejected(f"{event.key}: the object is empty", job_id=job_id, hint="upload the whole video")
+    if size > aws.max_object_bytes:
+        raise Rejected(
+            f"{event.key}: {size} bytes is larger than the limit of {aws.max_object_bytes} bytes",
+            job_id=job_id,
+            hint="split the video, or raise VSRFLOW_AWS_MAX_OBJECT_BYTES (MaxObjectBytes)",
+        )
+
+
+def derive_request(aws: AwsSettings, event: S3ObjectEvent) -> JobRequest:
+    """The request of the upload ``event`` describes, or raise Ignored / Rejected.
+
+    ``event`` carries the object as it was found (size, ETag and version from HeadObject): the job
+    id is derived from them. Every field of the result follows from ``aws`` and ``event``; nothing
+    else is consulted (no AWS call).
+    """
+    accepted = classify(aws, event)
+    job_id = upload_job_id(event, accepted.preset, accepted.scale)
+    check_size(aws, event, job_id)
+    return JobRequest(
+        job_id=job_id,
+        bucket=event.bucket,
+        key=event.key,
+        version_id=event.version_id,
+        etag=event.etag,
+        size=event.size or 0,
+        preset=accepted.preset,
+        scale=accepted.scale,
+        output_key=accepted.output_key,
+        event_time=event.event_time,
+    )
+
+
+#: Fields of a request that :func:`verify_request` compares with the derivation (``created`` and
+#: ``event_time`` are informational).
+CHECKED_FIELDS = ("job_id", "bucket", "key", "version_id", "etag", "size", "preset", "scale", "output_key")
+
+
+def verify_request(aws: AwsSettings, request: JobRequest, where: str) -> JobRequest:
+    """``request`` when it is exactly what :func:`derive_request` makes of the upload it names.
+
+    The upload identity (bucket, key, version, ETag, size) is taken from the request and derived
+    again with ``aws`` (the head node's settings: the configured bucket, upload prefixes, presets,
+    output prefix, size limit); the job id, preset, scale and output key must come out the same.
+    So a request cannot name another bucket, a key outside the upload prefixes, a preset or scale
+    its folder does not map to, or an output key other than the one its upload maps to (another
+    user's output, ``outputs/../x``).
+
+    Raises:
+        InputError: naming ``where``, the first field that differs (or why the upload itself is
+            refused), and that the trigger is the only writer of requests.
+    """
+    event = S3ObjectEvent(
+        "ObjectCreated:Put",
+        request.bucket,
+        request.key,
+        request.size,
+        request.etag,
+        request.version_id,
+        None,
+        request.event_time,
+    )
+    hint = "only the S3 trigger writes job requests: upload the video again (and check who can write jobs/)"
+    try:
+        expected = derive_request(aws, event)
+    except (Ignored, InputError) as why:
+        reason = why.message if isinstance(why, InputError) else str(why)
+        raise InputError(
+            f"{where}: refused, the upload it names would not start a job: {reason}", hint=hint
+        ) from None
+    for name in CHECKED_FIELDS:
+        got, want = getattr(request, name), getattr(expected, name)
+        if got != want:
+            raise InputError(
+                f"{where}: refused, {name} is {got!r} but {request.source_uri} derives {want!r}", hint=hint
+            )
+    return request

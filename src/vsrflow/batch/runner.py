@@ -163,9 +163,9 @@ class BatchRunner:
         scale = float(opts.scale) if opts.scale is not None else float(spec.scale)
         if opts.skip_upscale or store.has(spec):
             return spec.id, scale
-        if opts.skip_download:
+        if opts.skip_download or self.settings.no_download:
             raise InputError(
-                f"weights of {spec.id} are not in {store.root} and --skip-download was given",
+                f"weights of {spec.id} are not in {store.root} and downloads are off (--no-download)",
                 hint=f"run `vsrflow models import-ncnn {spec.id}` or `vsrflow models fetch {spec.id}`",
             )
         errors: list[str] = []
@@ -221,9 +221,16 @@ class BatchRunner:
             return {"evaluation": None}  # nothing recorded: the output was not made by this run
         marker_file.unlink(missing_ok=True)  # a stale marker must not vouch for a new output
         argv = vsrflow_argv(
-            "upscale", str(result.input), "-o", str(result.output), "--model", model,
-            "--scale", scale_label(scale), "--no-progress", "--overwrite",
-        )  # fmt: skip
+            "upscale",
+            str(result.input),
+            "-o",
+            str(result.output),
+            "--model",
+            model,
+            "--scale",
+            scale_label(scale),
+            "--overwrite",
+        )  # fmt: skip  (the child's progress lines go to its log, for `tail -f`)
         child = self.children.run(argv, self.state_dir / "logs" / f"{result.input.name}.upscale.log")
         if not child.ok:
             result.upscale = "failed"

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,7 +145,7 @@ def _measure(
     from vsrflow.models.store import WeightStore
 
     settings = Settings.from_env()
-    loaded = load_model(get_spec(model), WeightStore(settings.weights_dir))
+    loaded = load_model(get_spec(model), WeightStore.from_settings(settings))
     up = Upscaler(loaded.module, loaded.descriptor, device=device, precision=precision, batch=batch)
     cuda = up.device.type == "cuda"
 
@@ -217,10 +217,23 @@ def ceiling_block(
     }
 
 
+def measurements_per_case(config: BenchConfig) -> int:
+    """Fresh child processes :func:`bench_one` runs: model-only and end-to-end per repeat, one short."""
+    return 2 * config.repeat + 1
+
+
 def bench_one(
-    settings: Settings, model: str, size: tuple[int, int], frames: int, config: BenchConfig, workdir: Path
+    settings: Settings,
+    model: str,
+    size: tuple[int, int],
+    frames: int,
+    config: BenchConfig,
+    workdir: Path,
+    on_measurement: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
-    """Measure one (model, size) and return its run record (keys :data:`RUN_KEYS`)."""
+    """Measure one (model, size) and return its run record (keys :data:`RUN_KEYS`).
+
+    ``on_measurement()`` is called after each of the :func:`measurements_per_case` children."""
     w, h = size
     bikes = sample_path(settings, "bikes")
     clip = resized_clip(settings, bikes, size, frames, workdir / f"bikes_{w}x{h}_{frames}.mkv")
@@ -230,8 +243,11 @@ def bench_one(
     models, longs = [], []
     for _ in range(config.repeat):  # interleaved: a slow spell of the VM hits both modes alike
         models.append(_run_child(long_clip, "model", model, config))
+        on_measurement()
         longs.append(_run_child(long_clip, "e2e", model, config))
+        on_measurement()
     short = _run_child(clip, "e2e", model, config)
+    on_measurement()
     best_model = min(models, key=lambda r: r["seconds"])
     best_e2e = min(longs, key=lambda r: r["seconds"])
     n, pixels = best_model["frames"], best_model["pixels"]
@@ -280,11 +296,13 @@ def run_benchmark(
     repo: Path,
     workdir: Path,
     log: Any = print,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run every (model, size, frames) case; returns the result document (keys :data:`RESULT_KEYS`).
 
     Weights must already be in the store (``vsrflow models import-ncnn``); a missing one fails the
-    first child with the store's own message.
+    first child with the store's own message. ``progress(done, total)`` counts measurements (fresh
+    child processes) as they finish.
     """
     import torch
 
@@ -292,10 +310,18 @@ def run_benchmark(
         raise InputError("--batch, --loops and --repeat must be at least 1")
     workdir.mkdir(parents=True, exist_ok=True)
     runs = []
+    total = len(cases) * measurements_per_case(config)
+    done = [0]
+
+    def measured() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
     for model, size, frames in cases:
         if frames < 1:
             raise InputError(f"--frames {frames} must be at least 1")
-        run = bench_one(settings, model, size, frames, config, workdir)
+        run = bench_one(settings, model, size, frames, config, workdir, measured)
         log(
             f"{model} {run['size']}: model-only {run['model_only']['fps']:.2f} fps, "
             f"end-to-end {run['end_to_end']['fps']:.2f} fps (x{run['e2e_over_model']:.2f}), "

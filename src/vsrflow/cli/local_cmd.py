@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"uploaded s3://{state.outputs['BucketName']}/{key}")
     if not args.wait:
         return 0
-    job_id, status = stack.wait_for_key(state_dir, key, args.timeout)
+
+    def changed(job_id: str, status: dict[str, Any]) -> None:
+        # Each state change as it happens (queued, extracting, chunk i/n, encoding, ...), on stderr.
+        if not settings.quiet:
+            print(f"job {job_id}: {status.get('text') or status.get('state')}", file=sys.stderr, flush=True)
+
+    job_id, status = stack.wait_for_key(state_dir, key, args.timeout, on_change=changed)
     job_state = parse_job_state(status.get("state"))
     print(f"job {job_id}: {status_text(job_state, reason=status.get('reason'), output=status.get('output'))}")
     return 0 if job_state is JobState.DONE else 1

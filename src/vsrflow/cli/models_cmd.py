@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
 
-    store = WeightStore(settings.weights_dir)
+    store = WeightStore.from_settings(settings)
     w = max(len(i) for i in REGISTRY)
     print(f"{'id':{w}} {'arch':8} {'x':>2} {'local':5} {'offline':8} {'licence':14} suits")
     for spec in REGISTRY.values():
@@ -85,7 +85,7 @@ def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
     spec = get_spec(args.model_id)
     from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
 
-    store = WeightStore(settings.weights_dir)
+    store = WeightStore.from_settings(settings)
     path = store.fetch(spec, url=args.url, progress=_progress_printer(spec.id))
     print(f"{spec.id}: {path}")
     return 0
@@ -94,7 +94,7 @@ def run_fetch(args: argparse.Namespace, settings: Settings) -> int:
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
 
-    store = WeightStore(settings.weights_dir)
+    store = WeightStore.from_settings(settings)
     for result in store.import_ncnn(args.model_ids or None):
         state = "already present" if result.skipped else "imported"
         print(f"{result.id}: {state}: {result.path} ({result.provenance})")
@@ -104,7 +104,7 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.models.store import WeightStore  # imports torch: only when a command needs it
 
-    store = WeightStore(settings.weights_dir)
+    store = WeightStore.from_settings(settings)
     spec = get_spec(args.model_id) if args.model_id else None
     reports = store.verify(spec)
     for report in reports:

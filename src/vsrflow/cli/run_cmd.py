@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import DeprecatedAlias
 from vsrflow.config import Settings
 
 
@@ -31,9 +32,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--scale", type=float, default=None, help="output scale (default: the model's native scale)"
     )
+    # Weights: obtained on first use unless --no-download (a global option); the old spelling stays.
     p.add_argument(
-        "--skip-download", action="store_true", help="never fetch/import weights; they must be present"
-    )
+        "--skip-download", dest="no_download", action=DeprecatedAlias, new="--no-download", nargs=0,
+        default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+    )  # fmt: skip
     p.add_argument("--skip-upscale", action="store_true", help="evaluate the outputs already in --output-dir")
     p.add_argument("--skip-evaluate", action="store_true", help="do not evaluate, even with --reference-dir")
     p.add_argument("--force", action="store_true", help="redo videos that are already done")
@@ -42,8 +45,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.batch.runner import BatchOptions, BatchRunner
+    from vsrflow.batch.runner import BatchOptions, BatchRunner, discover_inputs
     from vsrflow.batch.summary import VideoResult, format_table
+    from vsrflow.engine.progress import ProgressDisplay
 
     options = BatchOptions(
         input_dir=args.input_dir,
@@ -52,14 +56,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         model=args.model,
         preset=args.preset,
         scale=args.scale,
-        skip_download=args.skip_download,
+        skip_download=settings.no_download,
         skip_upscale=args.skip_upscale,
         skip_evaluate=args.skip_evaluate,
         force=args.force,
         jobs=args.jobs,
     )
 
+    total = len(discover_inputs(args.input_dir))
+    display = ProgressDisplay(
+        "run", interval=settings.progress_interval, unit="videos", enabled=not settings.quiet
+    )
+    finished = [0]
+
     def progress(result: VideoResult) -> None:
+        finished[0] += 1
+        display(finished[0], total)
         if result.ok:
             state = {"skipped": "skipped (already done)"}.get(result.upscale, result.upscale)
             evaluated = f", {result.evaluate}" if result.evaluate else ""
@@ -67,7 +79,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"{result.input.name}: FAILED: {result.error}", file=sys.stderr)
 
-    report = BatchRunner(options, settings, on_result=progress).run()
+    try:
+        report = BatchRunner(options, settings, on_result=progress).run()
+    finally:
+        display.close()
     print(f"model {report.model}, x{report.scale:g}; summary: {report.summary_path}")
     print(format_table(report.results))
     return 1 if report.failed else 0

@@ -5,6 +5,11 @@ waits for ``/ping`` and one real invocation through the model, then prints one `
 and serves until SIGTERM/SIGINT, when it stops the server's whole process group. One endpoint
 per GPU: ``--port`` defaults to ``VSRFLOW_ENDPOINT_BASE_PORT`` (8080) + the GPU index, which is
 the port ``vsrflow job upscale-chunk`` calls from an array task on that GPU.
+
+It supervises the server (:class:`vsrflow.serving.server.Supervisor`): a server that exits, is
+killed or stops answering ``/ping`` is started again on the same port after a backoff (1 s,
+doubling, at most 30 s) and prints a new ``ready`` line once warm; more than ``--max-restarts``
+restarts within ``--restart-window`` seconds end ``vsrflow serve`` with exit 1 and the reason.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import argparse
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,13 +50,22 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--ready-file", type=Path, default=None, help="file created once warm, removed on stop (healthchecks)"
     )
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        help="restarts of a dead server within --restart-window before giving up (default 5; 0: never)",
+    )
+    p.add_argument(
+        "--restart-window", type=float, default=300.0, help="seconds a restart counts (default 300)"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.models.registry import get_spec
     from vsrflow.models.store import WeightStore
-    from vsrflow.serving.server import Endpoint
+    from vsrflow.serving.server import Endpoint, RestartPolicy, Supervisor, WarmUp
     from vsrflow.serving.spec import EndpointSpec
 
     model = get_spec(args.model)  # InputError for an unknown id
@@ -78,33 +91,41 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         spec, host=host, state_dir=args.state_dir, response_timeout=settings.endpoint.read_timeout
     )
 
+    policy = RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window)
+    where = f"GPU {args.gpu}" if args.gpu is not None else "CPU"
+
+    def on_ready(warm: WarmUp, restarts: int) -> None:
+        if args.ready_file is not None:  # before the ready line: whoever reads the line may look
+            args.ready_file.write_text(f"{endpoint.url}\n")
+        again = f", restart {restarts}" if restarts else ""
+        print(
+            f"ready: {endpoint.url} model {spec.model} x{spec.scale:g} on {where} (ping "
+            f"{warm.ping_seconds:.1f} s, first invocation {warm.first_invocation_seconds:.1f} s{again}; "
+            f"log {endpoint.log_path})",
+            flush=True,
+        )
+
+    def on_down(reason: str) -> None:
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+        print(
+            f"vsrflow: endpoint {endpoint.url} {reason}; see {endpoint.log_path}", file=sys.stderr, flush=True
+        )
+
+    supervisor = Supervisor(
+        endpoint, policy, ready_timeout=args.ready_timeout, on_ready=on_ready, on_down=on_down
+    )
     stopping: list[int] = []
-    ready: list[bool] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if not ready:  # still warming up: abandon the start (the finally below stops the tree)
-            raise KeyboardInterrupt
         stopping.append(signum)
+        if not supervisor.serving:  # starting or restarting: abandon it (the finally stops the tree)
+            raise KeyboardInterrupt
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     clean = False
     try:
-        endpoint.start()
-        warm = endpoint.wait_ready(args.ready_timeout)
-        ready.append(True)
-        if args.ready_file is not None:  # before the ready line: whoever reads the line may look
-            args.ready_file.write_text(f"{endpoint.url}\n")
-        print(
-            f"ready: {endpoint.url} model {spec.model} x{spec.scale:g} on "
-            f"{'GPU ' + str(args.gpu) if args.gpu is not None else 'CPU'} (ping {warm.ping_seconds:.1f} s, "
-            f"first invocation {warm.first_invocation_seconds:.1f} s; log {endpoint.log_path})",
-            flush=True,
-        )
-        while not stopping and endpoint.alive():
-            time.sleep(0.2)
-        if not stopping:
-            print(f"vsrflow: endpoint {endpoint.url} exited; see {endpoint.log_path}", file=sys.stderr)
-            return 1
+        supervisor.run(lambda: bool(stopping))
         clean = True
         return 0
     finally:

@@ -18,9 +18,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
-from vsrflow.formats import check_output_suffix
 
 
 def register(sub: Any) -> None:
@@ -43,7 +43,12 @@ def register(sub: Any) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
-    p.add_argument("--scale", type=float, default=4.0, help="output scale (default 4)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="output scale (default: the model's native scale; at most the native scale), as for upscale",
+    )
     size = p.add_mutually_exclusive_group()
     size.add_argument("--chunk-seconds", type=float, default=None, help="target chunk length (default 60 s)")
     size.add_argument("--chunk-frames", type=int, default=None, help="target chunk length in frames")
@@ -59,7 +64,7 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="chunks upscaled at once (processes, default 1)")
     p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
-    p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
+    add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
@@ -75,20 +80,27 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _run_path(args, settings)
 
 
-def choose_model(model: str | None, preset: str | None, scale: float, settings: Settings) -> str:
-    """The model the job records: a registry id, or the absolute path of a user weight file.
+def choose_model(model: str | None, preset: str | None, scale: float | None, settings: Settings) -> str:
+    """The model a job records (:func:`vsrflow.workflow.job.submit.choose_model`)."""
+    from vsrflow.workflow.job.submit import choose_model as choose
 
-    Resolved here, once, against this machine's weight store (``models.registry.resolve``): the
-    spec stores the answer, so every chunk runs that model on every node whatever weights the
-    node holds (a node without them fetches or fails loudly, it never picks another one).
-    """
-    from vsrflow.models.registry import REGISTRY, get_spec, looks_like_path, resolve
-    from vsrflow.models.store import WeightStore
+    return choose(model, preset, scale, settings)
 
-    if model is not None and model not in REGISTRY and looks_like_path(model):
-        get_spec(model)  # a weight file: refuse a bad one now, not in every chunk
-        return str(Path(model).expanduser().resolve())  # stages may run elsewhere
-    return resolve(model, preset, scale=scale, available=WeightStore(settings.weights_dir).has).id
+
+def use_slurm_conf(settings: Settings) -> None:
+    """Point this process's Slurm clients (sbatch, and so every stage job, which inherits the
+    environment) at a configuration: the running local emulator's when none is set up, so
+    `make slurm-up` then `vsrflow submit --executor slurm` works without an export. InputError
+    naming the export when there is no configuration at all."""
+    import logging
+    import os
+
+    from vsrflow.localstack.slurm import find_slurm_conf
+
+    conf, why = find_slurm_conf(os.environ, settings.slurm.bin_dir)
+    if conf is not None:
+        os.environ["SLURM_CONF"] = str(conf)  # the edge: the one place the process env is changed
+        logging.getLogger(__name__).info("Slurm: %s (export SLURM_CONF to use another)", why)
 
 
 def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
@@ -122,6 +134,7 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         if executor == "slurm":
             from vsrflow.workflow.job.slurm import submit_slurm
 
+            use_slurm_conf(settings)
             ids = submit_slurm(prepared.job, settings)
             print(f"job {job_id}: submitted to Slurm (extract job {ids.extract})")
             return 0
@@ -129,48 +142,39 @@ def _run_job_id(args: argparse.Namespace, settings: Settings) -> int:
         mark_failed(clients, settings.aws, bucket, job_id, f"submit: {exc}")
         raise
     from vsrflow.cli.job_cmd import chunk_runner
-    from vsrflow.workflow.job.local import run_local
+    from vsrflow.workflow.job.local import JobProgress, run_local
 
     # The same executor as a path job, with the delivery as its stage hooks (status per stage,
-    # the upload once done).
-    status = run_local(prepared.job, settings, hooks=delivery, runner=chunk_runner(settings))
+    # the upload once done) inside the progress display.
+    hooks = JobProgress(
+        prepared.job, interval=settings.progress_interval, enabled=not settings.quiet, inner=delivery
+    )
+    status = run_local(prepared.job, settings, hooks=hooks, runner=chunk_runner(settings))
     print(f"job {job_id}: {status}")
     return 0
 
 
 def _run_path(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.media.assemble import check_video_codec
-    from vsrflow.media.writer import check_encoder
-    from vsrflow.workflow.job.layout import JobDir
-    from vsrflow.workflow.job.local import run_local
-    from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
+    from vsrflow.workflow.job.local import JobProgress, run_local
+    from vsrflow.workflow.job.spec import EncoderSpec
+    from vsrflow.workflow.job.submit import PathJobRequest, create_path_job
 
-    source = args.input.expanduser().resolve()
-    output = args.output.expanduser().resolve()
-    if not source.is_file():
-        raise InputError(f"{args.input}: file not found", hint="check the path")
-    if output.exists() and not args.overwrite:
-        raise InputError(f"output {args.output} already exists", hint="pass --overwrite or choose another -o")
-    if not output.parent.is_dir():
-        raise InputError(f"output directory {output.parent} does not exist", hint="create it first")
-    check_output_suffix(args.output)
-    check_video_codec(output, check_encoder(args.codec))
-    chunk_seconds = args.chunk_seconds
-    if args.chunk_frames is None and chunk_seconds is None:
-        chunk_seconds = 60.0
-    spec = JobSpec(
-        source=str(source),
-        destination=str(output),
-        model=choose_model(args.model, args.preset, args.scale, settings),
+    if (args.executor or "local") == "slurm":
+        use_slurm_conf(settings)  # before the job dir exists: a missing Slurm leaves nothing behind
+    request = PathJobRequest(
+        source=args.input,
+        output=args.output,
+        model=args.model,
+        preset=args.preset,
         scale=args.scale,
-        encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
+        encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt),
+        chunk_seconds=args.chunk_seconds,
         chunk_frames=args.chunk_frames,
-        chunk_seconds=chunk_seconds,
-        **({} if args.array_throttle is None else {"array_throttle": args.array_throttle}),
+        array_throttle=args.array_throttle,
+        overwrite=args.overwrite,
     )
-    root = (args.jobs_root or settings.cache_dir / "jobs").expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    job = JobDir.create(root, spec, spec.job_id(file_identity(source)))
+    job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
+    output = Path(job.spec.destination)
     print(f"job {job.job_id}: {job.path}")
     if (args.executor or "local") == "slurm":
         from vsrflow.workflow.job.slurm import submit_slurm
@@ -181,7 +185,8 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
             f"see `vsrflow status {job.path}`"
         )
         return 0
-    status = run_local(job, settings, workers=args.workers)
+    progress = JobProgress(job, interval=settings.progress_interval, enabled=not settings.quiet)
+    status = run_local(job, settings, workers=args.workers, hooks=progress)
     if not output.is_file():
         raise VsrError(
             f"job {job.job_id} finished earlier, but {output} is gone (a done job is not re-encoded)",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.options import add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 from vsrflow.formats import check_output_suffix
@@ -66,14 +66,16 @@ def register(sub: Any) -> None:
         "h264_nvenc/hevc_nvenc fall back to libx264/libx265 with a warning where NVENC cannot run)",
     )
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
-    p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
+    add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument(
         "--pix-fmt",
         default=None,
         help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar or progress lines (see also --quiet)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.engine.batching import auto_batch_for, parse_batch
     from vsrflow.engine.device import auto_precision, resolve_device
     from vsrflow.engine.pipeline import upscale_video
+    from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.engine.upscaler import Upscaler
     from vsrflow.media.assemble import check_video_codec
     from vsrflow.media.encoders import resolve_codec
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError(
             f"--batch {args.batch!r} is not a positive integer or auto", hint="use --batch auto or e.g. 4"
         ) from None
-    store = WeightStore(settings.weights_dir)
+    store = WeightStore.from_settings(settings)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
@@ -135,15 +138,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if batch is None:
         upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)
-    encoder = EncoderOptions(codec=codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt)
-    result = upscale_video(
-        args.input,
-        args.output,
-        upscaler=upscaler,
-        encoder=encoder,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        ffmpeg=settings.ffmpeg,
+    encoder = EncoderOptions(codec=codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
+    # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
+    display = ProgressDisplay(
+        f"upscale {args.input.name}",
+        interval=settings.progress_interval,
+        enabled=not (args.no_progress or settings.quiet),
     )
+    try:
+        result = upscale_video(
+            args.input,
+            args.output,
+            upscaler=upscaler,
+            encoder=encoder,
+            progress=display,
+            ffmpeg=settings.ffmpeg,
+        )
+    finally:
+        display.close()
     out = result.output
     print(
         f"wrote {args.output} with {loaded.provenance}\n"

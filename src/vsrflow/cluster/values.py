@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import jsonschema
 import yaml
 
+from vsrflow.config import MAX_ENDPOINT_PORT
 from vsrflow.errors import InputError
 
 #: GPUs per instance type of the GPU queue: one model endpoint per GPU (``values.schema.json`` enum).
@@ -103,8 +104,13 @@ def check_rules(values: Mapping[str, Any], *, source: str) -> None:
     if values["cpu_queue"]["name"] == values["gpu_queue"]["name"]:
         fail("gpu_queue.name", f"{values['gpu_queue']['name']!r} is also the CPU queue's name")
     gpu = values["gpu_queue"]
-    if gpu["base_port"] + GPU_COUNTS[gpu["instance_type"]] - 1 > 65535:
-        fail("gpu_queue.base_port", "base_port + GPUs per node runs past port 65535")
+    last = gpu["base_port"] + GPU_COUNTS[gpu["instance_type"]] - 1
+    if last > MAX_ENDPOINT_PORT:
+        fail(
+            "gpu_queue.base_port",
+            f"base_port + GPUs per node reaches port {last}; Multi Model Server accepts ports up to "
+            f"{MAX_ENDPOINT_PORT} only",
+        )
 
     topic_region = values["topic_arn"].split(":")[3]
     if topic_region != values["region"]:
@@ -176,6 +182,11 @@ def render_context(values: Mapping[str, Any], *, values_name: str) -> dict[str, 
         "--gpu-partition", gpu["name"],
         "--log-level", vsr["log_level"],
         "--topic-arn", ctx["topic_arn"],
+        # The stack's upload rules: the head node derives every job request again with them.
+        "--upload-prefix", ctx["event_path"]["upload_prefix"],
+        "--output-prefix", ctx["event_path"]["output_prefix"],
+        "--presets", ctx["event_path"]["presets"],
+        "--max-object-bytes", str(ctx["event_path"]["max_object_bytes"]),
         # Every node: Slurm jobs carry the submitting (head) node's environment to the GPU nodes.
         "--base-port", str(gpu["base_port"]),
     ]  # fmt: skip

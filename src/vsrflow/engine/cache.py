@@ -54,7 +54,7 @@ class UpscalerCache:
         key = (str(model.path or model.id), self.settings.device)
         loaded = self._modules.pop(key, None)
         if loaded is None:
-            loaded = load_model(model, WeightStore(self.settings.weights_dir))
+            loaded = load_model(model, WeightStore.from_settings(self.settings))
             self.loads += 1
             log.info("loaded %s", loaded.provenance)
             while self.max_models is not None and self._modules and len(self._modules) >= self.max_models:

@@ -12,6 +12,7 @@ import random
 import shutil
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +145,53 @@ def stop(state: Path) -> str:
             argv, proc.returncode, proc.stderr + proc.stdout, what="stopping the local Slurm"
         )
     return proc.stdout.strip()
+
+
+#: Where ``make slurm-up`` / ``slurm/emulator/start.sh`` keep the emulator by default.
+DEFAULT_EMULATOR_STATE = REPO / ".cache" / "slurm"
+#: The configuration files a Slurm client reads when SLURM_CONF is unset (Debian's package, and
+#: ParallelCluster's build under /opt/slurm); with none of them sbatch asks DNS for an SRV record.
+SYSTEM_SLURM_CONFS = (Path("/etc/slurm/slurm.conf"), Path("/etc/slurm-llnl/slurm.conf"))
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def find_slurm_conf(env: Mapping[str, str], bin_dir: Path) -> tuple[Path | None, str]:
+    """The Slurm configuration a client started with ``env`` should use, and why.
+
+    Returns ``(None, reason)`` when the clients find one themselves (``SLURM_CONF`` set, a system
+    file, or ``<bin_dir>/../etc/slurm.conf`` as ParallelCluster installs it). Otherwise the
+    running local emulator's ``<state>/etc/slurm.conf`` (state: ``SLURM_EMU_STATE_DIR``, else
+    :data:`DEFAULT_EMULATOR_STATE`), to be exported as ``SLURM_CONF``. InputError when there is
+    no configuration at all, or only an emulator that is not running; the hint says what to run
+    or export (never Slurm's own "DNS SRV" error).
+    """
+    if env.get("SLURM_CONF"):
+        return None, "SLURM_CONF is set"
+    for conf in (*SYSTEM_SLURM_CONFS, bin_dir.parent / "etc" / "slurm.conf"):
+        if conf.is_file():
+            return None, f"{conf} exists"
+    states = [Path(env["SLURM_EMU_STATE_DIR"])] if env.get("SLURM_EMU_STATE_DIR") else []
+    states.append(DEFAULT_EMULATOR_STATE)
+    for state in states:
+        conf = state / "etc" / "slurm.conf"
+        if not conf.is_file():
+            continue
+        if _alive(state / "run" / "slurmctld.pid"):
+            return conf, f"the local Slurm emulator is running with {conf}"
+        raise InputError(
+            f"no Slurm configuration is set, and the local Slurm emulator ({state}) is not running",
+            hint="start it with `make slurm-up`, or on a cluster export SLURM_CONF=<its slurm.conf>",
+        )
+    raise InputError(
+        "no Slurm configuration found (SLURM_CONF is unset and there is no /etc/slurm/slurm.conf)",
+        hint=f"on a cluster, submit from the head node; for the local emulator run `make slurm-up` and "
+        f"`export SLURM_CONF={DEFAULT_EMULATOR_STATE / 'etc' / 'slurm.conf'}`; or use --executor local",
+    )

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,14 +293,37 @@ def job_status(state: StackState, job_id: str) -> dict[str, Any] | None:
     return data
 
 
-def wait_for_key(state_dir: Path, key: str, timeout: float) -> tuple[str, dict[str, Any]]:
-    """Wait until the job of ``key`` has a terminal status; returns (job id, status)."""
+def _changed(before: dict[str, Any] | None, now: dict[str, Any]) -> bool:
+    """True when ``now`` says something ``before`` did not (the update time alone does not count)."""
+    if before is None:
+        return True
+    strip = ("updated", "updated_at", "time")
+    return {k: v for k, v in before.items() if k not in strip} != {
+        k: v for k, v in now.items() if k not in strip
+    }
+
+
+def wait_for_key(
+    state_dir: Path,
+    key: str,
+    timeout: float,
+    on_change: Callable[[str, dict[str, Any]], None] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """Wait until the job of ``key`` has a terminal status; returns (job id, status).
+
+    ``on_change(job_id, status)`` is called whenever the job's status document changes (its state
+    or detail: queued, extracting, chunk progress, encoding, ...), the terminal one included.
+    """
     state = require(state_dir)
     deadline = time.monotonic() + timeout
     job_id: str | None = None
+    last: dict[str, Any] | None = None
     while True:
         job_id = job_id or find_job(state_dir, key)
         status = job_status(state, job_id) if job_id else None
+        if job_id and status and on_change is not None and _changed(last, status):
+            on_change(job_id, status)
+        last = status or last
         if job_id and status and status.get("state") in TERMINAL_JOB_STATES:
             return job_id, status
         if time.monotonic() > deadline:

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import statistics
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -259,3 +260,100 @@ def probe(path: Path | str) -> VideoInfo:
         )
     log.debug("probed %s: %s", path, info)
     return info
+
+
+def scan_type(location: Path | str, *, frames: int = 24) -> str:
+    """What the stream says about its scan: ``progressive``, ``interlaced (<field order>)`` or ``unknown``.
+
+    Decodes up to ``frames`` frames and reads the decoder's flags (the encoder's interlaced
+    flag per frame and the stream's field order); ``unknown`` when no frame decoded. This is what
+    the headers claim, not a content analysis (telecined film is flagged progressive).
+
+    ``location``: a path or an ``http(s)`` URL (only the first frames are read).
+
+    Raises:
+        InputError: as :func:`open_location` and :func:`pick_video`.
+    """
+    container, shown = open_location(location)
+    with container:
+        video = pick_video(container, shown)
+        interlaced = seen = 0
+        try:
+            for frame in container.decode(video):
+                seen += 1
+                interlaced += bool(frame.interlaced_frame)
+                if seen >= frames:
+                    break
+        except av.error.FFmpegError:
+            pass  # a damaged tail: the probe reports it; the flags of what decoded still count
+        order = str(getattr(video.codec_context, "field_order", "") or "").lower()
+    if interlaced or order in ("tt", "bb", "tb", "bt"):
+        return f"interlaced ({order})" if order in ("tt", "bb", "tb", "bt") else "interlaced"
+    return "progressive" if seen else "unknown"
+
+
+def open_location(location: Path | str) -> tuple[InputContainer, Path]:
+    """Open a path (:func:`open_input`) or an ``http(s)`` URL (a presigned GET: ranges only);
+    returns the container and the name to show in messages (a URL without its query)."""
+    text = str(location)
+    if not text.startswith(("http://", "https://")):
+        return open_input(Path(text)), Path(text)
+    shown = Path(text.split("?", 1)[0])
+    try:
+        return av.open(text, mode="r"), shown
+    except av.error.FFmpegError as err:
+        raise InputError(f"{shown}: cannot be read: {err}", hint="check that the object exists") from err
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    """What a container's headers say (no packet count; see :func:`probe` for the exact facts).
+
+    Attributes:
+        width, height: coded size. duration: seconds (0.0 when the header has none).
+        frames: the header's frame count (0 when absent, e.g. MKV). frame_rate: the nominal rate.
+        codec, container: short names. streams: one line per stream (``#i kind codec (lang)``).
+    """
+
+    width: int
+    height: int
+    duration: float
+    frames: int
+    frame_rate: Fraction
+    codec: str
+    container: str
+    streams: tuple[str, ...]
+
+
+def header_facts(location: Path | str) -> HeaderFacts:
+    """The :class:`HeaderFacts` of a path or URL, reading the headers only."""
+    container, shown = open_location(location)
+    with container:
+        video = pick_video(container, shown)
+        lines = []
+        for stream in container.streams:
+            info = _stream_info(stream)
+            lines.append(
+                f"#{info.index} {info.kind} {info.codec}" + (f" ({info.language})" if info.language else "")
+            )
+        duration = 0.0
+        if video.duration is not None and video.time_base is not None:
+            duration = float(video.duration * video.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        return HeaderFacts(
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            duration=duration,
+            frames=int(video.frames or 0),
+            frame_rate=Fraction(video.average_rate or video.base_rate or 0),
+            codec=_codec_name(video),
+            container=container.format.name.split(",")[0],
+            streams=tuple(lines),
+        )
+
+
+def coded_size(location: str) -> tuple[int, int]:
+    """(width, height) of the video stream of ``location``: a local path or an ``http(s)`` URL."""
+    facts = header_facts(location)
+    return facts.width, facts.height

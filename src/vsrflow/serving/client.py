@@ -219,7 +219,7 @@ def endpoint_port(settings: EndpointSettings, env: Mapping[str, str]) -> int:
     if settings.base_port is None:
         raise InputError("no endpoint configured", hint="set VSRFLOW_ENDPOINT_BASE_PORT")
     port = settings.base_port + gpu_index(env)
-    if port > 65535:
+    if port > 65535:  # the client calls any server; the model server's own rule is checked where it starts
         raise InputError(f"endpoint port {port} is out of range", hint="lower VSRFLOW_ENDPOINT_BASE_PORT")
     return port
 

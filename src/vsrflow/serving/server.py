@@ -14,6 +14,11 @@ The server runs in its own session (``start_new_session``): :meth:`Endpoint.stop
 whole process group (launcher, Java frontend, Python worker), TERM first and KILL after a grace
 period, so no worker is orphaned. ``/ping`` answers before ``model_fn`` has run, so
 :meth:`Endpoint.wait_ready` also sends one real frame batch through the model.
+
+:class:`Supervisor` keeps one endpoint up (``vsrflow serve``): a server that exits or is killed,
+or stops answering ``/ping``, is started again on the same port and state directory after a
+backoff, until :class:`RestartPolicy` says it died too often (:class:`GaveUp`, exit 1; on a
+cluster node systemd then restarts the whole ``vsrflow serve``).
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
+from vsrflow.config import ENDPOINT_PORT_HINT, privileged_port_rule
 from vsrflow.errors import InputError, VsrError
 from vsrflow.serving.client import EndpointClient, socket_free, wait_until_up
 from vsrflow.serving.spec import EndpointSpec
@@ -126,9 +133,13 @@ class Endpoint:
         """Prepare the state directory and start the server (returns at once)."""
         if self.proc is not None:
             raise VsrError(f"endpoint {self.url} is already started")
+        rule = privileged_port_rule(self.spec.port)
+        if rule is not None:
+            raise InputError(f"endpoint port {self.spec.port} {rule}", hint=ENDPOINT_PORT_HINT)
         if not socket_free(self.client.host, self.spec.port):
             raise InputError(
-                f"port {self.spec.port} on {self.client.host} is already in use",
+                f"endpoint port {self.spec.port} on {self.client.host} is already in use: one server per "
+                "port (Multi Model Server would fail to bind it)",
                 hint="pick another --port, or stop the endpoint that holds it",
             )
         for sub in ("tmp", "logs"):
@@ -199,6 +210,21 @@ class Endpoint:
             _wait_group_gone(self.proc.pid, timeout)
             self._wait_port_released(timeout)
 
+    def restart(self, grace: float = 10.0) -> None:
+        """Stop whatever is left of the process tree, then :meth:`start` again (same port, state).
+
+        The group is signalled even when its leader is gone: a SIGKILLed launcher leaves the Java
+        server running (and holding the port) in the group. MMS's pid file is removed, so the new
+        server never mistakes a dead one's pid for itself.
+        """
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            self.stop(grace)
+            self.proc = None
+        (self.state_dir / "tmp" / ".model_server.pid").unlink(missing_ok=True)
+        self.start()
+
     def terminate(self) -> None:
         """Send SIGTERM to the process group and return (stop several endpoints at once)."""
         if self.proc is not None and self.proc.poll() is None:
@@ -263,3 +289,151 @@ def _wait_group_gone(pgid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When :class:`Supervisor` starts a dead endpoint again, and when it gives up.
+
+    Attributes:
+        max_restarts: restarts allowed within ``window_s``; the next death gives up (0: never
+            restart, the first death gives up).
+        window_s: seconds a restart counts against ``max_restarts`` (a server that stays up that
+            long has a clean slate again).
+        backoff_s: delay before the first restart of a window; doubled for each restart in it,
+            at most ``backoff_max_s`` (a crash loop does not spin).
+        health_interval_s: seconds between ``/ping`` checks of a running server;
+            ``health_failures`` failed checks in a row count as a death (a hung server).
+    """
+
+    max_restarts: int = 5
+    window_s: float = 300.0
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    health_interval_s: float = 5.0
+    health_failures: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_restarts < 0:
+            raise InputError(f"max_restarts {self.max_restarts} must be >= 0", hint="use 0 to never restart")
+        if self.window_s <= 0 or self.backoff_s < 0 or self.backoff_max_s < self.backoff_s:
+            raise InputError(
+                f"restart window {self.window_s:g} s / backoff {self.backoff_s:g}..{self.backoff_max_s:g} s",
+                hint="a positive window and 0 <= backoff <= backoff max",
+            )
+        if self.health_interval_s <= 0 or self.health_failures < 1:
+            raise InputError("health checks need a positive interval and at least 1 failure")
+
+    def delay(self, recent: int) -> float:
+        """Seconds to wait before a restart when ``recent`` restarts happened within the window."""
+        return float(min(self.backoff_max_s, self.backoff_s * 2.0**recent))
+
+
+class GaveUp(VsrError):
+    """The endpoint died more often than :class:`RestartPolicy` allows."""
+
+
+class Supervisor:
+    """Keep ``endpoint`` up until told to stop (see the module docstring).
+
+    Args:
+        endpoint: not started yet; it is started, watched and restarted in place.
+        policy: restart limits and backoff.
+        ready_timeout: seconds each start may take until warm (:meth:`Endpoint.wait_ready`).
+        on_ready: called after every start that became warm (``restarts``: how many restarts so
+            far); on_down: called when the server died, before the backoff (reason text).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        policy: RestartPolicy,
+        *,
+        ready_timeout: float,
+        on_ready: Callable[[WarmUp, int], None] | None = None,
+        on_down: Callable[[str], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.policy = policy
+        self.ready_timeout = ready_timeout
+        self.on_ready = on_ready or (lambda warm, restarts: None)
+        self.on_down = on_down or (lambda reason: None)
+        #: True while the endpoint is warm and watched (a stop request is then taken at once).
+        self.serving = False
+        self.restarts = 0
+        self._recent: list[float] = []
+        # Health pings must not wait the client's hour-long read timeout on a hung server.
+        timeout = max(1.0, policy.health_interval_s)
+        self._health = EndpointClient(
+            host=endpoint.client.host,
+            port=endpoint.spec.port,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            retries=0,
+        )
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        """Start the endpoint and keep it up until ``stopping()`` is true; returns then.
+
+        Raises:
+            GaveUp: it died more than ``policy.max_restarts`` times within ``policy.window_s``.
+            VsrError/InputError: the first start failed (a bad port, no weights...): never retried,
+                the first start is the configuration's test.
+        """
+        self.endpoint.start()
+        self._ready(self.endpoint.wait_ready(self.ready_timeout))
+        while True:
+            reason = self._watch(stopping)
+            if reason is None:
+                return
+            self.serving = False
+            self.on_down(reason)
+            now = time.monotonic()
+            self._recent = [t for t in self._recent if now - t < self.policy.window_s]
+            if len(self._recent) >= self.policy.max_restarts:
+                raise GaveUp(
+                    f"endpoint {self.endpoint.url} {reason}; it was restarted {len(self._recent)} time(s) "
+                    f"within {self.policy.window_s:g} s, giving up\n{self.endpoint.log_tail()}",
+                    hint=f"see {self.endpoint.log_path}",
+                )
+            delay = self.policy.delay(len(self._recent))
+            self._recent.append(now)
+            self.restarts += 1
+            log.warning(
+                "endpoint %s %s; restart %d in %.1f s", self.endpoint.url, reason, self.restarts, delay
+            )
+            if self.endpoint.alive():  # hung, not dead: it will not honour SIGTERM either
+                self.endpoint.kill()
+            time.sleep(delay)
+            if stopping():
+                return
+            try:
+                self.endpoint.restart()
+                self._ready(self.endpoint.wait_ready(self.ready_timeout))
+            except VsrError as err:
+                # Counted as the next death: the loop watches a stopped endpoint and decides again.
+                log.warning("endpoint %s: restart failed: %s", self.endpoint.url, err)
+                self.endpoint.stop()
+
+    def _ready(self, warm: WarmUp) -> None:
+        self.serving = True
+        self.on_ready(warm, self.restarts)
+
+    def _watch(self, stopping: Callable[[], bool]) -> str | None:
+        """Wait until the server dies (the reason) or ``stopping()`` (None)."""
+        failures = 0
+        next_check = time.monotonic() + self.policy.health_interval_s
+        while not stopping():
+            proc = self.endpoint.proc
+            if proc is None:
+                return "could not be started again"
+            code = proc.poll()
+            if code is not None:
+                return f"exited (code {code})" if code >= 0 else f"was killed (signal {-code})"
+            if time.monotonic() >= next_check:
+                failures = 0 if self._health.ping() else failures + 1
+                if failures >= self.policy.health_failures:
+                    return f"did not answer /ping {failures} times in a row"
+                next_check = time.monotonic() + self.policy.health_interval_s
+            time.sleep(0.2)
+        return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vsrflow.config import ENDPOINT_PORT_HINT, endpoint_port_rule
 from vsrflow.errors import InputError
 
 SPEC_NAME = "endpoint.json"
@@ -44,8 +45,9 @@ class EndpointSpec:
     def __post_init__(self) -> None:
         if not math.isfinite(self.scale) or not 1 <= self.scale <= 8:
             raise InputError(f"endpoint scale {self.scale} is outside 1..8", hint="use e.g. 2 or 4")
-        if not 1 <= self.port <= 65535:
-            raise InputError(f"endpoint port {self.port} is not a TCP port", hint="use 1024..65535")
+        rule = endpoint_port_rule(self.port)
+        if rule is not None:
+            raise InputError(f"endpoint port {self.port} {rule}", hint=ENDPOINT_PORT_HINT)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -24,10 +24,11 @@ from typing import Protocol, TypeVar
 
 from vsrflow.config import Settings
 from vsrflow.engine.cache import UpscalerCache
+from vsrflow.engine.progress import ProgressDisplay
 from vsrflow.errors import InputError
 from vsrflow.workflow.job import stages
 from vsrflow.workflow.job.layout import JobDir
-from vsrflow.workflow.job.manifest import JobState, ManifestStore
+from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,51 @@ def run_stage(name: str, call: Callable[[], T], hooks: StageHooks | None) -> T:
         raise
     hooks.after_stage(name)
     return result
+
+
+class JobProgress:
+    """:class:`StageHooks` that show a local job as it runs: a log line per stage as it starts and
+    ends, and the upscale progress in frames (a bar on a terminal, else a line with fps and ETA
+    every ``interval`` seconds; see :class:`vsrflow.engine.progress.ProgressDisplay`), updated
+    as each chunk finishes. ``inner`` hooks (the S3 delivery of an event-path job) run first and
+    keep their contract (their errors propagate)."""
+
+    def __init__(
+        self, job: JobDir, *, interval: float, enabled: bool = True, inner: StageHooks | None = None
+    ) -> None:
+        self.job, self.inner = job, inner
+        self.display = ProgressDisplay(f"job {job.job_id}", interval=interval, enabled=enabled)
+        self._upscaling = False
+
+    def before_stage(self, stage: str) -> None:
+        if self.inner is not None:
+            self.inner.before_stage(stage)
+        if stage != "upscale-chunk":
+            log.info("job %s: %s started", self.job.job_id, stage)
+        elif not self._upscaling:
+            self._upscaling = True
+            log.info("job %s: upscale started", self.job.job_id)
+
+    def after_stage(self, stage: str, error: BaseException | None = None) -> None:
+        if self.inner is not None:
+            self.inner.after_stage(stage, error)
+        if error is not None:
+            log.info("job %s: %s failed", self.job.job_id, stage)
+            return
+        manifest = ManifestStore(self.job).load()
+        if stage == "extract" and manifest.plan is not None:
+            log.info(
+                "job %s: extract done: %d frames in %d chunks",
+                self.job.job_id, manifest.plan.frame_count, manifest.chunk_count,
+            )  # fmt: skip
+        if stage in ("extract", "upscale-chunk") and manifest.plan is not None:
+            done = {r.index for r in manifest.records if r.state is ChunkState.DONE}
+            frames = sum(c.frames for i, c in enumerate(manifest.plan.chunks) if i in done)
+            self.display(frames, manifest.plan.frame_count)
+        elif stage != "upscale-chunk":
+            if stage == "encode":
+                self.display.close()
+            log.info("job %s: %s done", self.job.job_id, stage)
 
 
 def _chunk_worker(job_path: str, index: int, settings: Settings) -> bool:

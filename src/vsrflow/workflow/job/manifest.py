@@ -195,6 +195,26 @@ class Manifest:
     def done_count(self) -> int:
         return sum(r.state is ChunkState.DONE for r in self.records)
 
+    def throughput(self) -> tuple[float | None, float | None]:
+        """(frames per second, seconds left) of the upscaling so far; (None, None) before a chunk is done.
+
+        Wall-clock over the finished chunks (first start to last finish), so chunks running in
+        parallel (a Slurm array) count together; seconds left = frames not done / that rate.
+        """
+        if self.plan is None:
+            return None, None
+        done = [
+            (r, c) for r, c in zip(self.records, self.plan.chunks, strict=True) if r.state is ChunkState.DONE
+        ]
+        starts = [r.started for r, _ in done if r.started is not None]
+        ends = [r.finished for r, _ in done if r.finished is not None]
+        if not done or not starts or not ends or max(ends) <= min(starts):
+            return None, None
+        frames = sum(c.frames for _, c in done)
+        fps = frames / (max(ends) - min(starts))
+        left = self.plan.frame_count - frames
+        return round(fps, 3), round(left / fps, 1)
+
     def indices(self, state: ChunkState) -> list[int]:
         """Indices of the chunks in ``state`` (e.g. what a resume still has to run)."""
         return [r.index for r in self.records if r.state is state]

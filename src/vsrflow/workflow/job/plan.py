@@ -237,8 +237,15 @@ def plan_chunks(
     positions = list(range(n + 1)) if target_frames is not None else [p - pts[0] for p in pts]
     step, minimum = _target(info, target_frames, target_seconds)
     total = positions[n]
+
+    def length(value: int) -> str:  # a position length as a user reads it: frames or seconds
+        return f"{value} frames" if target_frames is not None else f"{float(value * info.time_base):.3g} s"
+
     if step < minimum:
-        log.info("chunk target %d raised to the minimum %d (never one task per few frames)", step, minimum)
+        log.info(
+            "chunk length %s raised to the minimum %s (never one task per few frames)",
+            length(step), length(minimum),
+        )  # fmt: skip
         step = minimum
     if step >= total:
         log.info("%s: the chunk target covers the whole video; planning one chunk", info.path)
@@ -247,7 +254,7 @@ def plan_chunks(
         # Grow the target in proportion to the excess (at least 5 %) until the plan fits the array.
         step = max(step + 1, math.ceil(step * max(1.05, (len(cuts) + 1) / max_chunks)))
         cuts = _cut_points(positions, keys, step, minimum)
-        log.info("chunk target grown to %d to stay within %d array tasks", step, max_chunks)
+        log.info("chunk length grown to %s to stay within %d array tasks", length(step), max_chunks)
     bounds = [0, *cuts, n]
     chunks = [
         Chunk(

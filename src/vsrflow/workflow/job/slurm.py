@@ -284,6 +284,35 @@ def encode_minutes(frame_count: int) -> int:
     return ENCODE_BASE_MINUTES + math.ceil(frame_count * ENCODE_SECONDS_PER_FRAME / 60)
 
 
+_SLURM_TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def time_setting_minutes(text: str) -> int:
+    """Whole minutes (rounded up) of a Slurm ``--time`` value such as ``90``, ``1:30:00``, ``2-12``.
+
+    Slurm's forms: ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``. InputError naming
+    ``VSRFLOW_SLURM_TIME`` otherwise.
+    """
+    match = _SLURM_TIME.match(text.strip())
+    if not match:
+        raise InputError(
+            f"VSRFLOW_SLURM_TIME={text!r} is not a Slurm time",
+            hint="use minutes (90), H:M:S (01:30:00) or D-H:M:S (1-00:00:00)",
+        )
+    days, first, second, third = match.groups()
+    parts = [int(x) for x in (first, second, third) if x is not None]
+    if days is not None:  # D-H[:M[:S]]
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+        total = int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
+    elif len(parts) == 3:  # H:M:S
+        total = parts[0] * 3600 + parts[1] * 60 + parts[2]
+    elif len(parts) == 2:  # M:S
+        total = parts[0] * 60 + parts[1]
+    else:  # M
+        total = parts[0] * 60
+    return math.ceil(total / 60)
+
+
 def array_deadline_seconds(
     chunks: int, throttle: int, task_minutes: int, max_wait_minutes: int
 ) -> int | None:
@@ -509,6 +538,15 @@ def reconcile(job: JobDir, settings: Settings, view: ChainView) -> str | None:
 # ---- the chain ------------------------------------------------------------------------------
 
 
+def _live_chain(job: JobDir, settings: Settings) -> ChainView | None:
+    """The view of ``job``'s recorded chain when one of its jobs is still alive, else None."""
+    store = ManifestStore(job)
+    if read_job_ids(job) is None or (store.exists() and store.load().state in TERMINAL_JOB_STATES):
+        return None
+    view = chain_view(job, settings)
+    return view if view is not None and view.alive else None
+
+
 def submit_slurm(job: JobDir, settings: Settings) -> SlurmJobIds:
     """Submit the extract job of ``job``; it submits the rest of the chain when it ends.
 
@@ -523,6 +561,12 @@ def submit_slurm(job: JobDir, settings: Settings) -> SlurmJobIds:
     if store.exists() and store.load().state is JobState.FAILED:
         log.info("job %s failed before (%s); resuming", job.job_id, store.load().reason)
         store.resume()
+    running = _live_chain(job, settings)
+    if running is not None:
+        # The same job submitted again while its chain still runs: a second chain would run
+        # every stage twice over the same job directory. The first one finishes the job.
+        log.warning("job %s is already on Slurm (%s); not submitting it twice", job.job_id, running.summary())
+        return running.ids
     extract = _sbatch(
         settings,
         stage_argv(job, settings, "extract", minutes=extract_minutes(_source_bytes(job)), extra=["--hold"]),
@@ -575,9 +619,11 @@ def submit_rest(job: JobDir, settings: Settings) -> SlurmJobIds:
     spec = job.spec
     array_spec = f"0-{manifest.chunk_count - 1}%{spec.array_throttle}"
     task_minutes = chunk_minutes(max(c.frames for c in manifest.plan.chunks), settings.slurm.frame_seconds)
+    # The deadline counts the limit the tasks really get: the setting overrides the sized one.
+    run_minutes = time_setting_minutes(settings.slurm.time) if settings.slurm.time else task_minutes
     array_extra = [f"--array={array_spec}", f"--dependency=afterok:{recorded.extract}"]
     deadline = array_deadline_seconds(
-        manifest.chunk_count, spec.array_throttle, task_minutes, settings.slurm.max_wait_minutes
+        manifest.chunk_count, spec.array_throttle, run_minutes, settings.slurm.max_wait_minutes
     )
     if deadline is not None:
         array_extra.append(f"--deadline=now+{deadline}seconds")
