@@ -26,6 +26,7 @@ BENCH_ARGS   ?=
 QUALITY_ARGS ?=
 
 .PHONY: help install system-deps browser-deps ui run test test-fast lint typecheck contracts unit bench bench-quality clean distclean
+.PHONY: bench-gpu bench-gpu-smoke bench-encode bench-overflow
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -87,6 +88,20 @@ test-fast: lint typecheck contracts install slurm-deps serve-deps pcluster-venv 
 bench: install ## speed benchmark (vsrflow bench) -> bench/results/upscale-<device>-<host>.json
 	$(BIN)/vsrflow models import-ncnn realesr-animevideov3 RealESRGAN_x4plus
 	$(BIN)/vsrflow bench $(BENCH_ARGS)
+
+bench-gpu: install ## device benchmark on a GPU node (7.5 min budget) -> bench/results/gpu-<device>.json
+	$(BIN)/vsrflow models import-ncnn realesr-animevideov3 RealESRGAN_x4plus
+	$(BIN)/python bench/gpu.py $(GPU_ARGS)
+
+bench-gpu-smoke: install ## every path of the device benchmark on the CPU, tiny frames (a few minutes on 2 cores)
+	$(BIN)/python bench/gpu.py --smoke --out $(or $(TMPDIR),/tmp)/gpu-smoke.json
+
+bench-encode: install ## 4K libx264/libx265 encode fps on this machine's CPU -> bench/results/encode-<host>.json
+	$(BIN)/python bench/encode.py
+
+bench-overflow: install ## largest activation per model in fp32 (fp16 overflow check) -> bench/results/fp16-range-<host>.json
+	$(BIN)/vsrflow models import-ncnn realesr-animevideov3 RealESRGAN_x4plus SPAN_x2_ch48 SPAN_x4_ch48
+	$(BIN)/python bench/fp16_range.py
 
 bench-quality: install ## quality table (~15 min on 2 cores) -> docs/quality.md, bench/results/quality-<host>.json
 	$(BIN)/python bench/quality_table.py $(QUALITY_ARGS)

@@ -169,8 +169,12 @@ def _matrix(colour: str) -> str:
 def test_odd_dimensions(env: dict[str, str], tmp_path: Path) -> None:
     src = make_video(tmp_path / "odd.mkv", size=(321, 241), frames=2)
     out = tmp_path / "out.mkv"
-    proc = _upscale(env, src, out, "--model", FAST, "--scale", "2")
+    # h264_nvenc where no NVIDIA device is: libx264 with a warning, the job still runs
+    proc = _upscale(env, src, out, "--model", FAST, "--scale", "2", "--codec", "h264_nvenc")
     assert proc.returncode == 0, proc.stderr
+    assert "(batch 1)" in proc.stdout  # --batch auto on a CPU
+    if not Path("/dev/nvidia0").exists():
+        assert "h264_nvenc is not usable here" in proc.stderr and "libx264 instead" in proc.stderr
     info = probe(out)
     assert (info.width, info.height) == (642, 482)
     assert info.frame_count == 2
@@ -226,6 +230,7 @@ def test_bad_options(env: dict[str, str], tmp_path: Path) -> None:
     _assert_clean_failure(_upscale(env, src, out, "--model", "nope"), 2, "nope")
     _assert_clean_failure(_upscale(env, src, out, "--model", FAST, "--scale", "8"), 2, "scale")
     _assert_clean_failure(_upscale(env, src, out, "--model", FAST, "--scale", "0"), 2, "scale")
+    _assert_clean_failure(_upscale(env, src, out, "--model", FAST, "--batch", "0"), 2, "--batch")
     _assert_clean_failure(_upscale(env, src, Path("/proc/vsrflow_out.mp4"), "--model", FAST), 2, "/proc")
     assert list((tmp_path / "o").iterdir()) == []
 

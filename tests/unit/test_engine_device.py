@@ -62,3 +62,28 @@ def test_oom_detection() -> None:
     assert not is_oom_error(RuntimeError("shape mismatch"))
     assert not is_oom_error(ValueError("out of memory"))
     assert not is_oom_error(MemoryError())
+
+
+def test_auto_precision_runs_fp16_overflowing_models_in_bf16_on_cuda() -> None:
+    from vsrflow.engine.device import FP16_OVERFLOW_MODELS, auto_precision
+
+    cuda = torch.device("cuda", 0)  # a device object needs no GPU; the choice is what is tested
+    assert "SPAN_x2_ch48" in FP16_OVERFLOW_MODELS
+    assert auto_precision("SPAN_x2_ch48", cuda, bf16_supported=True) == "bf16"
+    assert auto_precision("SPAN_x2_ch48", cuda, bf16_supported=False) == "fp32"  # never fp16
+    assert auto_precision("realesr-animevideov3", cuda, bf16_supported=True) == "auto"
+    assert auto_precision("SPAN_x2_ch48", torch.device("cpu")) == "auto"
+    assert auto_precision(None, cuda, bf16_supported=True) == "auto"
+
+
+def test_the_overflow_list_matches_the_committed_measurement() -> None:
+    import json
+    from pathlib import Path
+
+    from vsrflow.engine.device import FP16_OVERFLOW_MODELS
+
+    results = sorted((Path(__file__).resolve().parents[2] / "bench" / "results").glob("fp16-range-*.json"))
+    assert results, "bench/results/fp16-range-*.json is the source of FP16_OVERFLOW_MODELS"
+    runs = [r for p in results for r in json.loads(p.read_text())["runs"] if "max_abs_activation" in r]
+    measured = {r["model"] for r in runs if r["overflows_fp16"]}
+    assert measured == set(FP16_OVERFLOW_MODELS)

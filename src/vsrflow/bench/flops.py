@@ -31,6 +31,26 @@ MFLOP_PER_PX: dict[str, float] = {
 #: Dense fp16/bf16 tensor-core peak of an H100/H200 SXM (TFLOP/s), from NVIDIA's datasheet.
 PEAK_TFLOPS_FP16 = 990.0
 
+#: Dense (no sparsity) fp16/bf16 tensor-core peaks with fp32 accumulation, TFLOP/s, from NVIDIA's
+#: datasheets, keyed by a substring of ``torch.cuda.get_device_name()``; the first match wins, so
+#: more specific names come first. PCIe/NVL variants of H100 run lower clocks (756 TFLOP/s).
+DEVICE_PEAK_TFLOPS_FP16: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756.0),
+    ("H200", 990.0),
+    ("H100", 990.0),
+    ("A100", 312.0),
+    ("L4", 121.0),
+)
+
+
+def peak_tflops_for(device_name: str) -> float | None:
+    """Dense fp16/bf16 peak (TFLOP/s) of the GPU named ``device_name``; None when not in the table
+    (a CPU, or a GPU whose datasheet figure is not recorded: no ratio is better than a wrong one)."""
+    for key, peak in DEVICE_PEAK_TFLOPS_FP16:
+        if key.lower() in device_name.lower():
+            return peak
+    return None
+
 
 def achieved_tflops(mflop_per_px: float, pixels_per_frame: int, frames: int, seconds: float) -> float:
     """Useful TFLOP/s: ``mflop_per_px * pixels * frames / seconds`` (pixels = LR input pixels).

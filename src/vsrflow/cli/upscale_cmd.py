@@ -121,10 +121,20 @@ def register(sub: Any) -> None:
         "--precision",
         choices=["auto", "fp32", "fp16", "bf16"],
         default="auto",
-        help="inference precision (auto: fp16 on CUDA, fp32 on CPU)",
+        help="inference precision (auto: fp16 on CUDA, bf16 for models that overflow fp16, fp32 on CPU)",
     )
-    p.add_argument("--batch", type=int, default=1, help="frames per inference batch (default 1)")
-    p.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    p.add_argument(
+        "--batch",
+        default="auto",
+        metavar="N|auto",
+        help="frames per inference batch (default auto: from free GPU memory on CUDA, 1 on CPU)",
+    )
+    p.add_argument(
+        "--codec",
+        default="libx264",
+        help="video encoder (default libx264; auto: h264_nvenc where the GPU has NVENC, else libx264; "
+        "h264_nvenc/hevc_nvenc fall back to libx264/libx265 with a warning where NVENC cannot run)",
+    )
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
     add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument(
@@ -159,45 +169,56 @@ def _check_output(output: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (torch, PyAV) here, so `vsrflow --help` stays instant.
+    from vsrflow.engine.batching import auto_batch_for, parse_batch
     from vsrflow.engine.cache import UpscalerCache
+    from vsrflow.engine.device import auto_precision, resolve_device
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.engine.upscaler import Upscaler
     from vsrflow.media.assemble import check_video_codec
+    from vsrflow.media.encoders import resolve_codec
     from vsrflow.media.probe import probe
     from vsrflow.media.writer import EncoderOptions, check_encoder
     from vsrflow.models.loader import load_model
     from vsrflow.models.registry import resolve
     from vsrflow.models.store import WeightStore
 
-    if args.batch < 1:
-        raise InputError(f"--batch {args.batch} must be at least 1")
+    try:
+        batch = parse_batch(args.batch)
+    except ValueError:
+        raise InputError(
+            f"--batch {args.batch!r} is not a positive integer or auto", hint="use --batch auto or e.g. 4"
+        ) from None
     pick_auto_preset(args)
     store = WeightStore.from_settings(settings)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     source = probe(args.input)
     _check_output(args.output, args.overwrite)
-    check_video_codec(args.output, check_encoder(args.codec))
+    codec = resolve_codec(args.codec, settings.ffmpeg)
+    check_video_codec(args.output, check_encoder(codec))
     loaded = load_model(spec, store)
     quality = quality_options(args, spec, settings)
+    device = resolve_device(args.device or settings.device)
+    precision = args.precision if args.precision != "auto" else auto_precision(spec.id, device)
     # The guard's fallback loads through the cache the chunk stages use: one code path.
-    device = args.device or settings.device
-    guard = UpscalerCache(dataclasses.replace(settings, device=device)).guard(
+    guard = UpscalerCache(dataclasses.replace(settings, device=str(device))).guard(
         quality, args.scale or spec.scale
     )
     upscaler = Upscaler(
         loaded.module,
         loaded.descriptor,
         scale=args.scale,
-        device=device,
-        precision=args.precision,
+        device=str(device),
+        precision=precision,
         tile=args.tile or None,
         tile_pad=args.tile_pad,
-        batch=args.batch,
+        batch=batch or 1,
         guard=guard,
         colour_fix=quality.colour_fix,
     )
-    encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
+    if batch is None:
+        upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)
+    encoder = EncoderOptions(codec=codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
     # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
     display = ProgressDisplay(
         f"upscale {args.input.name}",
@@ -220,7 +241,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote {args.output} with {loaded.provenance}\n"
         f"  input : {source.width}x{source.height}, {source.frame_count} frames, {source.duration:.3f} s\n"
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
-        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s\n"
+        f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s (batch {upscaler.batch})\n"
         f"  guard : {result.guard.summary()} (--on-artifact {quality.on_artifact})\n"
         f"  colour: colour fix {quality.colour_fix}"
     )

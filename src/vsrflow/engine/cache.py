@@ -21,9 +21,11 @@ log = logging.getLogger(__name__)
 class UpscalerCache:
     """Loaded networks, one per (resolved model, device), shared by per-scale Upscaler views.
 
-    Every view uses this cache's device and the default precision, so the second view's move/cast
-    in ``Upscaler.__init__`` is a no-op on the already converted module, and each view keeps its
-    own per-clip state (temporal state, OOM-lowered tile). ``loads`` counts ``load_model`` calls.
+    Every view uses this cache's device and the model's auto precision
+    (:func:`~vsrflow.engine.device.auto_precision`: bf16 on CUDA for models that overflow fp16), so
+    the second view's move/cast in ``Upscaler.__init__`` is a no-op on the already converted
+    module, and each view keeps its own per-clip state (temporal state, OOM-lowered tile).
+    ``loads`` counts ``load_model`` calls.
     ``max_models`` (None: unbounded) keeps at most that many networks, dropping the least recently
     used one (with its views) to load another.
     """
@@ -54,11 +56,16 @@ class UpscalerCache:
         loaded, key = self._load(model)
         view = (*key, float(scale), quality)
         if view not in self._views:
+            from vsrflow.engine.device import auto_precision, resolve_device
+
+            # bf16 for models whose activations overflow fp16 on CUDA (see device.auto_precision)
+            precision = auto_precision(getattr(model, "id", None), resolve_device(key[1]))
             self._views[view] = Upscaler(
                 loaded.module,
                 loaded.descriptor,
                 scale=scale,
                 device=key[1],
+                precision=precision,
                 guard=self.guard(quality, scale),
                 colour_fix=quality.colour_fix,
             )

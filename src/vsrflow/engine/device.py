@@ -129,3 +129,28 @@ def release_cached_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
+
+
+#: Models whose fp32 activations exceed fp16's range (65504) on saturated content: the largest
+#: |activation| measured on the CPU by ``bench/fp16_range.py`` (bench/results/fp16-range-*.json;
+#: a 1-pixel 0/1 checkerboard). ``--precision auto`` runs these in bf16 on CUDA (fp32's range).
+#: Measured and NOT listed: realesr-animevideov3 549, RealESRGAN_x4plus 50, SPAN_x4_ch48 12200
+#: (5.4x headroom).
+FP16_OVERFLOW_MODELS: dict[str, float] = {"SPAN_x2_ch48": 96790.0}
+
+
+def auto_precision(model_id: str | None, device: torch.device, *, bf16_supported: bool | None = None) -> str:
+    """The precision string ``--precision auto`` means for ``model_id`` on ``device``.
+
+    ``bf16`` on CUDA for :data:`FP16_OVERFLOW_MODELS` when the device supports it (else ``fp32``,
+    never an overflowing fp16); ``auto`` (fp16 on CUDA, fp32 on CPU) for everything else.
+    ``bf16_supported`` None asks the device.
+    """
+    if device.type != "cuda" or model_id not in FP16_OVERFLOW_MODELS:
+        return "auto"
+    if bf16_supported is None:
+        bf16_supported = bool(torch.cuda.is_bf16_supported())
+    choice = "bf16" if bf16_supported else "fp32"
+    log.info("%s overflows fp16 (activations up to %.0f): running it in %s", model_id,
+             FP16_OVERFLOW_MODELS[model_id], choice)  # fmt: skip
+    return choice

@@ -34,6 +34,7 @@ import numpy as np
 
 from vsrflow.engine.progress import ProgressCallback, make_progress
 from vsrflow.engine.quality import GuardReport
+from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
@@ -128,10 +129,12 @@ class _Stages:
         return None
 
 
-def _decode_stage(stages: _Stages, path: Path, info: VideoInfo, counts: dict[str, int]) -> None:
+def _decode_stage(
+    stages: _Stages, path: Path, info: VideoInfo, counts: dict[str, int], timer: StageTimer = NULL_TIMER
+) -> None:
     try:
         with FrameReader(path, info) as reader:
-            for frame in reader:
+            for frame in timer.iterate("decode", reader):
                 if not stages.put(stages.q_in, frame):
                     return
                 counts["decoded"] += 1
@@ -141,7 +144,11 @@ def _decode_stage(stages: _Stages, path: Path, info: VideoInfo, counts: dict[str
 
 
 def _encode_stage(
-    stages: _Stages, writer: FrameWriter, pad: tuple[int, int] | None, counts: dict[str, int]
+    stages: _Stages,
+    writer: FrameWriter,
+    pad: tuple[int, int] | None,
+    counts: dict[str, int],
+    timer: StageTimer = NULL_TIMER,
 ) -> None:
     try:
         writer.open()
@@ -156,7 +163,8 @@ def _encode_stage(
                 return
             assert isinstance(item, _Batch)
             for image, pts in zip(item.images, item.pts, strict=True):
-                writer.write(pad_to(image, *pad) if pad else image, pts)  # type: ignore[arg-type]
+                with timer.stage("encode"):
+                    writer.write(pad_to(image, *pad) if pad else image, pts)  # type: ignore[arg-type]
     except BaseException as exc:
         stages.fail(exc)
         try:
@@ -187,6 +195,7 @@ def upscale_video(
     encoder: EncoderOptions | None = None,
     progress: bool | ProgressCallback = True,
     ffmpeg: str = "ffmpeg",
+    timer: StageTimer | None = None,
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -198,6 +207,8 @@ def upscale_video(
         progress: ``True``: tqdm bar on a TTY stderr, else periodic log lines; ``False``: quiet;
             a callable: called as ``progress(frames_done, frames_total)`` after each batch.
         ffmpeg: ffmpeg CLI used by the final mux.
+        timer: per-stage timer (:mod:`vsrflow.engine.stagetimer`): ``decode``, ``infer`` (with the
+            upscaler's ``h2d``/``model``/``d2h`` inside), ``encode``, ``mux``; None records nothing.
 
     Raises:
         InputError: unreadable input, input == output, frame count mismatch with the probe.
@@ -224,34 +235,44 @@ def upscale_video(
     writer = FrameWriter(temp_video, width=enc_w, height=enc_h, source=info, options=encoder)
     stages = _Stages(upscaler.batch)
     counts = {"decoded": 0, "upscaled": 0, "encoded": 0}
+    timer = timer or NULL_TIMER
     threads = [
         threading.Thread(
-            target=_decode_stage, args=(stages, input_path, info, counts), name="vsrflow-decode", daemon=True
+            target=_decode_stage,
+            args=(stages, input_path, info, counts, timer),
+            name="vsrflow-decode",
+            daemon=True,
         ),
         threading.Thread(
-            target=_encode_stage, args=(stages, writer, pad, counts), name="vsrflow-encode", daemon=True
+            target=_encode_stage,
+            args=(stages, writer, pad, counts, timer),
+            name="vsrflow-encode",
+            daemon=True,
         ),
     ]
+    saved_timer, upscaler.timer = upscaler.timer, timer
     bar = make_progress(progress, info.frame_count, input_path.name)
     upscaler.reset()  # a temporal model starts this video from a fresh state
     try:
         for t in threads:
             t.start()
-        _infer_stage(stages, upscaler, resize_to, counts, bar.update)
+        _infer_stage(stages, upscaler, resize_to, counts, bar.update, timer)
         _join(threads, stages)
         if stages.error is not None:
             raise stages.error
         _check_counts(counts, info, input_path)
         report = upscaler.check_artifacts()  # --on-artifact fail raises here, before any output
         bar.close()
-        out_info = assemble_output(
-            temp_video, info, output_path, expected_frames=info.frame_count, ffmpeg=ffmpeg
-        )
+        with timer.stage("mux"):
+            out_info = assemble_output(
+                temp_video, info, output_path, expected_frames=info.frame_count, ffmpeg=ffmpeg
+            )
     except BaseException as exc:
         stages.fail(exc)  # no-op for the error already recorded; stops the others otherwise
         _join(threads, stages)
         raise
     finally:
+        upscaler.timer = saved_timer
         bar.close()
         temp_video.unlink(missing_ok=True)
 
@@ -269,6 +290,7 @@ def _infer_stage(
     resize_to: tuple[int, int] | None,
     counts: dict[str, int],
     on_progress: Callable[[int], None],
+    timer: StageTimer = NULL_TIMER,
 ) -> None:
     """Pull frames, upscale them in batches, push batches; return at the end, raise on stop."""
     images: list[np.ndarray] = []
@@ -285,7 +307,8 @@ def _infer_stage(
             images.append(item.image)
             pts.append(item.pts)
         if images and (finished or len(images) == upscaler.batch):
-            out = upscaler.upscale_frames(np.stack(images), output_size=resize_to)
+            with timer.stage("infer"):
+                out = upscaler.upscale_frames(np.stack(images), output_size=resize_to)
             if not stages.put(stages.q_out, _Batch(out, pts)):
                 raise stages.error or VsrError("pipeline stopped without an error")
             counts["upscaled"] += len(images)

@@ -58,6 +58,7 @@ from vsrflow.engine.device import (
 )
 from vsrflow.engine.guard import Guard, bicubic, check_frames
 from vsrflow.engine.quality import COLOUR_FIX, DEFAULT_COLOUR_FIX, GuardReport, check_choice
+from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.tiling import pad_frame, plan_tiles, round_down, round_up
 from vsrflow.errors import InputError, ModelError
 from vsrflow.models.descriptor import ModelDescriptor
@@ -192,6 +193,8 @@ class Upscaler:
         #: recurrent state of a temporal model (opaque to the engine) and the frame shape it is for.
         self._state: Any = None
         self._state_shape: tuple[int, ...] | None = None
+        #: per-stage timer of :meth:`upscale_frames` (``h2d``, ``model``, ``d2h``); a no-op by default.
+        self.timer: StageTimer = NULL_TIMER
 
     # ------------------------------------------------------------------ public API
 
@@ -320,17 +323,21 @@ class Upscaler:
         int_dtype = _TORCH_INT[frames.dtype]
         with torch.inference_mode():
             for start in range(0, frames.shape[0], self.batch):
-                host = torch.from_numpy(np.ascontiguousarray(frames[start : start + self.batch]))
-                if self.device.type == "cuda":
-                    # Pinned staging makes the upload a real async DMA of the integer frames.
-                    host = host.pin_memory()
-                dev = host.to(self.device, non_blocking=True)
-                x = dev.permute(0, 3, 1, 2).to(torch.float32).div_(maxval)
-                y = self._process(x, size)
-                # The one quantisation: scale, round to nearest, clamp (overshoot of the model or
-                # the bicubic resize), cast. Out-of-place first op: never write into the input.
-                q = y.mul(maxval).round_().clamp_(0, maxval).to(int_dtype)
-                yield start, q.permute(0, 2, 3, 1).cpu().numpy()
+                with self.timer.stage("h2d"):
+                    host = torch.from_numpy(np.ascontiguousarray(frames[start : start + self.batch]))
+                    if self.device.type == "cuda":
+                        # Pinned staging makes the upload a real async DMA of the integer frames.
+                        host = host.pin_memory()
+                    dev = host.to(self.device, non_blocking=True)
+                with self.timer.stage("model"):
+                    x = dev.permute(0, 3, 1, 2).to(torch.float32).div_(maxval)
+                    y = self._process(x, size)
+                    # The one quantisation: scale, round to nearest, clamp (overshoot of the model or
+                    # the bicubic resize), cast. Out-of-place first op: never write into the input.
+                    q = y.mul(maxval).round_().clamp_(0, maxval).to(int_dtype)
+                with self.timer.stage("d2h"):
+                    result = q.permute(0, 2, 3, 1).cpu().numpy()
+                yield start, result
 
     def _new_report(self) -> GuardReport:
         guard = self.guard
