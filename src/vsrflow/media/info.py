@@ -11,6 +11,13 @@ from fractions import Fraction
 from pathlib import Path
 
 STREAM_KINDS = ("video", "audio", "subtitle", "attachment", "data")
+#: FFmpeg's AVFieldOrder values, by the names ffprobe prints.
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
+def field_order_name(value: int | None) -> str:
+    """ffprobe's name for an AVFieldOrder value ('unknown' for None or an unknown value)."""
+    return FIELD_ORDERS.get(int(value or 0), "unknown")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class VideoInfo:
         streams: every stream of the container, in index order.
         chapters: number of chapters.
         codec: the video codec name.
+        field_order: the stream's field-order flag as ffprobe names it ('progressive', 'tt',
+            'bb', 'tb', 'bt' or 'unknown'); the content check is :mod:`vsrflow.media.scan`.
     """
 
     path: Path
@@ -94,6 +103,7 @@ class VideoInfo:
     codec: str = "unknown"
     last_frame_duration: int = 0
     format_tags: tuple[tuple[str, str], ...] = field(default=())
+    field_order: str = "unknown"
 
     @property
     def frame_duration(self) -> Fraction:

@@ -21,7 +21,7 @@ from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError
 from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
-from vsrflow.media.info import StreamInfo, VideoInfo
+from vsrflow.media.info import StreamInfo, VideoInfo, field_order_name
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,7 @@ def probe(path: Path | str) -> VideoInfo:
             codec=_codec_name(video),
             last_frame_duration=last_dur,
             format_tags=tuple(sorted(container.metadata.items())),
+            field_order=field_order_name(getattr(ctx, "field_order", 0)),
         )
     log.debug("probed %s: %s", path, info)
     return info
