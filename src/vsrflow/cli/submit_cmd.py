@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vsrflow.cli.upscale_cmd import add_conditioning_args
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 from vsrflow.formats import check_output_suffix
@@ -61,6 +62,7 @@ def register(sub: Any) -> None:
     p.add_argument("--crf", type=int, default=18, help="encoder CRF (default 18)")
     p.add_argument("--preset-x264", default="medium", help="x264/x265 speed preset (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
+    add_conditioning_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
 
@@ -166,6 +168,8 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         encoder=EncoderSpec(codec=args.codec, crf=args.crf, preset=args.preset_x264, pix_fmt=args.pix_fmt),
         chunk_frames=args.chunk_frames,
         chunk_seconds=chunk_seconds,
+        deinterlace=args.deinterlace,
+        scan=args.scan,
         **({} if args.array_throttle is None else {"array_throttle": args.array_throttle}),
     )
     root = (args.jobs_root or settings.cache_dir / "jobs").expanduser().resolve()

@@ -34,9 +34,11 @@ from vsrflow.engine.progress import ProgressCallback, make_progress
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
+from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
+from vsrflow.media.scan import detect_scan
 from vsrflow.media.writer import INTERMEDIATE_SUFFIX, EncoderOptions, FrameWriter, encodable_size, pad_to
 
 log = logging.getLogger(__name__)
@@ -123,9 +125,11 @@ class _Stages:
         return None
 
 
-def _decode_stage(stages: _Stages, path: Path, info: VideoInfo, counts: dict[str, int]) -> None:
+def _decode_stage(
+    stages: _Stages, path: Path, info: VideoInfo, conditioning: Conditioning, counts: dict[str, int]
+) -> None:
     try:
-        with FrameReader(path, info) as reader:
+        with FrameReader(path, info, conditioning) as reader:
             for frame in reader:
                 if not stages.put(stages.q_in, frame):
                     return
@@ -160,6 +164,17 @@ def _encode_stage(
             log.debug("writer.abort failed", exc_info=True)
 
 
+def plan_conditioning(path: Path, info: VideoInfo, deinterlace: str, scan: str) -> Conditioning:
+    """Detect the scan type of ``path`` and choose its conditioning (logged; warnings for risks).
+
+    The single pass and the chunked job's extract stage both decide here.
+    """
+    detected = detect_scan(path, info, scan)
+    conditioning = choose_conditioning(detected, deinterlace)
+    warn_about(detected, conditioning, deinterlace, path)
+    return conditioning
+
+
 def plan_output(upscaler: Upscaler, info: VideoInfo, pix_fmt: str) -> tuple[tuple[int, int] | None, int, int]:
     """(resize target for the Upscaler or None, encoded width, encoded height).
 
@@ -182,6 +197,8 @@ def upscale_video(
     encoder: EncoderOptions | None = None,
     progress: bool | ProgressCallback = True,
     ffmpeg: str = "ffmpeg",
+    deinterlace: str = "frame",
+    scan: str = "auto",
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -193,6 +210,10 @@ def upscale_video(
         progress: ``True``: tqdm bar on a TTY stderr, else periodic log lines; ``False``: quiet;
             a callable: called as ``progress(frames_done, frames_total)`` after each batch.
         ffmpeg: ffmpeg CLI used by the final mux.
+        deinterlace: what to do with an interlaced source: 'frame' (bwdif, same frame rate),
+            'field' (bwdif, doubled frame rate) or 'off'; telecined film is inverse-telecined
+            unless 'off' (see :mod:`vsrflow.media.condition`).
+        scan: 'auto' (detect: stream flag + idet sample) or the scan type to assume.
 
     Raises:
         InputError: unreadable input, input == output, frame count mismatch with the probe.
@@ -203,7 +224,10 @@ def upscale_video(
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
-    info = probe(input_path)
+    source_info = probe(input_path)
+    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
+    # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
+    info = conditioning.output_info(source_info)
     resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))
     out_h, out_w = upscaler.output_size(info.height, info.width)
     pad = (enc_w, enc_h) if resize_to is None and (enc_w, enc_h) != (out_w, out_h) else None
@@ -221,7 +245,10 @@ def upscale_video(
     counts = {"decoded": 0, "upscaled": 0, "encoded": 0}
     threads = [
         threading.Thread(
-            target=_decode_stage, args=(stages, input_path, info, counts), name="vsrflow-decode", daemon=True
+            target=_decode_stage,
+            args=(stages, input_path, source_info, conditioning, counts),
+            name="vsrflow-decode",
+            daemon=True,
         ),
         threading.Thread(
             target=_encode_stage, args=(stages, writer, pad, counts), name="vsrflow-encode", daemon=True
@@ -302,7 +329,7 @@ def _check_counts(counts: dict[str, int], info: VideoInfo, path: Path) -> None:
     decoded, upscaled, encoded = counts["decoded"], counts["upscaled"], counts["encoded"]
     if decoded != info.frame_count:
         raise InputError(
-            f"{path}: decoded {decoded} frames but the probe counted {info.frame_count} packets",
+            f"{path}: decoded {decoded} frames but the probe (and conditioning) gave {info.frame_count}",
             hint="the video stream may be damaged; remux or re-encode the source",
         )
     if not decoded == upscaled == encoded:

@@ -195,6 +195,10 @@ def build_argv(
     ):
         if value and value != "gbr":
             argv += [f"{opt}:v:0", value]
+    # Scan type: a conditioned (deinterlaced, inverse-telecined) video is progressive; an
+    # unconditioned one keeps the source's flag. NUT intermediates carry no field order.
+    if source.field_order != "unknown":
+        argv += ["-field_order:v:0", source.field_order]
     if source.rotation:
         if _is_mp4_family(muxer):
             # ffmpeg 5.1 turns the legacy rotate tag into the tkhd display matrix when stream copying.

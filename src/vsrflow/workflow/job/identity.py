@@ -59,8 +59,9 @@ def compute_job_id(
     scale: float | None,
     encoder: Mapping[str, Any] | None = None,
     destination: str | None = None,
+    conditioning: Mapping[str, str] | None = None,
 ) -> str:
-    """The job id of (source identity, model choice, scale, encoder options[, destination])."""
+    """The job id of (source identity, model, scale, encoder options[, destination][, conditioning])."""
     payload: dict[str, Any] = {
         "v": _RULE_VERSION,
         "source": source,
@@ -70,6 +71,8 @@ def compute_job_id(
     }
     if destination is not None:  # absent, not null: ids without one are unchanged
         payload["destination"] = destination
+    if conditioning:  # absent when default: ids of jobs without conditioning options are unchanged
+        payload["conditioning"] = dict(conditioning)
     canonical = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

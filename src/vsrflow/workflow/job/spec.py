@@ -34,6 +34,11 @@ SCHEMA_VERSION = 2
 DEFAULT_MAX_ARRAY_SIZE = 1000
 SLURM_MAX_ARRAY_SIZE_LIMIT = 4_000_001
 
+#: As ``vsrflow.media.condition.DEINTERLACE_MODES`` / ``vsrflow.media.scan.SCAN_OVERRIDES`` (this
+#: module must not import PyAV; tests check the lists agree).
+DEINTERLACE_CHOICES = ("frame", "field", "off")
+SCAN_CHOICES = ("auto", "progressive", "tff", "bff", "telecine")
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 _URI = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")
 _URI_SCHEMES = ("s3", "file")
@@ -166,6 +171,10 @@ class JobSpec:
         array_throttle: K in ``--array=0-N%K``: chunks upscaled at once (1 .. max_array_size).
         delivery: S3 delivery target of event-path jobs, or None (absent from the JSON when None,
             and not part of the job id: existing specs and ids are unchanged).
+        deinterlace: 'frame' (default), 'field' or 'off': what to do with an interlaced source
+            (as ``vsrflow upscale --deinterlace``).
+        scan: 'auto' (default: detect) or the scan type to assume ('progressive', 'tff', 'bff',
+            'telecine'). Both are absent from the JSON and the job id when default.
     """
 
     source: str
@@ -178,6 +187,8 @@ class JobSpec:
     max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
     array_throttle: int = 8
     delivery: DeliverySpec | None = None
+    deinterlace: str = "frame"
+    scan: str = "auto"
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -226,23 +237,42 @@ class JobSpec:
             self.max_array_size,
             "use the number of chunks to upscale at once (e.g. the number of GPUs), <= max_array_size",
         )
+        if self.deinterlace not in DEINTERLACE_CHOICES:
+            raise _fail(
+                "deinterlace", f"{self.deinterlace!r} is not one of {DEINTERLACE_CHOICES}", "use field"
+            )
+        if self.scan not in SCAN_CHOICES:
+            raise _fail("scan", f"{self.scan!r} is not one of {SCAN_CHOICES}", "use auto")
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (with ``schema_version``) that :meth:`from_json` reads back equal."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "source": self.source,
-            "destination": self.destination,
-            "model": self.model,
-            "scale": self.scale,
-            "encoder": self.encoder.to_json(),
-            "chunk_frames": self.chunk_frames,
-            "chunk_seconds": self.chunk_seconds,
-            "max_array_size": self.max_array_size,
-            "array_throttle": self.array_throttle,
-        } | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
+        return (
+            {
+                "schema_version": SCHEMA_VERSION,
+                "source": self.source,
+                "destination": self.destination,
+                "model": self.model,
+                "scale": self.scale,
+                "encoder": self.encoder.to_json(),
+                "chunk_frames": self.chunk_frames,
+                "chunk_seconds": self.chunk_seconds,
+                "max_array_size": self.max_array_size,
+                "array_throttle": self.array_throttle,
+            }
+            | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
+            | self._conditioning()
+        )
+
+    def _conditioning(self) -> dict[str, str]:
+        """The non-default conditioning options (absent keys = defaults)."""
+        out: dict[str, str] = {}
+        if self.deinterlace != "frame":
+            out["deinterlace"] = self.deinterlace
+        if self.scan != "auto":
+            out["scan"] = self.scan
+        return out
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
@@ -254,7 +284,7 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery",))
+        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery", "deinterlace", "scan"))
         return cls(
             source=obj["source"],
             destination=obj["destination"],
@@ -266,6 +296,8 @@ class JobSpec:
             max_array_size=obj["max_array_size"],
             array_throttle=obj["array_throttle"],
             delivery=None if obj.get("delivery") is None else DeliverySpec.from_json(obj["delivery"]),
+            deinterlace=obj.get("deinterlace", "frame"),
+            scan=obj.get("scan", "auto"),
         )
 
     def dumps(self) -> str:
@@ -296,6 +328,7 @@ class JobSpec:
             scale=self.scale,
             encoder=self.encoder.to_json(),
             destination=self.destination,
+            conditioning=self._conditioning(),
         )
 
 
