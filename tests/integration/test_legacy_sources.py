@@ -174,3 +174,70 @@ def test_upscale_and_chunked_job_give_the_same_progressive_output(
         for p in (single, chunked)
     ]  # fmt: skip
     assert [line.split(",")[-1] for line in pixels[0]] == [line.split(",")[-1] for line in pixels[1]]
+
+
+# ---- broadcast clocks ---------------------------------------------------------------------------
+
+
+def _streams(path: Path) -> dict[str, float]:
+    """start_time of the first video and audio streams and the format duration (seconds)."""
+    data = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time:format=duration",
+             "-of", "json", str(path)],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    out = {"duration": float(data["format"]["duration"])}
+    for st in data["streams"]:
+        out.setdefault(st["codec_type"], float(st["start_time"]))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("suffix", "start", "out_suffix"),
+    [(".ts", None, ".mkv"), (".ts", 36000.0, ".mp4"), (".mpg", 0.5, ".mkv")],
+    ids=["ts-1.4s-mkv", "ts-10h-mp4", "ps-0.5s-mkv"],
+)
+def test_broadcast_start_clock_is_not_leading_empty_time(
+    model_env: dict[str, str], tmp_path: Path, suffix: str, start: float | None, out_suffix: str
+) -> None:
+    """A TS/PS clock that starts at 1.4 s / 10 h / 0.5 s: the output starts at 0, same A/V offset.
+
+    Before, the output kept the clock as leading time: 0.61 s in, 2.04 s out (36002 s for 10 h).
+    """
+    src = make_legacy(tmp_path / f"in{suffix}", "progressive", size=(64, 48), frames=15, audio=True,
+                      start_seconds=start)  # fmt: skip
+    out = tmp_path / f"out{out_suffix}"
+    proc = run_cli(["upscale", str(src), "-o", str(out), "--model", MODEL, "--scale", "2",
+                    "--preset-x264", "ultrafast", "--no-progress"], model_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    s, o = _streams(src), _streams(out)
+    assert s["video"] > 0.4  # the source really starts late
+    assert min(o["video"], o["audio"]) == pytest.approx(0, abs=1e-3)
+    assert o["video"] - o["audio"] == pytest.approx(s["video"] - s["audio"], abs=1.5e-3)  # A/V offset
+    assert o["duration"] == pytest.approx(s["duration"], abs=0.002)
+    src_pts, out_pts = ffprobe_video(src)["pts"], ffprobe_video(out)["pts"]
+    assert len(out_pts) == len(src_pts) == 15
+    rel = np.array(src_pts) - src_pts[0]
+    assert np.allclose(np.array(out_pts) - out_pts[0], rel, atol=1.5e-3)
+
+
+@pytest.mark.parametrize(("suffix", "start"), [(".ts", 36000.0), (".mpg", None)], ids=["ts-10h", "ps-0.5s"])
+def test_chunks_of_clocked_sources_decode_frame_exactly(
+    media: Path, suffix: str, start: float | None
+) -> None:
+    """MPEG-PS/TS seeks land after the chunk start; the chunk decoder steps back, never fails."""
+    from vsrflow.workflow.job.chunk_io import decode_chunk
+
+    src = make_legacy(media / f"clock{suffix}", "progressive", size=(64, 48), frames=75,
+                      start_seconds=start)  # fmt: skip
+    info = probe(src)
+    table = scan_frames(src)
+    with FrameReader(src, info) as reader:
+        single = [(f.index, f.pts) for f in reader]
+    chunks = plan_chunks(info, table.keyframes, target_frames=25, frame_pts=table.pts)
+    assert len(chunks) >= 2
+    chunked = [(f.index, f.pts) for c in chunks for f in decode_chunk(src, info, c)]
+    assert chunked == single

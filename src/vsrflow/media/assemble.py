@@ -3,9 +3,11 @@
 Audio is stream-copied (bit-identical). Subtitles are copied unless the target container cannot hold
 their codec, then converted with a logged warning (text -> mov_text for MP4/MOV, mov_text -> srt
 for Matroska). Source timestamps are kept (``-copyts``), so audio stays in sync even when the video
-starts later than the audio. The result is written to a hidden temporary name next to ``output``,
-validated by probing (frame count, duration, streams, rotation) and only then renamed into place;
-on any failure nothing is left at ``output`` or in the temporary name.
+starts later than the audio; a positive start clock (MPEG-PS/TS) is removed from every stream alike
+(:func:`leading_time`), so the output starts at 0 with the source's relative timing. The result is
+written to a hidden temporary name next to ``output``, validated by probing (frame count, duration,
+streams, rotation) and only then renamed into place; on any failure nothing is left at ``output``
+or in the temporary name.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
@@ -143,6 +146,20 @@ def _check_output_dir(output: Path) -> None:
         raise InputError(f"{output}: output directory {parent} is not writable", hint="fix its permissions")
 
 
+def leading_time(source: VideoInfo, planned: list[PlannedStream]) -> Fraction:
+    """Seconds before the first kept stream starts: the smallest start of the video and of every
+    planned stream (exact; 0 when none is known). The mux removes it when positive."""
+    starts = [source.start_pts * source.time_base]
+    starts += [p.source.start_time for p in planned if p.source.start_time is not None]
+    return min(starts)
+
+
+def _seconds_text(seconds: Fraction) -> str:
+    """Exact-enough decimal seconds for an ffmpeg time option (it parses to microseconds)."""
+    micro = round(seconds * 1_000_000)
+    return f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
+
+
 def build_argv(
     video_path: Path,
     video: VideoInfo,
@@ -164,9 +181,15 @@ def build_argv(
     # -copyts keeps every timestamp as it is in the inputs: without it ffmpeg shifts each input to
     # start at 0, and a video starting after the audio (AAC priming) would drift out of sync.
     argv += ["-copyts"]
+    # ... but a broadcast clock (MPEG-PS/TS start at 0.5 s, 1.4 s, 10 h) would become leading
+    # empty time: shift BOTH inputs by the same amount, so the earliest kept stream starts at 0
+    # and every relative offset (A/V) stays exact. Only a positive lead is removed: a negative
+    # start (encoder priming) is the container's own business.
+    lead = leading_time(source, planned)
+    shift = ["-itsoffset", f"-{_seconds_text(lead)}"] if lead > 0 else []
     if video_format is not None:
         argv += ["-f", video_format]
-    argv += ["-i", str(video_path), "-i", str(source.path)]
+    argv += [*shift, "-i", str(video_path), *shift, "-i", str(source.path)]
     argv += ["-map", f"0:{video.video_stream_index}"]
     for p in planned:
         argv += ["-map", f"1:{p.source.index}"]

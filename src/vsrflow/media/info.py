@@ -34,6 +34,7 @@ class StreamInfo:
         forced: the 'forced' disposition flag.
         dispositions: every disposition flag set, by FFmpeg name ('default', 'forced', 'comment'...).
         attached_pic: a cover-art "video" stream (not the video to upscale).
+        start_time: the stream's first timestamp in seconds (exact), or None when unknown.
     """
 
     index: int
@@ -45,6 +46,7 @@ class StreamInfo:
     forced: bool = False
     dispositions: tuple[str, ...] = ()
     attached_pic: bool = False
+    start_time: Fraction | None = None
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,9 @@ def _stream_info(stream: Stream) -> StreamInfo:
         forced=bool(disp & Disposition.forced),
         dispositions=flags,
         attached_pic=bool(disp & Disposition.attached_pic),
+        start_time=None
+        if stream.start_time is None or not stream.time_base
+        else stream.start_time * Fraction(stream.time_base),
     )
 
 
