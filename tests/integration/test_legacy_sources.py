@@ -51,7 +51,7 @@ def ffprobe_video(path: Path) -> dict[str, object]:
         "start": float(st.get("start_time", 0)),
         "format_start": float(stream["format"].get("start_time", 0)),
         "duration": float(stream["format"]["duration"]),
-        "pts": [float(p) for p in frames],
+        "pts": [float(p.split(",")[0]) for p in frames if p.split(",")[0]],
     }
 
 
@@ -197,15 +197,17 @@ def _streams(path: Path) -> dict[str, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("suffix", "start", "out_suffix"),
-    [(".ts", None, ".mkv"), (".ts", 36000.0, ".mp4"), (".mpg", 0.5, ".mkv")],
-    ids=["ts-1.4s-mkv", "ts-10h-mp4", "ps-0.5s-mkv"],
+    [(".ts", None, ".mkv"), (".ts", 36000.0, ".mp4"), (".mpg", 0.5, ".mkv"), (".ts", 95442.1, ".mkv")],
+    ids=["ts-1.4s-mkv", "ts-10h-mp4", "ps-0.5s-mkv", "ts-33bit-wrap-mkv"],
 )
 def test_broadcast_start_clock_is_not_leading_empty_time(
     model_env: dict[str, str], tmp_path: Path, suffix: str, start: float | None, out_suffix: str
 ) -> None:
-    """A TS/PS clock that starts at 1.4 s / 10 h / 0.5 s: the output starts at 0, same A/V offset.
+    """A TS/PS clock that starts at 1.4 s / 10 h / 0.5 s, or wraps its 33 bits mid-clip (the
+    demuxer then starts it below 0): the output starts at 0 with the same A/V offset.
 
-    Before, the output kept the clock as leading time: 0.61 s in, 2.04 s out (36002 s for 10 h).
+    Before, the output kept the clock as leading time: 0.61 s in, 2.04 s out (36002 s for 10 h);
+    the wrapped TS came out with its video 1.028 s late against the audio (3.03 s long).
     """
     src = make_legacy(tmp_path / f"in{suffix}", "progressive", size=(64, 48), frames=15, audio=True,
                       start_seconds=start)  # fmt: skip
@@ -214,17 +216,22 @@ def test_broadcast_start_clock_is_not_leading_empty_time(
                     "--preset-x264", "ultrafast", "--no-progress"], model_env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     s, o = _streams(src), _streams(out)
-    assert s["video"] > 0.4  # the source really starts late
+    assert abs(s["video"]) > 0.4  # the source really starts off zero
     assert min(o["video"], o["audio"]) == pytest.approx(0, abs=1e-3)
     assert o["video"] - o["audio"] == pytest.approx(s["video"] - s["audio"], abs=1.5e-3)  # A/V offset
-    assert o["duration"] == pytest.approx(s["duration"], abs=0.002)
+    # The content's length: the video's lead over the audio plus 15 frames at 25 fps.
+    assert o["duration"] == pytest.approx(s["video"] - min(s["video"], s["audio"]) + 0.6, abs=0.002)
     src_pts, out_pts = ffprobe_video(src)["pts"], ffprobe_video(out)["pts"]
     assert len(out_pts) == len(src_pts) == 15
     rel = np.array(src_pts) - src_pts[0]
     assert np.allclose(np.array(out_pts) - out_pts[0], rel, atol=1.5e-3)
 
 
-@pytest.mark.parametrize(("suffix", "start"), [(".ts", 36000.0), (".mpg", None)], ids=["ts-10h", "ps-0.5s"])
+@pytest.mark.parametrize(
+    ("suffix", "start"),
+    [(".ts", 36000.0), (".mpg", None), (".ts", 95441.3)],
+    ids=["ts-10h", "ps-0.5s", "ts-33bit-wrap"],
+)
 def test_chunks_of_clocked_sources_decode_frame_exactly(
     media: Path, suffix: str, start: float | None
 ) -> None:

@@ -25,6 +25,7 @@ from vsrflow.errors import InputError, VsrError
 from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
 from vsrflow.media.info import StreamInfo, VideoInfo
 from vsrflow.media.probe import probe
+from vsrflow.media.writer import pts_offset
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ MUXERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "
 #: Video codec ids the ffmpeg CLI's (5.1) mp4/mov muxers accept for stream copy; Matroska takes them all.
 _MP4_VIDEO = {"h264", "hevc", "mpeg4", "av1", "vp9", "mjpeg", "mpeg2video", "mpeg1video"}
 _MOV_VIDEO = _MP4_VIDEO | {"prores", "png", "rawvideo", "dnxhd", "qtrle"}
+
+#: Demuxers whose timestamps are a transport clock (its start and wraps mean nothing to a viewer).
+CLOCK_CONTAINERS = {"mpegts", "mpeg", "mpegvideo"}
 
 _TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
 _MP4_SUBS = {"mov_text", "dvd_subtitle"}
@@ -154,10 +158,13 @@ def leading_time(source: VideoInfo, planned: list[PlannedStream]) -> Fraction:
     return min(starts)
 
 
-def _seconds_text(seconds: Fraction) -> str:
-    """Exact-enough decimal seconds for an ffmpeg time option (it parses to microseconds)."""
+def _itsoffset(seconds: Fraction) -> list[str]:
+    """``-itsoffset S`` (microseconds: what ffmpeg parses) for a non-zero shift, else nothing."""
     micro = round(seconds * 1_000_000)
-    return f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
+    if micro == 0:
+        return []
+    sign, micro = ("-" if micro < 0 else ""), abs(micro)
+    return ["-itsoffset", f"{sign}{micro // 1_000_000}.{micro % 1_000_000:06d}"]
 
 
 def build_argv(
@@ -183,13 +190,16 @@ def build_argv(
     argv += ["-copyts"]
     # ... but a broadcast clock (MPEG-PS/TS start at 0.5 s, 1.4 s, 10 h) would become leading
     # empty time: shift BOTH inputs by the same amount, so the earliest kept stream starts at 0
-    # and every relative offset (A/V) stays exact. Only a positive lead is removed: a negative
-    # start (encoder priming) is the container's own business.
+    # and every relative offset (A/V) stays exact. Elsewhere only a positive lead is removed: a
+    # negative start (encoder priming) is the container's own business. The intermediate's own
+    # offset (writer.pts_offset: NUT holds no negative pts) is undone on the video input.
     lead = leading_time(source, planned)
-    shift = ["-itsoffset", f"-{_seconds_text(lead)}"] if lead > 0 else []
+    if lead < 0 and source.container not in CLOCK_CONTAINERS:
+        lead = Fraction(0)
+    video_shift = -lead - pts_offset(source) * source.time_base
     if video_format is not None:
         argv += ["-f", video_format]
-    argv += [*shift, "-i", str(video_path), *shift, "-i", str(source.path)]
+    argv += [*_itsoffset(video_shift), "-i", str(video_path), *_itsoffset(-lead), "-i", str(source.path)]
     argv += ["-map", f"0:{video.video_stream_index}"]
     for p in planned:
         argv += ["-map", f"1:{p.source.index}"]

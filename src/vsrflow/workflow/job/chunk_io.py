@@ -264,7 +264,9 @@ def decode_conditioned_chunk(
         )
 
 
-def stream_chunks(chunks: Sequence[tuple[Chunk, Path]], sink: IO[bytes], time_base: Fraction) -> int:
+def stream_chunks(
+    chunks: Sequence[tuple[Chunk, Path]], sink: IO[bytes], time_base: Fraction, offset: int = 0
+) -> int:
     """Remux the chunk outputs as one NUT stream into the writable ``sink`` (e.g. ffmpeg's stdin).
 
     This is how the encode stage joins chunks without storing a concatenated copy: peak scratch
@@ -272,16 +274,19 @@ def stream_chunks(chunks: Sequence[tuple[Chunk, Path]], sink: IO[bytes], time_ba
     """
     try:
         with av.open(sink, mode="w", format="nut", options={"avoid_negative_ts": "disabled"}) as out:
-            return remux_chunks(chunks, out, time_base)
+            return remux_chunks(chunks, out, time_base, offset)
     except av.error.FFmpegError as err:
         raise VsrError(f"streaming the chunk outputs failed: {err}") from err
 
 
-def remux_chunks(chunks: Sequence[tuple[Chunk, Path]], out: OutputContainer, time_base: Fraction) -> int:
+def remux_chunks(
+    chunks: Sequence[tuple[Chunk, Path]], out: OutputContainer, time_base: Fraction, offset: int = 0
+) -> int:
     """Mux every packet of the chunk outputs (in plan order) into the open container ``out``.
 
     ``time_base`` is the plan's (the source video stream's): chunk ranges are checked in it, since
-    a chunk file may store another (exactly convertible) time base, as NUT does.
+    a chunk file may store another (exactly convertible) time base, as NUT does. ``offset`` is the
+    writer's :func:`~vsrflow.media.writer.pts_offset` (chunk files store pts + offset).
 
     Raises VsrError when a chunk's packet count or pts range does not match its plan entry, when
     dts would not increase across a boundary, or when the chunks' codec parameters differ.
@@ -321,7 +326,7 @@ def remux_chunks(chunks: Sequence[tuple[Chunk, Path]], out: OutputContainer, tim
                 if packet.size == 0 and packet.pts is None:
                     continue  # flush packet
                 in_tb = Fraction(in_stream.time_base or time_base)
-                pts = None if packet.pts is None else packet.pts * in_tb / time_base
+                pts = None if packet.pts is None else packet.pts * in_tb / time_base - offset
                 if pts is None or not chunk.start_pts <= pts < chunk.end_pts:
                     raise VsrError(
                         f"{path}: chunk {chunk.index} has a packet at pts {pts} ({time_base}), "

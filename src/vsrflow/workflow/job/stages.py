@@ -313,6 +313,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
     """
     from vsrflow.media.assemble import assemble_streamed
     from vsrflow.media.probe import probe
+    from vsrflow.media.writer import pts_offset
     from vsrflow.workflow.job.chunk_io import stream_chunks
 
     store = ManifestStore(job)
@@ -348,7 +349,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
         written: list[int] = []
 
         def feed(pipe: Any) -> None:
-            written.append(stream_chunks(pieces, pipe, plan.time_base))
+            written.append(stream_chunks(pieces, pipe, plan.time_base, pts_offset(info)))
             if written[0] != info.frame_count:
                 raise VsrError(
                     f"job {job.job_id}: concatenated {written[0]} frames, the source has {info.frame_count}"
