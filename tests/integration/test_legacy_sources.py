@@ -30,7 +30,8 @@ MODEL = "realesr-animevideov3"
 
 
 def ffprobe_video(path: Path) -> dict[str, object]:
-    """ffprobe's view of the first video stream: field order, rate, every frame's pts_time."""
+    """ffprobe's view of the first video stream: field order, rate, every frame's time (best effort
+    timestamp: MPEG-PS frames may come without a pts)."""
     stream = json.loads(
         subprocess.run(
             ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
@@ -40,7 +41,7 @@ def ffprobe_video(path: Path) -> dict[str, object]:
         ).stdout
     )  # fmt: skip
     frames = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time",
          "-of", "csv=p=0", str(path)],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
@@ -216,7 +217,7 @@ def test_broadcast_start_clock_is_not_leading_empty_time(
                     "--preset-x264", "ultrafast", "--no-progress"], model_env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     s, o = _streams(src), _streams(out)
-    assert abs(s["video"]) > 0.4  # the source really starts off zero
+    assert abs(s["video"]) > 0.2  # the source really starts off zero
     assert min(o["video"], o["audio"]) == pytest.approx(0, abs=1e-3)
     assert o["video"] - o["audio"] == pytest.approx(s["video"] - s["audio"], abs=1.5e-3)  # A/V offset
     # The content's length: the video's lead over the audio plus 15 frames at 25 fps.
