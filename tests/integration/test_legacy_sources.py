@@ -41,8 +41,8 @@ def ffprobe_video(path: Path) -> dict[str, object]:
         ).stdout
     )  # fmt: skip
     frames = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time",
-         "-of", "csv=p=0", str(path)],
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     st = stream["streams"][0]
