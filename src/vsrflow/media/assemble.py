@@ -23,7 +23,7 @@ from typing import IO
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
-from vsrflow.media.info import StreamInfo, VideoInfo
+from vsrflow.media.info import CLOCK_CONTAINERS, StreamInfo, VideoInfo
 from vsrflow.media.probe import probe
 from vsrflow.media.writer import pts_offset
 
@@ -35,9 +35,6 @@ MUXERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "
 #: Video codec ids the ffmpeg CLI's (5.1) mp4/mov muxers accept for stream copy; Matroska takes them all.
 _MP4_VIDEO = {"h264", "hevc", "mpeg4", "av1", "vp9", "mjpeg", "mpeg2video", "mpeg1video"}
 _MOV_VIDEO = _MP4_VIDEO | {"prores", "png", "rawvideo", "dnxhd", "qtrle"}
-
-#: Demuxers whose timestamps are a transport clock (its start and wraps mean nothing to a viewer).
-CLOCK_CONTAINERS = {"mpegts", "mpeg", "mpegvideo"}
 
 _TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
 _MP4_SUBS = {"mov_text", "dvd_subtitle"}

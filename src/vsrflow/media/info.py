@@ -11,6 +11,13 @@ from fractions import Fraction
 from pathlib import Path
 
 STREAM_KINDS = ("video", "audio", "subtitle", "attachment", "data")
+#: Demuxers whose timestamps are a transport clock (MPEG-PS/TS): its start and wraps mean nothing to
+#: a viewer, and a jump in it is a discontinuity (joined captures), not a pause.
+CLOCK_CONTAINERS = frozenset({"mpegts", "mpeg", "mpegvideo"})
+#: A clock jump larger than this (seconds, forward; backward: any beyond frame reordering) is a
+#: discontinuity.
+CLOCK_JUMP_S = 10.0
+
 #: FFmpeg's AVFieldOrder values, by the names ffprobe prints.
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 
