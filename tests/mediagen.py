@@ -319,3 +319,75 @@ def decode_rgb(path: Path) -> tuple[list[int], list[np.ndarray], list[str]]:
         stream = container.streams.video[0]
         decoded = [(int(f.pts), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
     return [p for p, _ in decoded], [img for _, img in decoded], kinds
+
+
+def make_legacy(
+    path: Path,
+    kind: str,
+    *,
+    size: tuple[int, int] = (160, 120),
+    frames: int = 25,
+    audio: bool = False,
+    start_seconds: float | None = None,
+) -> Path:
+    """A small legacy-source clip; the container follows ``path``'s suffix (.mpg, .ts, .avi, .mkv).
+
+    ``kind``:
+        "interlaced-tff" / "interlaced-bff": 25i MPEG-2 (interlaced coding, field order flagged),
+            made by weaving 50p fields (``tinterlace``), so every frame combs where there is motion;
+        "telecine": 23.976p film pulled down 3:2 (``telecine``) to 29.97i MPEG-2, TFF;
+        "camera-2997i": 29.97i MPEG-2 woven from 59.94p (no repeated fields: camera-native);
+        "progressive": 25p MPEG-2 flagged progressive (a moving pattern);
+        "dv-bff": DV in AVI, 720x576 PAL, bottom field first (``size`` is ignored: DV is fixed size).
+    ``frames`` counts frames of the result (telecine: of the 29.97 result). ``audio`` adds an MP2
+    (AC-3 for .ts is not needed) sine track as long as the video. ``start_seconds`` sets the
+    MPEG-PS/TS start clock (``-output_ts_offset``), e.g. 1.4 or 36000 (10 h).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    argv: list[str] = [FFMPEG, "-nostdin", "-v", "error", "-y"]
+    codec = ["-c:v", "mpeg2video", "-b:v", "3M", "-g", "12"]
+    interlaced = ["-flags", "+ilme+ildct"]
+    if kind in ("interlaced-tff", "interlaced-bff"):
+        tff = kind.endswith("tff")
+        weave = "interleave_top" if tff else "interleave_bottom"
+        graph = f"testsrc2=size={w}x{h}:rate=50,tinterlace={weave},setfield={'tff' if tff else 'bff'}"
+        vf: list[str] = []
+        codec += [*interlaced, "-top", "1" if tff else "0"]
+        rate = "25"
+    elif kind == "telecine":
+        graph = f"testsrc2=size={w}x{h}:rate=24000/1001,telecine=first_field=top:pattern=23,setfield=tff"
+        vf = []
+        codec += [*interlaced, "-top", "1"]
+        rate = "30000/1001"
+    elif kind == "camera-2997i":
+        graph = f"testsrc2=size={w}x{h}:rate=60000/1001,tinterlace=interleave_top,setfield=tff"
+        vf = []
+        codec += [*interlaced, "-top", "1"]
+        rate = "30000/1001"
+    elif kind == "progressive":
+        graph = f"testsrc=size={w}x{h}:rate=25"
+        vf = []
+        rate = "25"
+    elif kind == "dv-bff":
+        graph = "testsrc2=size=720x576:rate=50,tinterlace=interleave_bottom,setfield=bff"
+        vf = []
+        codec = ["-c:v", "dvvideo", "-pix_fmt", "yuv420p", "-top", "0"]
+        rate = "25"
+    else:
+        raise ValueError(f"unknown legacy kind {kind!r}")
+    argv += ["-f", "lavfi", "-i", graph]
+    if audio:
+        seconds = float(frames / Fraction(rate))
+        argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    argv += ["-map", "0:v", "-frames:v", str(frames), *codec]
+    if vf:
+        argv += ["-vf", ",".join(vf)]
+    if audio:
+        argv += ["-map", "1:a", "-c:a", "pcm_s16le" if path.suffix == ".avi" else "mp2", "-b:a", "128k"]
+    if start_seconds is not None:
+        argv += ["-output_ts_offset", str(start_seconds)]
+    argv.append(str(path))
+    run(argv)
+    return path

@@ -16,6 +16,12 @@ from vsrflow.media.probe import probe
 def register(sub: Any) -> None:
     p = sub.add_parser("probe", help="show a video's streams, frame count, timing and colours (JSON)")
     p.add_argument("input", type=Path, help="video file")
+    p.add_argument(
+        "--scan",
+        default="auto",
+        choices=["auto", "progressive", "tff", "bff", "telecine"],
+        help="override the detected scan type (to preview what upscale would do)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -32,6 +38,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from vsrflow.media.condition import choose_conditioning
+    from vsrflow.media.scan import detect_scan
+
     info = probe(args.input)
-    print(json.dumps(_jsonable(dataclasses.asdict(info)), indent=2))
+    data = _jsonable(dataclasses.asdict(info))
+    # The scan type (flag + idet content sample) and what `upscale` would do with it by default.
+    scan = detect_scan(args.input, info, args.scan)
+    data["scan"] = scan.to_json()
+    data["conditioning"] = choose_conditioning(scan, "frame").describe()
+    print(json.dumps(data, indent=2))
     return 0

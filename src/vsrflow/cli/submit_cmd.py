@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from vsrflow.cli.options import add_encoder_preset
-from vsrflow.cli.upscale_cmd import add_quality_arguments, pick_auto_preset, quality_options
+from vsrflow.cli.upscale_cmd import (
+    add_conditioning_args,
+    add_quality_arguments,
+    pick_auto_preset,
+    quality_options,
+)
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, VsrError
 
@@ -70,6 +75,7 @@ def register(sub: Any) -> None:
     add_encoder_preset(p, "medium", "x264/x265 speed preset, e.g. veryfast, slow (default medium)")
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
     add_quality_arguments(p)
+    add_conditioning_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
 
@@ -198,6 +204,8 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         chunk_frames=args.chunk_frames,
         array_throttle=args.array_throttle,
         overwrite=args.overwrite,
+        deinterlace=args.deinterlace,
+        scan=args.scan,
     )
     job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
     output = Path(job.spec.destination)

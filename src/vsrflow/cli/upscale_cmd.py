@@ -143,11 +143,30 @@ def register(sub: Any) -> None:
         help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
     )
     add_quality_arguments(p)
+    add_conditioning_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or progress lines (see also --quiet)"
     )
     p.set_defaults(handler=run)
+
+
+def add_conditioning_args(p: argparse.ArgumentParser) -> None:
+    """``--deinterlace`` and ``--scan`` (shared by ``upscale`` and ``submit``)."""
+    p.add_argument(
+        "--deinterlace",
+        choices=["frame", "field", "off"],
+        default="frame",
+        help="interlaced sources: deinterlace with bwdif at the frame rate (default), at the field "
+        "rate (frame rate doubled, e.g. 50i -> 50p), or off; telecined film is inverse-telecined "
+        "to 23.976p unless off",
+    )
+    p.add_argument(
+        "--scan",
+        choices=["auto", "progressive", "tff", "bff", "telecine"],
+        default="auto",
+        help="scan type of the source (default auto: stream flag + content detection with idet)",
+    )
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
@@ -233,6 +252,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             encoder=encoder,
             progress=display,
             ffmpeg=settings.ffmpeg,
+            deinterlace=args.deinterlace,
+            scan=args.scan,
         )
     finally:
         display.close()

@@ -38,9 +38,11 @@ from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
+from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
+from vsrflow.media.scan import detect_scan
 from vsrflow.media.writer import INTERMEDIATE_SUFFIX, EncoderOptions, FrameWriter, encodable_size, pad_to
 
 log = logging.getLogger(__name__)
@@ -130,10 +132,15 @@ class _Stages:
 
 
 def _decode_stage(
-    stages: _Stages, path: Path, info: VideoInfo, counts: dict[str, int], timer: StageTimer = NULL_TIMER
+    stages: _Stages,
+    path: Path,
+    info: VideoInfo,
+    conditioning: Conditioning,
+    counts: dict[str, int],
+    timer: StageTimer = NULL_TIMER,
 ) -> None:
     try:
-        with FrameReader(path, info) as reader:
+        with FrameReader(path, info, conditioning) as reader:
             for frame in timer.iterate("decode", reader):
                 if not stages.put(stages.q_in, frame):
                     return
@@ -173,6 +180,17 @@ def _encode_stage(
             log.debug("writer.abort failed", exc_info=True)
 
 
+def plan_conditioning(path: Path, info: VideoInfo, deinterlace: str, scan: str) -> Conditioning:
+    """Detect the scan type of ``path`` and choose its conditioning (logged; warnings for risks).
+
+    The single pass and the chunked job's extract stage both decide here.
+    """
+    detected = detect_scan(path, info, scan)
+    conditioning = choose_conditioning(detected, deinterlace)
+    warn_about(detected, conditioning, deinterlace, path)
+    return conditioning
+
+
 def plan_output(upscaler: Upscaler, info: VideoInfo, pix_fmt: str) -> tuple[tuple[int, int] | None, int, int]:
     """(resize target for the Upscaler or None, encoded width, encoded height).
 
@@ -196,6 +214,8 @@ def upscale_video(
     progress: bool | ProgressCallback = True,
     ffmpeg: str = "ffmpeg",
     timer: StageTimer | None = None,
+    deinterlace: str = "frame",
+    scan: str = "auto",
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -209,6 +229,10 @@ def upscale_video(
         ffmpeg: ffmpeg CLI used by the final mux.
         timer: per-stage timer (:mod:`vsrflow.engine.stagetimer`): ``decode``, ``infer`` (with the
             upscaler's ``h2d``/``model``/``d2h`` inside), ``encode``, ``mux``; None records nothing.
+        deinterlace: what to do with an interlaced source: 'frame' (bwdif, same frame rate),
+            'field' (bwdif, doubled frame rate) or 'off'; telecined film is inverse-telecined
+            unless 'off' (see :mod:`vsrflow.media.condition`).
+        scan: 'auto' (detect: stream flag + idet sample) or the scan type to assume.
 
     Raises:
         InputError: unreadable input, input == output, frame count mismatch with the probe.
@@ -219,7 +243,10 @@ def upscale_video(
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
-    info = probe(input_path)
+    source_info = probe(input_path)
+    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
+    # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
+    info = conditioning.output_info(source_info)
     resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))
     out_h, out_w = upscaler.output_size(info.height, info.width)
     pad = (enc_w, enc_h) if resize_to is None and (enc_w, enc_h) != (out_w, out_h) else None
@@ -239,7 +266,7 @@ def upscale_video(
     threads = [
         threading.Thread(
             target=_decode_stage,
-            args=(stages, input_path, info, counts, timer),
+            args=(stages, input_path, source_info, conditioning, counts, timer),
             name="vsrflow-decode",
             daemon=True,
         ),
@@ -333,7 +360,7 @@ def _check_counts(counts: dict[str, int], info: VideoInfo, path: Path) -> None:
     decoded, upscaled, encoded = counts["decoded"], counts["upscaled"], counts["encoded"]
     if decoded != info.frame_count:
         raise InputError(
-            f"{path}: decoded {decoded} frames but the probe counted {info.frame_count} packets",
+            f"{path}: decoded {decoded} frames but the probe (and conditioning) gave {info.frame_count}",
             hint="the video stream may be damaged; remux or re-encode the source",
         )
     if not decoded == upscaled == encoded:

@@ -3,9 +3,11 @@
 Audio is stream-copied (bit-identical). Subtitles are copied unless the target container cannot hold
 their codec, then converted with a logged warning (text -> mov_text for MP4/MOV, mov_text -> srt
 for Matroska). Source timestamps are kept (``-copyts``), so audio stays in sync even when the video
-starts later than the audio. The result is written to a hidden temporary name next to ``output``,
-validated by probing (frame count, duration, streams, rotation) and only then renamed into place;
-on any failure nothing is left at ``output`` or in the temporary name.
+starts later than the audio; a positive start clock (MPEG-PS/TS) is removed from every stream alike
+(:func:`leading_time`), so the output starts at 0 with the source's relative timing. The result is
+written to a hidden temporary name next to ``output``, validated by probing (frame count, duration,
+streams, rotation) and only then renamed into place; on any failure nothing is left at ``output``
+or in the temporary name.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
-from vsrflow.media.info import StreamInfo, VideoInfo
+from vsrflow.media.info import CLOCK_CONTAINERS, StreamInfo, VideoInfo
 from vsrflow.media.probe import probe
+from vsrflow.media.writer import pts_offset
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,23 @@ def _check_output_dir(output: Path) -> None:
         raise InputError(f"{output}: output directory {parent} is not writable", hint="fix its permissions")
 
 
+def leading_time(source: VideoInfo, planned: list[PlannedStream]) -> Fraction:
+    """Seconds before the first kept stream starts: the smallest start of the video and of every
+    planned stream (exact; 0 when none is known). The mux removes it when positive."""
+    starts = [source.start_pts * source.time_base]
+    starts += [p.source.start_time for p in planned if p.source.start_time is not None]
+    return min(starts)
+
+
+def _itsoffset(seconds: Fraction) -> list[str]:
+    """``-itsoffset S`` (microseconds: what ffmpeg parses) for a non-zero shift, else nothing."""
+    micro = round(seconds * 1_000_000)
+    if micro == 0:
+        return []
+    sign, micro = ("-" if micro < 0 else ""), abs(micro)
+    return ["-itsoffset", f"{sign}{micro // 1_000_000}.{micro % 1_000_000:06d}"]
+
+
 def build_argv(
     video_path: Path,
     video: VideoInfo,
@@ -164,9 +185,18 @@ def build_argv(
     # -copyts keeps every timestamp as it is in the inputs: without it ffmpeg shifts each input to
     # start at 0, and a video starting after the audio (AAC priming) would drift out of sync.
     argv += ["-copyts"]
+    # ... but a broadcast clock (MPEG-PS/TS start at 0.5 s, 1.4 s, 10 h) would become leading
+    # empty time: shift BOTH inputs by the same amount, so the earliest kept stream starts at 0
+    # and every relative offset (A/V) stays exact. Elsewhere only a positive lead is removed: a
+    # negative start (encoder priming) is the container's own business. The intermediate's own
+    # offset (writer.pts_offset: NUT holds no negative pts) is undone on the video input.
+    lead = leading_time(source, planned)
+    if lead < 0 and source.container not in CLOCK_CONTAINERS:
+        lead = Fraction(0)
+    video_shift = -lead - pts_offset(source) * source.time_base
     if video_format is not None:
         argv += ["-f", video_format]
-    argv += ["-i", str(video_path), "-i", str(source.path)]
+    argv += [*_itsoffset(video_shift), "-i", str(video_path), *_itsoffset(-lead), "-i", str(source.path)]
     argv += ["-map", f"0:{video.video_stream_index}"]
     for p in planned:
         argv += ["-map", f"1:{p.source.index}"]
@@ -195,6 +225,10 @@ def build_argv(
     ):
         if value and value != "gbr":
             argv += [f"{opt}:v:0", value]
+    # Scan type: a conditioned (deinterlaced, inverse-telecined) video is progressive; an
+    # unconditioned one keeps the source's flag. NUT intermediates carry no field order.
+    if source.field_order != "unknown":
+        argv += ["-field_order:v:0", source.field_order]
     if source.rotation:
         if _is_mp4_family(muxer):
             # ffmpeg 5.1 turns the legacy rotate tag into the tkhd display matrix when stream copying.

@@ -11,6 +11,20 @@ from fractions import Fraction
 from pathlib import Path
 
 STREAM_KINDS = ("video", "audio", "subtitle", "attachment", "data")
+#: Demuxers whose timestamps are a transport clock (MPEG-PS/TS): its start and wraps mean nothing to
+#: a viewer, and a jump in it is a discontinuity (joined captures), not a pause.
+CLOCK_CONTAINERS = frozenset({"mpegts", "mpeg", "mpegvideo"})
+#: A clock jump larger than this (seconds, forward; backward: any beyond frame reordering) is a
+#: discontinuity.
+CLOCK_JUMP_S = 10.0
+
+#: FFmpeg's AVFieldOrder values, by the names ffprobe prints.
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
+def field_order_name(value: int | None) -> str:
+    """ffprobe's name for an AVFieldOrder value ('unknown' for None or an unknown value)."""
+    return FIELD_ORDERS.get(int(value or 0), "unknown")
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,7 @@ class StreamInfo:
         forced: the 'forced' disposition flag.
         dispositions: every disposition flag set, by FFmpeg name ('default', 'forced', 'comment'...).
         attached_pic: a cover-art "video" stream (not the video to upscale).
+        start_time: the stream's first timestamp in seconds (exact), or None when unknown.
     """
 
     index: int
@@ -38,6 +53,7 @@ class StreamInfo:
     forced: bool = False
     dispositions: tuple[str, ...] = ()
     attached_pic: bool = False
+    start_time: Fraction | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,8 @@ class VideoInfo:
         streams: every stream of the container, in index order.
         chapters: number of chapters.
         codec: the video codec name.
+        field_order: the stream's field-order flag as ffprobe names it ('progressive', 'tt',
+            'bb', 'tb', 'bt' or 'unknown'); the content check is :mod:`vsrflow.media.scan`.
     """
 
     path: Path
@@ -94,6 +112,7 @@ class VideoInfo:
     codec: str = "unknown"
     last_frame_duration: int = 0
     format_tags: tuple[tuple[str, str], ...] = field(default=())
+    field_order: str = "unknown"
 
     @property
     def frame_duration(self) -> Fraction:

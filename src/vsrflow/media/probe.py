@@ -22,7 +22,7 @@ from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError
 from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
-from vsrflow.media.info import StreamInfo, VideoInfo
+from vsrflow.media.info import CLOCK_CONTAINERS, CLOCK_JUMP_S, StreamInfo, VideoInfo, field_order_name
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ def _stream_info(stream: Stream) -> StreamInfo:
         forced=bool(disp & Disposition.forced),
         dispositions=flags,
         attached_pic=bool(disp & Disposition.attached_pic),
+        start_time=None
+        if stream.start_time is None or not stream.time_base
+        else stream.start_time * Fraction(stream.time_base),
     )
 
 
@@ -144,6 +147,26 @@ def _check_not_cut_short(path: Path, format_name: str, declared: int, demuxed: i
     )
 
 
+def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int], tb: Fraction) -> None:
+    """InputError when an MPEG-PS/TS video clock jumps (two captures joined, a broken recorder).
+
+    Packets come in decode order, so a small backward step is B-frame reordering; a step back of
+    more than a second, or forward of more than :data:`CLOCK_JUMP_S`, is a discontinuity that
+    would give a wrong duration and A/V sync. ffmpeg's own remux re-times such streams.
+    """
+    if not CLOCK_CONTAINERS & set(format_name.split(",")):
+        return
+    back, forward = round(1 / tb), round(CLOCK_JUMP_S / tb)
+    for i, (a, b) in enumerate(itertools.pairwise(decode_pts), start=1):
+        if b - a > forward or a - b > back:
+            raise InputError(
+                f"{path}: timestamp discontinuity at video packet {i}: the stream clock jumps by "
+                f"{float((b - a) * tb):+.3f} s (joined captures?)",
+                hint=f"re-time it first: ffmpeg -i {path.name} -map 0 -c copy retimed.mkv "
+                "(ffmpeg's remux closes the gap), then upscale retimed.mkv",
+            )
+
+
 def probe(path: Path | str) -> VideoInfo:
     """Probe ``path`` and return its :class:`VideoInfo`.
 
@@ -161,7 +184,7 @@ def probe(path: Path | str) -> VideoInfo:
 
         count = 0
         discarded = 0
-        pts_list: list[int] = []
+        pts_list: list[int] = []  # decode order
         durations: dict[int, int] = {}
         first_frame = None
         decode_error: Exception | None = None
@@ -198,6 +221,7 @@ def probe(path: Path | str) -> VideoInfo:
             ) from err
 
         _check_not_cut_short(path, container.format.name, int(video.frames or 0), count + discarded)
+        _check_clock_continuous(path, container.format.name, pts_list, Fraction(tb))
         if count == 0:
             raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
         if first_frame is None:
@@ -257,6 +281,7 @@ def probe(path: Path | str) -> VideoInfo:
             codec=_codec_name(video),
             last_frame_duration=last_dur,
             format_tags=tuple(sorted(container.metadata.items())),
+            field_order=field_order_name(getattr(ctx, "field_order", 0)),
         )
     log.debug("probed %s: %s", path, info)
     return info

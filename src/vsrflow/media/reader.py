@@ -1,7 +1,8 @@
 """Decode a video stream to RGB frames with PyAV, honouring the source's matrix and range.
 
 Frames come out in presentation order with their original pts. Pixels are never rotated (rotation
-stays metadata, see :attr:`VideoInfo.rotation`).
+stays metadata, see :attr:`VideoInfo.rotation`). With a :class:`~vsrflow.media.condition.Conditioning`
+(deinterlace, inverse telecine) the frames are those of the conditioned video, with its index and pts.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from vsrflow.media.colour import (
     sws_matrix,
     sws_range,
 )
+from vsrflow.media.condition import Conditioning, condition
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import open_input, probe
 
@@ -86,9 +88,14 @@ class FrameReader:
     file and frame index (frames are never silently dropped).
     """
 
-    def __init__(self, path: Path | str, info: VideoInfo | None = None) -> None:
+    def __init__(
+        self, path: Path | str, info: VideoInfo | None = None, conditioning: Conditioning | None = None
+    ) -> None:
         self.path = Path(path)
         self.info = info if info is not None else probe(self.path)
+        self.conditioning = conditioning or Conditioning()
+        #: What the frames are: the source, or the conditioned video (rate, time base, count).
+        self.output_info = self.conditioning.output_info(self.info)
         self._container: InputContainer | None = None
         self._stream: VideoStream | None = None
 
@@ -118,9 +125,15 @@ class FrameReader:
             self._stream = None
 
     def __len__(self) -> int:
-        return self.info.frame_count
+        return self.output_info.frame_count
 
     def __iter__(self) -> Iterator[Frame]:
+        """Frames of the (conditioned) video; pts in ``output_info.time_base``."""
+        for frame, index, pts in condition(self._source_frames(), self.conditioning, self.info):
+            yield Frame(image=frame_to_rgb(frame, self.info), pts=pts, index=index)
+
+    def _source_frames(self) -> Iterator[tuple[VideoFrame, int]]:
+        """Decoded source frames with their pts, in presentation order."""
         self.open()
         assert self._container is not None and self._stream is not None
         index = 0
@@ -130,7 +143,7 @@ class FrameReader:
             for frame in self._container.decode(self._stream):
                 # A frame without pts (rare: raw streams) continues the nominal cadence.
                 pts = int(frame.pts) if frame.pts is not None else next_pts
-                yield Frame(image=frame_to_rgb(frame, self.info), pts=pts, index=index)
+                yield frame, pts
                 index += 1
                 next_pts = pts + step
         except av.error.FFmpegError as err:

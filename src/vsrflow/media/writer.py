@@ -100,6 +100,14 @@ def check_encoder(codec: str) -> str:
     return str(found.canonical_name)
 
 
+def pts_offset(source: VideoInfo) -> int:
+    """Ticks added to every pts in a video-only intermediate: ``-start_pts`` for a source that starts
+    below 0 (a TS whose clock wrapped, an edit-list MP4), else 0. NUT cannot store negative pts and
+    would otherwise shift the video by an amount nothing records; the final mux
+    (:mod:`vsrflow.media.assemble`) subtracts exactly this offset again."""
+    return -source.start_pts if source.start_pts < 0 else 0
+
+
 def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     """Smallest (w, h) >= (width, height) that ``pix_fmt``'s chroma subsampling allows.
 
@@ -170,6 +178,7 @@ class FrameWriter:
         self._is_rgb_out = VideoFormat(self.pix_fmt).is_rgb
         self._matrix = effective_matrix(source.color_matrix, source.width, source.height)
         self._range = effective_range(source.color_range, source.pix_fmt)
+        self._offset = pts_offset(source)
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> FrameWriter:
@@ -193,8 +202,8 @@ class FrameWriter:
         # pts; by default the muxer then shifts EVERY timestamp up by that delay (2 frames for x264
         # medium), which delays the video against the source's audio. Keep the caller's pts as they
         # are; NUT and Matroska store pts only and MP4/MOV write an edit list. NUT cannot store a
-        # negative pts, so a source starting below 0 keeps the default shift (assemble realigns it).
-        fmt_opts = {"avoid_negative_ts": "disabled"} if self.source.start_pts >= 0 else {}
+        # negative pts: a source starting below 0 is written shifted by pts_offset (undone at mux).
+        fmt_opts = {"avoid_negative_ts": "disabled"}
         try:
             container = av.open(str(self._tmp), mode="w", options=fmt_opts)
             stream = container.add_stream(opts.codec, rate=self.source.frame_rate)
@@ -317,7 +326,7 @@ class FrameWriter:
     ) -> None:
         assert self._container is not None and self._stream is not None
         frame = self._to_frame(image)
-        frame.pts = pts
+        frame.pts = pts + self._offset
         if (
             self._ms_only
             and not self._warned_rounding

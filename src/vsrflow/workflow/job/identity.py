@@ -62,8 +62,9 @@ def compute_job_id(
     encoder: Mapping[str, Any] | None = None,
     destination: str | None = None,
     quality: Mapping[str, Any] | None = None,
+    conditioning: Mapping[str, str] | None = None,
 ) -> str:
-    """The job id of (source identity, model choice, scale, encoder options[, destination])."""
+    """The job id of (source identity, model, scale, encoder options[, destination][, conditioning])."""
     payload: dict[str, Any] = {
         "v": _RULE_VERSION,
         "source": source,
@@ -75,6 +76,8 @@ def compute_job_id(
         payload["destination"] = destination
     if quality is not None:  # absent, not null: ids of default-quality jobs are unchanged
         payload["quality"] = dict(quality)
+    if conditioning:  # absent when default: ids of jobs without conditioning options are unchanged
+        payload["conditioning"] = dict(conditioning)
     canonical = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

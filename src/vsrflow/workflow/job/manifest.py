@@ -152,23 +152,33 @@ class ChunkRecord:
 
 @dataclass(frozen=True)
 class Plan:
-    """The chunk plan: ``chunks`` cover frames ``[0, frame_count)``; pts are in ``time_base``."""
+    """The chunk plan: ``chunks`` cover frames ``[0, frame_count)``; pts are in ``time_base``.
+
+    Frames, pts and time base are those of the CONDITIONED video (what the model sees, see
+    :mod:`vsrflow.media.condition`); ``conditioning`` is its text form ('none', 'bwdif:tff',
+    'bwdif-field:bff', 'ivtc:tff'), decided once at extract so every chunk does the same.
+    """
 
     frame_count: int
     time_base: Fraction
     chunks: tuple[Chunk, ...]
+    conditioning: str = "none"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "frame_count": self.frame_count,
             "time_base": f"{self.time_base.numerator}/{self.time_base.denominator}",
             "chunks": [c.to_json() for c in self.chunks],
-        }
+        } | ({} if self.conditioning == "none" else {"conditioning": self.conditioning})
 
     @classmethod
     def from_json(cls, data: object, path: Path) -> Plan:
-        if not isinstance(data, dict) or set(data) != {"frame_count", "time_base", "chunks"}:
-            raise _bad(path, "plan needs exactly frame_count, time_base and chunks")
+        keys = {"frame_count", "time_base", "chunks"}
+        if not isinstance(data, dict) or not keys <= set(data) <= keys | {"conditioning"}:
+            raise _bad(path, "plan needs frame_count, time_base, chunks (and optionally conditioning) only")
+        conditioning = data.get("conditioning", "none")
+        if not isinstance(conditioning, str) or not conditioning:
+            raise _bad(path, f"plan.conditioning {conditioning!r} is not a text like bwdif:tff")
         count = data["frame_count"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise _bad(path, f"plan.frame_count {count!r} is not a positive integer")
@@ -185,7 +195,7 @@ class Plan:
             check_plan(chunks, count)
         except ValueError as err:
             raise _bad(path, str(err)) from None
-        return cls(count, time_base, chunks)
+        return cls(count, time_base, chunks, conditioning)
 
 
 @dataclass(frozen=True)
@@ -375,7 +385,13 @@ class ManifestStore:
         return self.load()
 
     def set_plan(
-        self, frame_count: int, time_base: Fraction, chunks: Sequence[Chunk], *, replace_plan: bool = False
+        self,
+        frame_count: int,
+        time_base: Fraction,
+        chunks: Sequence[Chunk],
+        *,
+        replace_plan: bool = False,
+        conditioning: str = "none",
     ) -> Manifest:
         """Record the chunk plan (job state must be EXTRACTING).
 
@@ -385,7 +401,7 @@ class ManifestStore:
         current = self.load()
         if current.state is not JobState.EXTRACTING:
             raise VsrError(f"job {self.job.job_id}: the plan is set while extracting, not {current.state}")
-        plan = Plan(frame_count, Fraction(time_base), tuple(chunks))
+        plan = Plan(frame_count, Fraction(time_base), tuple(chunks), conditioning)
         check_plan(plan.chunks, frame_count)
         if current.plan is not None and current.plan != plan:
             if not replace_plan:

@@ -171,8 +171,13 @@ def _target(info: VideoInfo, target_frames: int | None, target_seconds: float | 
     return max(1, round(target_seconds / tb)), max(1, math.ceil(minimum_s / tb))
 
 
-def _cut_points(positions: list[int], keyframes: list[int], step: int, minimum: int) -> list[int]:
+def _cut_points(
+    positions: list[int], keyframes: list[int], step: int, minimum: int, multiple: int = 1
+) -> list[int]:
     """Boundary frame indices (excluding 0 and N) for a target ``step`` in position units.
+
+    Every cut is a multiple of ``multiple`` frames (a conditioned video's cycle, e.g. the 4 output
+    frames of one inverse-telecine cycle); keyframes off that grid are not candidates.
 
     Greedy from the start, each cut measured from the previous one so snapping does not drift.
     A cut is only made when the rest is at least ``step + lower`` long; otherwise the rest becomes
@@ -190,11 +195,12 @@ def _cut_points(positions: list[int], keyframes: list[int], step: int, minimum: 
         lo, hi = here + lower, min(here + math.floor(step * (1 + ALIGN_TOLERANCE)), total - lower)
         i0 = bisect.bisect_left(key_pos, lo)
         i1 = bisect.bisect_right(key_pos, hi)
-        candidates = [k for k in keyframes[i0:i1] if k > cur]
+        candidates = [k for k in keyframes[i0:i1] if k > cur and k % multiple == 0]
         if candidates:
             cut = min(candidates, key=lambda k: (abs(positions[k] - ideal), k))
         else:
             cut = bisect.bisect_left(positions, ideal, lo=cur + 1)
+            cut = max(cur + multiple, round(cut / multiple) * multiple)
         if cut >= n:
             break
         cuts.append(cut)
@@ -210,6 +216,7 @@ def plan_chunks(
     target_seconds: float | None = None,
     max_chunks: int = 1000,
     frame_pts: Sequence[int] | None = None,
+    multiple: int = 1,
 ) -> list[Chunk]:
     """Plan the chunks of ``info``'s video stream (contract: module docstring).
 
@@ -220,6 +227,8 @@ def plan_chunks(
         target_frames, target_seconds: the target chunk length; exactly one.
         max_chunks: at most this many chunks (Slurm MaxArraySize), >= 1.
         frame_pts: presentation-ordered pts of every frame; required for VFR sources.
+        multiple: every cut is a multiple of this many frames (conditioned videos:
+            :attr:`vsrflow.media.condition.Conditioning.cut_multiple`).
 
     Raises:
         InputError: zero-frame source, bad target, ``max_chunks < 1``.
@@ -249,11 +258,11 @@ def plan_chunks(
         step = minimum
     if step >= total:
         log.info("%s: the chunk target covers the whole video; planning one chunk", info.path)
-    cuts = _cut_points(positions, keys, step, minimum)
+    cuts = _cut_points(positions, keys, step, minimum, multiple)
     while len(cuts) + 1 > max_chunks:
         # Grow the target in proportion to the excess (at least 5 %) until the plan fits the array.
         step = max(step + 1, math.ceil(step * max(1.05, (len(cuts) + 1) / max_chunks)))
-        cuts = _cut_points(positions, keys, step, minimum)
+        cuts = _cut_points(positions, keys, step, minimum, multiple)
         log.info("chunk length grown to %s to stay within %d array tasks", length(step), max_chunks)
     bounds = [0, *cuts, n]
     chunks = [

@@ -41,6 +41,11 @@ SCHEMA_VERSION = 2
 DEFAULT_MAX_ARRAY_SIZE = 1000
 SLURM_MAX_ARRAY_SIZE_LIMIT = 4_000_001
 
+#: As ``vsrflow.media.condition.DEINTERLACE_MODES`` / ``vsrflow.media.scan.SCAN_OVERRIDES`` (this
+#: module must not import PyAV; tests check the lists agree).
+DEINTERLACE_CHOICES = ("frame", "field", "off")
+SCAN_CHOICES = ("auto", "progressive", "tff", "bff", "telecine")
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 _URI = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$")
 _URI_SCHEMES = ("s3", "file")
@@ -180,6 +185,10 @@ class JobSpec:
         colour_fix: ``off``, ``wavelet`` or ``gaussian``.
         The three quality fields are optional in the JSON (specs written before them read with
         the defaults) and enter the job id only when they differ from the defaults.
+        deinterlace: 'frame' (default), 'field' or 'off': what to do with an interlaced source
+            (as ``vsrflow upscale --deinterlace``).
+        scan: 'auto' (default: detect) or the scan type to assume ('progressive', 'tff', 'bff',
+            'telecine'). Both are absent from the JSON and the job id when default.
     """
 
     source: str
@@ -195,6 +204,8 @@ class JobSpec:
     on_artifact: str = DEFAULT_ON_ARTIFACT
     fallback_model: str | None = None
     colour_fix: str = DEFAULT_COLOUR_FIX
+    deinterlace: str = "frame"
+    scan: str = "auto"
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -243,6 +254,12 @@ class JobSpec:
             self.max_array_size,
             "use the number of chunks to upscale at once (e.g. the number of GPUs), <= max_array_size",
         )
+        if self.deinterlace not in DEINTERLACE_CHOICES:
+            raise _fail(
+                "deinterlace", f"{self.deinterlace!r} is not one of {DEINTERLACE_CHOICES}", "use field"
+            )
+        if self.scan not in SCAN_CHOICES:
+            raise _fail("scan", f"{self.scan!r} is not one of {SCAN_CHOICES}", "use auto")
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
         try:
@@ -270,19 +287,32 @@ class JobSpec:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (with ``schema_version``) that :meth:`from_json` reads back equal."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "source": self.source,
-            "destination": self.destination,
-            "model": self.model,
-            "scale": self.scale,
-            "encoder": self.encoder.to_json(),
-            "chunk_frames": self.chunk_frames,
-            "chunk_seconds": self.chunk_seconds,
-            "max_array_size": self.max_array_size,
-            "array_throttle": self.array_throttle,
-            **self._quality(),
-        } | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
+        return (
+            {
+                "schema_version": SCHEMA_VERSION,
+                "source": self.source,
+                "destination": self.destination,
+                "model": self.model,
+                "scale": self.scale,
+                "encoder": self.encoder.to_json(),
+                "chunk_frames": self.chunk_frames,
+                "chunk_seconds": self.chunk_seconds,
+                "max_array_size": self.max_array_size,
+                "array_throttle": self.array_throttle,
+                **self._quality(),
+            }
+            | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
+            | self._conditioning()
+        )
+
+    def _conditioning(self) -> dict[str, str]:
+        """The non-default conditioning options (absent keys = defaults)."""
+        out: dict[str, str] = {}
+        if self.deinterlace != "frame":
+            out["deinterlace"] = self.deinterlace
+        if self.scan != "auto":
+            out["scan"] = self.scan
+        return out
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
@@ -294,7 +324,8 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=("delivery", *_QUALITY_KEYS))
+        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan")
+        obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=optional)
         return cls(
             source=obj["source"],
             destination=obj["destination"],
@@ -309,6 +340,8 @@ class JobSpec:
             on_artifact=obj.get("on_artifact", DEFAULT_ON_ARTIFACT),
             fallback_model=obj.get("fallback_model"),
             colour_fix=obj.get("colour_fix", DEFAULT_COLOUR_FIX),
+            deinterlace=obj.get("deinterlace", "frame"),
+            scan=obj.get("scan", "auto"),
         )
 
     def dumps(self) -> str:
@@ -340,6 +373,7 @@ class JobSpec:
             encoder=self.encoder.to_json(),
             destination=self.destination,
             quality=None if self._quality() == _DEFAULT_QUALITY else self._quality(),
+            conditioning=self._conditioning(),
         )
 
 

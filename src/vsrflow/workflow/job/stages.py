@@ -95,6 +95,7 @@ def extract(job: JobDir) -> bool:
         InputError: unreadable or zero-frame source, bad chunk size (the job is marked failed).
         VsrError: the job is failed (resume it first) or the manifest cannot be written.
     """
+    from vsrflow.engine.pipeline import plan_conditioning
     from vsrflow.media.keyframes import scan_frames
     from vsrflow.workflow.job.plan import plan_chunks
 
@@ -116,23 +117,42 @@ def extract(job: JobDir) -> bool:
                 f"{table.frame_count}",
                 hint="remux the source (ffmpeg -i in -c copy out.mkv) and resubmit",
             )
+        # Scan type and conditioning are decided once, here, exactly as the single pass decides
+        # them; the chunks are planned on the conditioned timeline (what the model sees).
+        conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan)
+        planned = conditioning.output_info(info)
         chunks = plan_chunks(
-            info,
-            table.keyframes,
+            planned,
+            conditioning.output_keyframes(table.keyframes),
             target_frames=spec.chunk_frames,
             target_seconds=spec.chunk_seconds,
             max_chunks=spec.max_array_size,
-            frame_pts=table.pts,
+            frame_pts=conditioning.output_pts(info, table.pts),
+            multiple=conditioning.cut_multiple,
         )
         # The plan is a function of the source and spec; a different one means the source changed,
         # so the old chunk records (and outputs) no longer apply.
-        store.set_plan(info.frame_count, info.time_base, chunks, replace_plan=True)
+        store.set_plan(
+            planned.frame_count,
+            planned.time_base,
+            chunks,
+            replace_plan=True,
+            conditioning=conditioning.to_text(),
+        )
         store.set_state(JobState.UPSCALING)
     except BaseException as exc:
         _fail_job(store, f"extract: {_reason(exc)}")
         raise
-    log.info("job %s: %d frames in %d chunks", job.job_id, info.frame_count, len(chunks))
+    log.info("job %s: %d frames in %d chunks", job.job_id, planned.frame_count, len(chunks))
     return True
+
+
+def _conditioning(job: JobDir) -> Any:
+    """The job's :class:`~vsrflow.media.condition.Conditioning`, as extract recorded it in the plan."""
+    from vsrflow.media.condition import Conditioning
+
+    plan = ManifestStore(job).load().plan
+    return Conditioning.from_text(plan.conditioning) if plan is not None else Conditioning()
 
 
 # ---- upscale-chunk --------------------------------------------------------------------------
@@ -233,11 +253,14 @@ def _run_chunk(
     import numpy as np
 
     from vsrflow.engine.pipeline import plan_output
+    from vsrflow.media.keyframes import scan_frames
     from vsrflow.media.writer import EncoderOptions, FrameWriter, pad_to
-    from vsrflow.workflow.job.chunk_io import chunk_encoder_extra, decode_chunk
+    from vsrflow.workflow.job.chunk_io import chunk_encoder_extra, decode_chunk, decode_conditioned_chunk
 
     spec = job.spec
-    source, info = _probe_source(spec)
+    source, source_info = _probe_source(spec)
+    conditioning = _conditioning(job)
+    info = conditioning.output_info(source_info)  # the video the model sees (the plan's timeline)
     upscaler = cache.get(spec.model, spec.scale, quality_of(spec))
     enc = spec.encoder
     options = EncoderOptions(
@@ -266,9 +289,20 @@ def _run_chunk(
     try:
         writer.open()
         # A temporal model starts each chunk fresh, then warms up on earlier frames; the guard
-        # numbers the chunk's frames from its first source frame.
+        # numbers the chunk's frames from its first frame (on the conditioned timeline).
         upscaler.reset(first_frame=chunk.start)
-        for frame in decode_chunk(source, info, chunk, warmup=upscaler.warmup_frames):
+        if conditioning.active:
+            frames = decode_conditioned_chunk(
+                source,
+                source_info,
+                conditioning,
+                chunk,
+                scan_frames(source).pts,
+                warmup=upscaler.warmup_frames,
+            )
+        else:
+            frames = decode_chunk(source, info, chunk, warmup=upscaler.warmup_frames)
+        for frame in frames:
             if frame.index < chunk.start:
                 upscaler.warm_up(frame.image[None])  # state only: this frame belongs to the previous chunk
                 continue
@@ -304,6 +338,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
     """
     from vsrflow.media.assemble import assemble_streamed
     from vsrflow.media.probe import probe
+    from vsrflow.media.writer import pts_offset
     from vsrflow.workflow.job.chunk_io import stream_chunks
 
     store = ManifestStore(job)
@@ -331,14 +366,15 @@ def encode(job: JobDir, settings: Settings) -> bool:
     store.set_state(JobState.ENCODING)
     try:
         spec = job.spec
-        _, info = _probe_source(spec)
+        _, source_info = _probe_source(spec)
+        info = _conditioning(job).output_info(source_info)
         destination = local_path(spec.destination, "destination")
         plan = manifest.plan
         pieces = [(c, job.chunk_output_path(c.index)) for c in plan.chunks]
         written: list[int] = []
 
         def feed(pipe: Any) -> None:
-            written.append(stream_chunks(pieces, pipe, plan.time_base))
+            written.append(stream_chunks(pieces, pipe, plan.time_base, pts_offset(info)))
             if written[0] != info.frame_count:
                 raise VsrError(
                     f"job {job.job_id}: concatenated {written[0]} frames, the source has {info.frame_count}"

@@ -60,6 +60,9 @@ class PathJobRequest:
     on_artifact: str | None = None
     fallback_model: str | None = None
     colour_fix: str | None = None
+    #: source conditioning (``--deinterlace`` / ``--scan``; see :mod:`vsrflow.media.condition`)
+    deinterlace: str = "frame"
+    scan: str = "auto"
 
 
 def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings) -> JobDir:
@@ -106,6 +109,8 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         chunk_frames=request.chunk_frames,
         chunk_seconds=chunk_seconds,
         fallback_model=request.fallback_model,
+        deinterlace=request.deinterlace,
+        scan=request.scan,
         **quality,
         **throttle,
     )
