@@ -22,8 +22,18 @@ def _positive_int(text: str) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("upscale", help="upscale one video; every frame, track and timestamp kept")
-    p.add_argument("input", type=Path, help="source video (any container/codec ffmpeg reads)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
+    p.add_argument(
+        "input",
+        type=Path,
+        help="source video (any container/codec ffmpeg reads), an image, or a folder of images",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video (.mp4, .mkv, .mov), image (.png keeps 16 bits), or a folder (for a folder)",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument("--preset", help="content preset: anime, live-action or fidelity (default: fidelity)")
@@ -102,9 +112,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError(f"--batch {args.batch} must be at least 1")
     store = WeightStore.from_settings(settings)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
-    source = probe(args.input)
-    _check_output(args.output, args.overwrite)
-    check_video_codec(args.output, check_encoder(args.codec))
+    images = _image_pairs(args.input, args.output, args.overwrite)
+    if images is None:
+        source = probe(args.input)
+        _check_output(args.output, args.overwrite)
+        check_video_codec(args.output, check_encoder(args.codec))
     loaded = load_model(spec, store)
     upscaler = Upscaler(
         loaded.module,
@@ -116,6 +128,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         tile_pad=args.tile_pad,
         batch=args.batch,
     )
+    if images is not None:
+        return _upscale_images(images, upscaler, loaded.provenance, args, settings)
     encoder = EncoderOptions(codec=args.codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
     # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
     display = ProgressDisplay(
@@ -141,4 +155,68 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
         f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s"
     )
+    return 0
+
+
+def _image_pairs(source: Path, output: Path, overwrite: bool) -> list[tuple[Path, Path]] | None:
+    """(input image, output image) pairs when ``source`` is an image or a folder; None for a video.
+
+    A folder goes to a folder (created; same file names); one image to one image file. Existing
+    outputs need ``overwrite``; a folder is never written into itself.
+    """
+    from vsrflow.media.images import is_image, list_images
+
+    if source.is_dir():
+        if output.exists() and not output.is_dir():
+            raise InputError(f"output {output} is a file; a folder of images goes to a folder", hint="-o DIR")
+        if output.resolve() == source.resolve():
+            raise InputError("the output folder is the input folder", hint="choose another -o DIR")
+        pairs = [(p, output / p.name) for p in list_images(source)]
+    elif is_image(source):
+        if not is_image(output):
+            raise InputError(
+                f"output {output}: an image input writes an image",
+                hint="e.g. -o big.png (or .jpg, .webp, .tif)",
+            )
+        pairs = [(source, output)]
+    else:
+        return None
+    taken = [out for _, out in pairs if out.exists()]
+    if taken and not overwrite:
+        raise InputError(f"output {taken[0]} already exists", hint="pass --overwrite or choose another -o")
+    return pairs
+
+
+def _upscale_images(
+    pairs: list[tuple[Path, Path]],
+    upscaler: Any,
+    provenance: str,
+    args: argparse.Namespace,
+    settings: Settings,
+) -> int:
+    """Upscale each image (bit depth and alpha kept: :mod:`vsrflow.media.images`); one line per image."""
+    import time
+
+    from vsrflow.engine.progress import ProgressDisplay
+    from vsrflow.media.images import Image, read_image, resize_plane, write_image
+
+    if len(pairs) > 1:
+        pairs[0][1].parent.mkdir(parents=True, exist_ok=True)
+    display = ProgressDisplay(
+        "upscale", interval=settings.progress_interval, unit="images",
+        enabled=len(pairs) > 1 and not (args.no_progress or settings.quiet),
+    )  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        for done, (src, dst) in enumerate(pairs, 1):
+            image = read_image(src)
+            rgb = upscaler.upscale_frames(image.rgb[None])[0]
+            alpha = None if image.alpha is None else resize_plane(image.alpha, rgb.shape[:2])
+            write_image(dst, Image(rgb, alpha, image.gray))
+            h, w = image.rgb.shape[:2]
+            print(f"wrote {dst}: {w}x{h} -> {rgb.shape[1]}x{rgb.shape[0]}, {image.bits}-bit")
+            display(done, len(pairs))
+    finally:
+        display.close()
+    print(f"{len(pairs)} image(s) with {provenance} in {time.monotonic() - t0:.1f} s")
     return 0
