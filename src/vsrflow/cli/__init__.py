@@ -22,6 +22,7 @@ from vsrflow import __version__
 from vsrflow.cli import (
     bench_cmd,
     cluster_cmd,
+    compare_cmd,
     degrade_cmd,
     evaluate_cmd,
     job_cmd,
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = (
         upscale_cmd,
         evaluate_cmd,
+        compare_cmd,
         models_cmd,
         probe_cmd,
         samples_cmd,
