@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,17 @@ def register(sub: Any) -> None:
         default=None,
         help="output pixel format (default: yuv420p for 8-bit, yuv420p10le for 10-bit sources)",
     )
+    preview = p.add_mutually_exclusive_group()
+    preview.add_argument(
+        "--frames", default=None, metavar="A:B",
+        help="preview: upscale only frames A..B-1 (frame-exact; audio cut to match, no subtitles)",
+    )  # fmt: skip
+    preview.add_argument(
+        "--start", type=float, default=None, metavar="T", help="preview: from T seconds (with --duration)"
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, metavar="D", help="preview: D seconds from --start"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or progress lines (see also --quiet)"
@@ -138,14 +150,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         enabled=not (args.no_progress or settings.quiet),
     )
     try:
-        result = upscale_video(
-            args.input,
-            args.output,
-            upscaler=upscaler,
-            encoder=encoder,
-            progress=display,
-            ffmpeg=settings.ffmpeg,
-        )
+        with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=f".{args.output.name}.") as tmp:
+            clip = args.input
+            if args.frames is not None or args.start is not None or args.duration is not None:
+                clip = _preview_slice(args, source, Path(tmp), settings)
+                source = probe(clip)
+            result = upscale_video(
+                clip,
+                args.output,
+                upscaler=upscaler,
+                encoder=encoder,
+                progress=display,
+                ffmpeg=settings.ffmpeg,
+            )
     finally:
         display.close()
     out = result.output
@@ -220,3 +237,22 @@ def _upscale_images(
         display.close()
     print(f"{len(pairs)} image(s) with {provenance} in {time.monotonic() - t0:.1f} s")
     return 0
+
+
+def _preview_slice(args: argparse.Namespace, source: Any, tmp: Path, settings: Settings) -> Path:
+    """Cut the ``--frames``/``--start``/``--duration`` slice of the input into ``tmp`` (lossless)."""
+    from vsrflow.media.keyframes import scan_frames
+    from vsrflow.media.preview import cut_slice, frame_range
+
+    if args.start is not None and args.start < 0:
+        raise InputError(f"--start {args.start} must be >= 0 seconds")
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration {args.duration} must be > 0 seconds")
+    if args.frames is not None and args.duration is not None:
+        raise InputError(
+            "--duration goes with --start, not with --frames", hint="--frames A:B or --start T --duration D"
+        )
+    pts = None if args.frames is not None else scan_frames(args.input).pts
+    start, end = frame_range(source, args.frames, args.start, args.duration, pts)
+    print(f"preview: frames {start}..{end - 1} of {source.frame_count}", file=sys.stderr)
+    return cut_slice(args.input, tmp / "preview.mkv", source, start, end, ffmpeg=settings.ffmpeg)
