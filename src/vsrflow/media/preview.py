@@ -3,7 +3,8 @@
 Contract: :func:`cut_slice` writes frames ``[start, end)`` (presentation order) of ``src`` to a
 Matroska file, video lossless (FFV1, the source's pixel format: decoded values unchanged) with each
 frame's own timestamp shifted so the slice starts at 0, and every audio stream cut to the same time
-span (ALAC: lossless, and MP4, MOV and MKV outputs can all hold it). Subtitles, attachments and data streams are left out of a preview.
+span (ALAC: lossless, and MP4, MOV and MKV outputs can all hold it). Subtitles, attachments and
+data streams are left out of a preview.
 :func:`frame_range` turns ``--frames A:B`` or ``--start T --duration D`` into ``(start, end)``.
 """
 
