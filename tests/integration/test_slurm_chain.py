@@ -75,7 +75,7 @@ def _submit(env: dict[str, str], src: Path, out: Path, root: Path) -> subprocess
     return run_cli(args, env, timeout=60)
 
 
-def _wait_chain(slurm: Slurm, job: Path, timeout: float = 60) -> dict[str, str]:
+def _wait_chain(slurm: Slurm, job: Path, timeout: float = 300) -> dict[str, str]:
     """Wait until the extract job recorded the whole chain, then until every job of it ended."""
     record = job / "logs" / "slurm.json"
     deadline = time.monotonic() + timeout
