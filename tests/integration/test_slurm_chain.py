@@ -30,7 +30,7 @@ from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
 # Slow (real Slurm daemons, whole jobs): `make test-fast` leaves these out.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 MODEL = "realesr-animevideov3"
 FRAMES = 75
