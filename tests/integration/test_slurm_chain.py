@@ -30,7 +30,7 @@ from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
 # Slow (real Slurm daemons, whole jobs): `make test-fast` leaves these out.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 MODEL = "realesr-animevideov3"
 FRAMES = 75
@@ -151,6 +151,10 @@ def test_chain_on_slurm_equals_single_pass(
     assert manifest.state is JobState.DONE and manifest.chunk_count == 3
     assert not list((job / "chunks").glob("*.nut")), "finalize cleaned the scratch"
     assert sorted(p.name.split("-")[0] for p in (job / "logs").glob("*.log")).count("upscale") == 3
+    # Each array task's log shows its progress (JSON lines inside Slurm), ending with its totals.
+    task_logs = "\n".join(p.read_text() for p in (job / "logs").glob("upscale*.log"))
+    for index in range(3):
+        assert f'"message": "job {job.name} chunk {index}: {CHUNK}/{CHUNK} frames (100%)' in task_logs
 
     pts_a, img_a, kinds_a = decode_rgb(single)
     pts_b, img_b, kinds_b = decode_rgb(out)

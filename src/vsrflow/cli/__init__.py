@@ -1,7 +1,9 @@
 """The ``vsrflow`` command: one entry point, thin subcommands that parse and delegate.
 
-Exit codes: 0 success, 2 bad input or usage, 1 internal failure. Errors print one line saying
-what failed and what to do; ``--debug`` adds the traceback.
+Exit codes: 0 success, 2 bad input or usage (missing weights that cannot be obtained too), 1
+internal failure, 141 when the reader of our output went away (``| head``). Errors print one line
+saying what failed and what to do; ``--debug`` adds the traceback. The global options
+(:func:`add_global_options`) go before or after the command name.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from vsrflow import __version__
 from vsrflow.cli import (
     bench_cmd,
     cluster_cmd,
+    compare_cmd,
     degrade_cmd,
     evaluate_cmd,
     job_cmd,
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = (
         upscale_cmd,
         evaluate_cmd,
+        compare_cmd,
         models_cmd,
         probe_cmd,
         samples_cmd,

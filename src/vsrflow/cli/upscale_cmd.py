@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,18 @@ def quality_options(args: argparse.Namespace, spec: Any, settings: Settings) -> 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("upscale", help="upscale one video; every frame, track and timestamp kept")
-    p.add_argument("input", type=Path, help="source video (any container/codec ffmpeg reads)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .mkv, .mov)")
+    p.add_argument(
+        "input",
+        type=Path,
+        help="source video (any container/codec ffmpeg reads), an image, or a folder of images",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video (.mp4, .mkv, .mov), image (.png keeps 16 bits), or a folder (for a folder)",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="model id (see `vsrflow models list`) or a path to a .pth weight file")
     which.add_argument(
@@ -144,6 +155,17 @@ def register(sub: Any) -> None:
     )
     add_quality_arguments(p)
     add_conditioning_args(p)
+    preview = p.add_mutually_exclusive_group()
+    preview.add_argument(
+        "--frames", default=None, metavar="A:B",
+        help="preview: upscale only frames A..B-1 (frame-exact; audio cut to match, no subtitles)",
+    )  # fmt: skip
+    preview.add_argument(
+        "--start", type=float, default=None, metavar="T", help="preview: from T seconds (with --duration)"
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, metavar="D", help="preview: D seconds from --start"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or progress lines (see also --quiet)"
@@ -211,10 +233,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     pick_auto_preset(args)
     store = WeightStore.from_settings(settings)
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
-    source = probe(args.input)
-    _check_output(args.output, args.overwrite)
-    codec = resolve_codec(args.codec, settings.ffmpeg)
-    check_video_codec(args.output, check_encoder(codec))
+    images = _image_pairs(args.input, args.output, args.overwrite)
+    codec = args.codec
+    if images is None:
+        source = probe(args.input)
+        _check_output(args.output, args.overwrite)
+        codec = resolve_codec(args.codec, settings.ffmpeg)
+        check_video_codec(args.output, check_encoder(codec))
     loaded = load_model(spec, store)
     quality = quality_options(args, spec, settings)
     device = resolve_device(args.device or settings.device)
@@ -235,6 +260,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         guard=guard,
         colour_fix=quality.colour_fix,
     )
+    if images is not None:
+        return _upscale_images(images, upscaler, loaded.provenance, args, settings)
     if batch is None:
         upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)
     encoder = EncoderOptions(codec=codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
@@ -245,16 +272,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         enabled=not (args.no_progress or settings.quiet),
     )
     try:
-        result = upscale_video(
-            args.input,
-            args.output,
-            upscaler=upscaler,
-            encoder=encoder,
-            progress=display,
-            ffmpeg=settings.ffmpeg,
-            deinterlace=args.deinterlace,
-            scan=args.scan,
-        )
+        with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=f".{args.output.name}.") as tmp:
+            clip = args.input
+            if args.frames is not None or args.start is not None or args.duration is not None:
+                clip = _preview_slice(args, source, Path(tmp), settings)
+                source = probe(clip)
+            result = upscale_video(
+                clip,
+                args.output,
+                upscaler=upscaler,
+                encoder=encoder,
+                progress=display,
+                ffmpeg=settings.ffmpeg,
+                deinterlace=args.deinterlace,
+                scan=args.scan,
+            )
     finally:
         display.close()
     out = result.output
@@ -267,3 +299,86 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"  colour: colour fix {quality.colour_fix}"
     )
     return 0
+
+
+def _image_pairs(source: Path, output: Path, overwrite: bool) -> list[tuple[Path, Path]] | None:
+    """(input image, output image) pairs when ``source`` is an image or a folder; None for a video.
+
+    A folder goes to a folder (created; same file names); one image to one image file. Existing
+    outputs need ``overwrite``; a folder is never written into itself.
+    """
+    from vsrflow.media.images import is_image, list_images
+
+    if source.is_dir():
+        if output.exists() and not output.is_dir():
+            raise InputError(f"output {output} is a file; a folder of images goes to a folder", hint="-o DIR")
+        if output.resolve() == source.resolve():
+            raise InputError("the output folder is the input folder", hint="choose another -o DIR")
+        pairs = [(p, output / p.name) for p in list_images(source)]
+    elif is_image(source):
+        if not is_image(output):
+            raise InputError(
+                f"output {output}: an image input writes an image",
+                hint="e.g. -o big.png (or .jpg, .webp, .tif)",
+            )
+        pairs = [(source, output)]
+    else:
+        return None
+    taken = [out for _, out in pairs if out.exists()]
+    if taken and not overwrite:
+        raise InputError(f"output {taken[0]} already exists", hint="pass --overwrite or choose another -o")
+    return pairs
+
+
+def _upscale_images(
+    pairs: list[tuple[Path, Path]],
+    upscaler: Any,
+    provenance: str,
+    args: argparse.Namespace,
+    settings: Settings,
+) -> int:
+    """Upscale each image (bit depth and alpha kept: :mod:`vsrflow.media.images`); one line per image."""
+    import time
+
+    from vsrflow.engine.progress import ProgressDisplay
+    from vsrflow.media.images import Image, read_image, resize_plane, write_image
+
+    if len(pairs) > 1:
+        pairs[0][1].parent.mkdir(parents=True, exist_ok=True)
+    display = ProgressDisplay(
+        "upscale", interval=settings.progress_interval, unit="images",
+        enabled=len(pairs) > 1 and not (args.no_progress or settings.quiet),
+    )  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        for done, (src, dst) in enumerate(pairs, 1):
+            image = read_image(src)
+            rgb = upscaler.upscale_frames(image.rgb[None])[0]
+            alpha = None if image.alpha is None else resize_plane(image.alpha, rgb.shape[:2])
+            write_image(dst, Image(rgb, alpha, image.gray))
+            h, w = image.rgb.shape[:2]
+            print(f"wrote {dst}: {w}x{h} -> {rgb.shape[1]}x{rgb.shape[0]}, {image.bits}-bit")
+            display(done, len(pairs))
+    finally:
+        display.close()
+    print(f"{len(pairs)} image(s) with {provenance} in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def _preview_slice(args: argparse.Namespace, source: Any, tmp: Path, settings: Settings) -> Path:
+    """Cut the ``--frames``/``--start``/``--duration`` slice of the input into ``tmp`` (lossless)."""
+    from vsrflow.media.keyframes import scan_frames
+    from vsrflow.media.preview import cut_slice, frame_range
+
+    if args.start is not None and args.start < 0:
+        raise InputError(f"--start {args.start} must be >= 0 seconds")
+    if args.duration is not None and not args.duration > 0:
+        raise InputError(f"--duration {args.duration} must be > 0 seconds")
+    if args.frames is not None and args.duration is not None:
+        raise InputError(
+            "--duration goes with --start, not with --frames", hint="--frames A:B or --start T --duration D"
+        )
+    pts = None if args.frames is not None else scan_frames(args.input).pts
+    start, end = frame_range(source, args.frames, args.start, args.duration, pts)
+    print(f"preview: frames {start}..{end - 1} of {source.frame_count}", file=sys.stderr)
+    return cut_slice(args.input, tmp / "preview.mkv", source, start, end, ffmpeg=settings.ffmpeg)

@@ -45,20 +45,26 @@ def extract_sample(name: str, dest: Path, *, wheel_dir: Path) -> Path:
     return dest
 
 
-def downscale(src: Path, dest: Path, factor: int, *, ffmpeg: str = "ffmpeg") -> Path:
-    """Make a low-resolution copy of ``src``: bicubic ``1/factor`` size, every frame, audio copied.
+def downscale(
+    src: Path, dest: Path, factor: int, *, ffmpeg: str = "ffmpeg", frames: int | None = None
+) -> Path:
+    """Make a low-resolution copy of ``src``: bicubic ``1/factor`` size, every frame (or the first
+    ``frames`` of them), audio copied (cut to the same length).
 
     Output dimensions are rounded down to even numbers (yuv420p needs them). Lossless-ish
     (libx264 crf 10) so the demo input is not degraded twice. Written atomically.
     """
     if factor < 1:
         raise InputError(f"downscale factor {factor} must be >= 1")
+    if frames is not None and frames < 1:
+        raise InputError(f"--frames {frames} must be at least 1")
+    first = ["-frames:v", str(frames), "-shortest"] if frames is not None else []
     vf = f"scale=trunc(iw/{factor}/2)*2:trunc(ih/{factor}/2)*2:flags=bicubic"
     with atomic_path(dest) as tmp:
         argv = [
             ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
             "-map", "0", "-vf", vf, "-c:v", "libx264", "-crf", "10", "-preset", "medium",
-            "-pix_fmt", "yuv420p", "-c:a", "copy", "-fps_mode", "passthrough", str(tmp),
+            "-pix_fmt", "yuv420p", "-c:a", "copy", "-fps_mode", "passthrough", *first, str(tmp),
         ]  # fmt: skip
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:

@@ -253,6 +253,7 @@ def _run_chunk(
     import numpy as np
 
     from vsrflow.engine.pipeline import plan_output
+    from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.media.keyframes import scan_frames
     from vsrflow.media.writer import EncoderOptions, FrameWriter, pad_to
     from vsrflow.workflow.job.chunk_io import chunk_encoder_extra, decode_chunk, decode_conditioned_chunk
@@ -277,11 +278,21 @@ def _run_chunk(
     images: list[Any] = []
     pts: list[int] = []
     last_pts: list[int] = []
+    # In a Slurm array task's log: a line every VSRFLOW_PROGRESS_INTERVAL s (frames, fps, ETA) of
+    # this chunk. The local executor shows the whole job's progress instead (JobProgress).
+    display = ProgressDisplay(
+        f"job {job.job_id} chunk {chunk.index}",
+        interval=settings.progress_interval,
+        enabled=settings.in_slurm_job and not settings.quiet,
+    )
+    done = [0]
 
     def flush() -> None:
         out = upscaler.upscale_frames(np.stack(images), output_size=resize_to)
         for image, stamp in zip(out, pts, strict=True):
             writer.write(pad_to(image, *pad) if pad else image, stamp)  # type: ignore[arg-type]
+        done[0] += len(images)
+        display(done[0], chunk.end - chunk.start)
         last_pts[:] = pts[-1:]
         images.clear()
         pts.clear()
@@ -317,6 +328,7 @@ def _run_chunk(
         report = upscaler.check_artifacts()  # --on-artifact fail: the chunk fails naming its frames
         # The last frame lasts until the next chunk's first frame (the source end for the last chunk).
         writer.close(last_duration=chunk.end_pts - last_pts[0])
+        display.close()
     except BaseException:
         writer.abort()
         raise
