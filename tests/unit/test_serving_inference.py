@@ -88,10 +88,13 @@ def test_serves_every_model_it_has_weights_for_loading_each_once(
     # The endpoint's own model still runs from its first load.
     inference.predict_fn(FramesRequest(np.zeros((1, 8, 8, 3), np.uint8)), ep)
     assert ep.cache.loads == 2
-    # A registry model without weights here: 400 naming it and the command that fetches it.
-    absent = FileRequest(input=clip, output=tmp_path / "o.mkv", model="RealESRGAN_x4plus")
-    _refused(lambda: inference.predict_fn(absent, ep), "RealESRGAN_x4plus", "no weights", "vsrflow models")
-    assert ep.cache.loads == 2
+    # A registry model without weights here, which the node may not obtain (VSRFLOW_NO_DOWNLOAD):
+    # 400 naming it and the command that fetches it.
+    monkeypatch.setenv("VSRFLOW_NO_DOWNLOAD", "1")
+    ep = _endpoint(cache_dir, tmp_path, [tmp_path], monkeypatch)
+    absent = FileRequest(input=clip, output=tmp_path / "o.mkv", model="RealESRGAN_x2plus")
+    _refused(lambda: inference.predict_fn(absent, ep), "RealESRGAN_x2plus", "no weights", "vsrflow models")
+    assert ep.cache.loads == 1  # the new endpoint's own model only
 
 
 def test_endpoint_reports_the_frames_written(
