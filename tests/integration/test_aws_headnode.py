@@ -366,3 +366,24 @@ def test_a_tampered_request_fails_the_job_and_touches_nothing(
     assert after["vsrflow-other-it"] == before["vsrflow-other-it"]
     victim = world.s3.get_object(Bucket=BUCKET, Key="outputs/anime/victim_x2.mp4")["Body"].read()
     assert victim == b"the victim's output"
+
+
+@pytest.mark.slow
+def test_status_finds_the_job_of_an_upload_by_its_key(world: World, tmp_path: Path) -> None:
+    """`vsrflow status s3://bucket/key`: the job the trigger gave the upload's current version."""
+    clip = make_video(tmp_path / "clip.mp4", size=(64, 48), frames=12)
+    key = "uploads/anime/status by key.mp4"
+    job_id = world.trigger(key, clip.read_bytes())["job_id"]
+    proc = run_cli(["status", f"s3://{BUCKET}/{key}"], world.env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{job_id}: queued"), proc.stdout
+    # A newer version of the same key is another job: status follows the current one.
+    newer = world.trigger(key, clip.read_bytes() + b"\0")["job_id"]
+    assert newer != job_id
+    proc = run_cli(["status", f"s3://{BUCKET}/{key}"], world.env)
+    assert proc.stdout.startswith(f"{newer}: "), proc.stdout
+    # A key no upload prefix takes: exit 2 naming where uploads go.
+    world.s3.put_object(Bucket=BUCKET, Key="elsewhere/x.mp4", Body=b"x")
+    proc = run_cli(["status", f"s3://{BUCKET}/elsewhere/x.mp4"], world.env)
+    assert proc.returncode == 2 and "no job starts from this key" in proc.stderr, proc.stderr
+    assert f"s3://{BUCKET}/uploads/<preset>/" in proc.stderr

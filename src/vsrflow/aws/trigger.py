@@ -55,7 +55,7 @@ from vsrflow.aws.jobrecords import JobRequest, JobStatus, read_status, write_req
 from vsrflow.aws.ssm_events import handle_command_event, is_command_event
 from vsrflow.aws.status import publish
 from vsrflow.aws.uploads import Ignored, Rejected, classify, derive_request, upload_job_id
-from vsrflow.config import Settings
+from vsrflow.config import AwsSettings, Settings
 from vsrflow.errors import InputError, TransientError, VsrError
 from vsrflow.workflow.job.state import JobState
 
@@ -86,6 +86,49 @@ def _head_object(clients: AwsClients, event: S3ObjectEvent) -> dict[str, Any]:
             transient_hint="retried",
         ) from exc
     return head
+
+
+def _as_found(event: S3ObjectEvent, head: dict[str, Any]) -> S3ObjectEvent:
+    """``event`` with the object as HeadObject found it (size, ETag, version)."""
+    etag = str(head.get("ETag", "")).strip('"') or None
+    version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
+    return replace(
+        event, size=int(head.get("ContentLength", 0)), etag=etag, version_id=version or event.version_id
+    )
+
+
+def current_upload_job_id(aws: AwsSettings, clients: AwsClients, uri: str) -> str:
+    """The job id the trigger gives the current version of the upload ``s3://bucket/key``.
+
+    One HeadObject and the trigger's own derivation (:func:`~vsrflow.aws.uploads.derive_request`),
+    so ``vsrflow status s3://...`` finds the job an upload started without its id.
+
+    Raises:
+        InputError: not an ``s3://bucket/key`` URI, a key the trigger does not take (outside the
+            upload prefixes, not a video), the object gone, or one the trigger refuses.
+    """
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise InputError(
+            f"{uri}: not an s3://bucket/key URI", hint="e.g. s3://my-bucket/uploads/anime/clip.mp4"
+        )
+    event = S3ObjectEvent("ObjectCreated:Put", bucket, key, None, None, None, None, "")
+    found = event
+    try:
+        found = _as_found(event, _head_object(clients, event))
+        return derive_request(aws, found).job_id
+    except Ignored as why:
+        raise InputError(
+            f"{uri}: no job starts from this key ({why})",
+            hint=f"uploads start jobs under s3://{bucket}/{aws.upload_prefixes[0]}<preset>/",
+        ) from None
+    except Rejected as err:
+        # Refused by the trigger: its status (under the id the trigger gave it) says why.
+        if err.job_id is None and found is not event and err.folder is not None:
+            err.job_id = upload_job_id(found, err.folder, None)
+        if err.job_id is not None:
+            return err.job_id
+        raise
 
 
 class Trigger:
@@ -141,13 +184,9 @@ class Trigger:
         except Rejected as err:
             err.job_id = upload_job_id(event, accepted.preset, accepted.scale)
             raise
-        etag = str(head.get("ETag", "")).strip('"') or None
-        version = head.get("VersionId") if head.get("VersionId") not in (None, "null") else None
-        if event.version_id is None and event.etag and etag and etag != event.etag:
+        found = _as_found(event, head)
+        if event.version_id is None and event.etag and found.etag and found.etag != event.etag:
             raise Ignored("superseded: the object was replaced after this event (its own event follows)")
-        found = replace(
-            event, size=int(head.get("ContentLength", 0)), etag=etag, version_id=version or event.version_id
-        )
         return derive_request(self.aws, found)
 
     def _write_rejection(self, job_id: str, summary: dict[str, Any], reason: str) -> None:

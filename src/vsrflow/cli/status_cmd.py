@@ -2,7 +2,8 @@
 
 JOB is a job directory, or a job id (16 hex digits): looked up under the local jobs roots
 (``--jobs-root``, ``<cache dir>/jobs``, ``VSRFLOW_AWS_JOBS_ROOT``), then, when a bucket is
-configured, read from ``s3://$VSRFLOW_AWS_BUCKET/jobs/<id>/status.json`` (an event-path job).
+configured, read from ``s3://$VSRFLOW_AWS_BUCKET/jobs/<id>/status.json`` (an event-path job); or
+an upload's ``s3://bucket/uploads/<preset>/key``: the job the trigger gave its current version.
 
 A job on Slurm is checked against the queue (:func:`vsrflow.workflow.job.slurm.chain_view`): a job
 none of whose Slurm jobs is alive any more, but whose manifest still says it runs, is marked
@@ -13,6 +14,7 @@ failed with the reason (nothing else could record it); an array pending for want
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,10 +28,10 @@ from vsrflow.workflow.job.identity import JOB_ID_RE
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="show the state of a chunked job")
     p.add_argument(
-        "job_dir",
-        type=Path,
+        "job_text",
         metavar="JOB",
-        help="job directory, or a job id (looked up under the jobs roots, then in S3 status.json)",
+        help="job directory, job id (looked up under the jobs roots, then in S3 status.json), or the "
+        "upload's s3://bucket/key (the job of its current version)",
     )
     p.add_argument(
         "--jobs-root", type=Path, default=None, help="where to look for a job id (default <cache dir>/jobs)"
@@ -57,10 +59,16 @@ def _roots(args: argparse.Namespace, settings: Settings) -> list[Path]:
 
 def _locate(args: argparse.Namespace, settings: Settings) -> Path | str:
     """The job directory of JOB, or its id when it is only known to S3."""
+    args.job_dir = Path(args.job_text)
     given: Path = args.job_dir
+    text = args.job_text
+    if text.startswith("s3://"):  # an upload: the job its current version started
+        from vsrflow.aws.clients import AwsClients
+        from vsrflow.aws.trigger import current_upload_job_id
+
+        return current_upload_job_id(settings.aws, AwsClients(settings.aws), text)
     if given.is_dir():
         return given
-    text = str(given)
     if JOB_ID_RE.match(text):
         for root in _roots(args, settings):
             if (root / text / "spec.json").is_file():
@@ -162,6 +170,10 @@ def _local(path: Path, settings: Settings) -> tuple[list[str], bool]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.job_text.startswith("s3://") and not settings.aws.bucket:
+        # The upload names its bucket: its job records (jobs/<id>/status.json) live there too.
+        bucket = args.job_text.removeprefix("s3://").partition("/")[0]
+        settings = dataclasses.replace(settings, aws=dataclasses.replace(settings.aws, bucket=bucket))
     where = _locate(args, settings)
 
     def snapshot() -> tuple[list[str], bool]:
