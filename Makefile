@@ -165,10 +165,17 @@ pcluster-venv: $(PCLUSTER_VENV)/.installed-$(PCLUSTER_VERSION) ## venv with aws-
 
 # The S3 trigger's Lambda package (app.py + the pure-Python vsrflow tree; boto3 comes with the runtime).
 LAMBDA_ZIP ?= build/lambda/vsrflow-s3-trigger.zip
-.PHONY: lambda-package node-lock
+.PHONY: lambda-package wheel node-lock
 
 lambda-package: ## build $(LAMBDA_ZIP) for infra/cfn/vsrflow.yaml (upload it to LambdaCodeBucket/LambdaCodeKey)
 	$(PYTHON) lambda/build_package.py -o $(LAMBDA_ZIP)
+
+# The wheel cluster nodes install (docs/deploy-aws.md): no dependencies bundled (node-lock pins them);
+# build/lib is cleared first so a module deleted from src/ cannot linger in the wheel.
+WHEEL_DIR ?= dist
+wheel: install ## build $(WHEEL_DIR)/vsrflow-<version>-py3-none-any.whl for the cluster nodes (then make node-lock WHEEL=...)
+	rm -rf build/lib
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) .
 
 # The hashed requirements file nodes install with --require-hashes (bootstrap/lib.sh), made by a real
 # `pip download` for the node's platform; prints its sha256 (vsrflow.requirements_sha256 in the values).
