@@ -14,13 +14,13 @@ import pytest
 from vsrflow.cli.evaluate_cmd import summary_table
 from vsrflow.errors import InputError
 from vsrflow.metrics.closeups import closeup_strip
-from vsrflow.metrics.contact import contact_sheet, thumb_size
+from vsrflow.metrics.contact import COLUMNS, contact_sheet, thumb_size
 from vsrflow.metrics.evaluate import evaluate_pair
 from vsrflow.metrics.htmlreport import ReportInputs, write_report
 from vsrflow.metrics.pairing import decide_crop, frame_count, frame_size, infer_scale
-from vsrflow.metrics.panels import detail_box, worst_error_box
+from vsrflow.metrics.panels import CAPTION_BAR, caption, detail_box, worst_error_box
 from vsrflow.metrics.picks import pick_frames, spread_indices
-from vsrflow.metrics.svgplot import Marker, Series, line_chart, nice_ticks
+from vsrflow.metrics.svgplot import FONT_SIZE, TOP, Marker, Series, line_chart, nice_ticks
 
 RNG = np.random.default_rng(7)
 
@@ -154,9 +154,31 @@ def test_closeup_strip_and_contact_sheet_are_labelled_pictures() -> None:
     sheet = contact_sheet(
         [0, 1, 2, 3], thumbs, thumbs, {0: 30.0, 1: math.inf, 2: 31.0, 3: 29.0}, worst=3, best=1
     )
-    assert sheet.shape[0] > 2 * size[1] and sheet.shape[1] > 3 * 2 * size[0]
+    rows = math.ceil(4 / COLUMNS)
+    assert sheet.shape[0] > rows * size[1] and sheet.shape[1] > COLUMNS * 2 * size[0]
     with pytest.raises(ValueError, match="no frame"):
         contact_sheet([7], thumbs, thumbs, {}, worst=0, best=0)
+
+
+def test_labels_are_readable_and_thumbnails_big_enough() -> None:
+    # Capitals (no descenders) are at least 14 px tall in the bar; 11 px was too small to read.
+    bar = caption(np.zeros((10, 400, 3), np.uint8), "OUTPUT 31.25 DB")[:CAPTION_BAR]
+    ink = np.flatnonzero(bar.max(axis=(1, 2)) > 120)
+    assert ink.size and ink[-1] - ink[0] + 1 >= 14
+    assert thumb_size(1920, 1080)[0] >= 320 and FONT_SIZE >= 14
+
+
+def test_marker_labels_sit_above_the_plot_and_apart() -> None:
+    # Worst and best on neighbouring frames: the labels must neither overlap each other nor the plot.
+    chart = line_chart(
+        "PSNR", [Series("Y", [30.0, 31.0, 29.0, 30.0], "#000")],
+        [Marker(1, "worst 1", "#f00"), Marker(2, "best 2", "#0f0")], 4,
+    )  # fmt: skip
+    labels = re.findall(r"<text x='([\d.]+)' y='([\d.]+)'[^>]*>(worst 1|best 2)</text>", chart)
+    assert len(labels) == 2
+    (x1, y1, _), (x2, y2, _) = sorted(labels, key=lambda t: float(t[0]))
+    assert float(y1) < TOP and float(y2) < TOP
+    assert float(x2) - float(x1) >= 7 * len("worst 1")
 
 
 def test_write_report_without_input_and_single_frame(tmp_path: Path) -> None:

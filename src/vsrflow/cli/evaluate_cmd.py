@@ -114,8 +114,15 @@ def summary_table(result: EvaluationResult) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     # Heavy imports (OpenCV, PyAV) here, so `vsrflow --help` stays instant.
+    from vsrflow.media.sidecar import read_sidecar
     from vsrflow.metrics import evaluate_pair, iter_frames, summary_dict, write_csv
-    from vsrflow.metrics.htmlreport import ReportInputs, write_report
+    from vsrflow.metrics.htmlreport import (
+        PERCEPTUAL_NOTE,
+        ReportInputs,
+        provenance_json,
+        provenance_lines,
+        write_report,
+    )
     from vsrflow.metrics.pairing import decide_crop, frame_count, frame_size
 
     output, reference, low = args.output, args.reference, args.input
@@ -124,6 +131,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ref_size = _as("--reference", lambda: frame_size(reference))
     _as("OUTPUT", lambda: frame_size(output))
     low_size = _as("--input", lambda: frame_size(low)) if low is not None else None
+    provenance = _as("OUTPUT", lambda: read_sidecar(output))
     decision = decide_crop(args.scale, low_size, ref_size, input_name=f"--input {low}")
     if args.align == "strict":
         n_out, n_ref = frame_count(output), frame_count(reference)
@@ -145,16 +153,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     w, h = ref_size
     print(f"evaluated {len(result.frames)} frame pairs of {output} against {reference} ({w}x{h}, "
           f"border crop {result.scale_crop} px)")  # fmt: skip
+    for line in provenance_lines(provenance):
+        print(line)
     print(summary_table(result))
     if args.csv is not None:
         print(f"wrote {write_csv(result, args.csv)}")
     if args.json is not None:
         summary = summary_dict(result)
         summary["inputs"] = {"output": str(output), "reference": str(reference), "input": low and str(low)}
+        summary["provenance"] = provenance_json(provenance)
+        summary["perceptual"] = PERCEPTUAL_NOTE
         args.json.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     if args.report is not None:
         scale = round(w / low_size[0]) if low_size is not None else None
-        inputs = ReportInputs(output, reference, low, ref_size, input_scale=scale)
+        inputs = ReportInputs(output, reference, low, ref_size, input_scale=scale, provenance=provenance)
         print(f"wrote {write_report(result, args.report, inputs)}")
     return 0

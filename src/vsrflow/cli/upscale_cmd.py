@@ -290,8 +290,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         display.close()
     out = result.output
+    from vsrflow.media.sidecar import Provenance, write_sidecar
+    from vsrflow.models.registry import DEFAULT_PRESET
+
+    sidecar = write_sidecar(
+        args.output,
+        Provenance(
+            model=loaded.provenance,
+            model_id=spec.id,
+            preset=None if args.model is not None else (args.preset or DEFAULT_PRESET),
+            scale=float(args.scale or spec.scale),
+            colour_fix=quality.colour_fix,
+            on_artifact=quality.on_artifact,
+            guard=result.guard.to_json(),
+            input=str(args.input),
+            frames=out.frame_count,
+        ),
+    )
     print(
-        f"wrote {args.output} with {loaded.provenance}\n"
+        f"wrote {args.output} with {loaded.provenance} (provenance: {sidecar.name})\n"
         f"  input : {source.width}x{source.height}, {source.frame_count} frames, {source.duration:.3f} s\n"
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
         f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s (batch {upscaler.batch})\n"

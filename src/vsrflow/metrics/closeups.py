@@ -15,6 +15,7 @@ from typing import Literal
 
 from vsrflow.metrics.image import image_scores
 from vsrflow.metrics.panels import (
+    CAPTION_BAR,
     GREEN,
     RED,
     TEXT,
@@ -37,7 +38,7 @@ from vsrflow.metrics.sources import RGB8
 Region = Literal["error", "detail"]
 
 #: Approximate on-screen size (px) of each zoomed close-up.
-PANEL_TARGET = 300
+PANEL_TARGET = 360
 
 
 def _db(value: float) -> str:
@@ -77,7 +78,7 @@ def closeup_strip(
     zoomed = [caption(zoom(p.image, PANEL_TARGET), p.label, colour=p.colour) for p in panels]
     what = "largest error" if region == "error" else "most detail"
     where = caption(
-        locator(reference, box, zoomed[0].shape[0] - 26, colour),
+        locator(reference, box, zoomed[0].shape[0] - CAPTION_BAR, colour),
         f"frame {index}: {what}",
         colour=colour if region == "error" else TEXT,
     )

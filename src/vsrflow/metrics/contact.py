@@ -16,8 +16,8 @@ from vsrflow.metrics.panels import GREEN, MUTED, RED, TEXT, border, caption, hst
 from vsrflow.metrics.sources import RGB8
 
 #: Width of one thumbnail (a cell holds two) and the most columns of cells.
-THUMB_WIDTH = 200
-COLUMNS = 3
+THUMB_WIDTH = 360
+COLUMNS = 2
 
 
 def thumb_size(width: int, height: int, thumb_width: int = THUMB_WIDTH) -> tuple[int, int]:

@@ -19,7 +19,9 @@ import math
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import Any
 
+from vsrflow.media.sidecar import SUFFIX, Provenance
 from vsrflow.metrics.closeups import Region, closeup_strip
 from vsrflow.metrics.contact import contact_sheet, thumb_size
 from vsrflow.metrics.panels import write_png
@@ -50,6 +52,42 @@ class ReportInputs:
     input: Path | None
     reference_size: tuple[int, int]
     input_scale: int | None = None
+    provenance: Provenance | None = None
+
+
+#: What the report says when the output has no provenance sidecar (not made by ``vsrflow upscale``).
+UNKNOWN = f"unknown (no vsrflow sidecar {SUFFIX})"
+#: Why no perceptual metric is shown beside PSNR/SSIM (see docs/quality.md).
+PERCEPTUAL_NOTE = (
+    "no perceptual metric: ffmpeg here has no libvmaf (VMAF model files) and LPIPS needs "
+    "torchvision's ImageNet backbone downloaded at run time, so neither works offline"
+)
+
+
+def provenance_rows(provenance: Provenance | None) -> list[tuple[str, str]]:
+    """(label, text) pairs naming the model, preset, scale, colour fix and guard counts."""
+    if provenance is None:
+        return [(k, UNKNOWN) for k in ("model", "preset", "scale", "colour fix", "guard")]
+    p = provenance
+    return [
+        ("model", p.model),
+        ("preset", p.preset or "none (--model given)"),
+        ("scale", f"x{p.scale:g}"),
+        ("colour fix", p.colour_fix),
+        ("guard", f"{p.guard_summary()} (--on-artifact {p.on_artifact})"),
+    ]
+
+
+def provenance_lines(provenance: Provenance | None) -> list[str]:
+    """The terminal lines of :func:`provenance_rows` (``model : ...``)."""
+    return [f"{k:<10}: {v}" for k, v in provenance_rows(provenance)]
+
+
+def provenance_json(provenance: Provenance | None) -> dict[str, Any]:
+    """The JSON summary's ``provenance`` object: the sidecar's fields, or ``known: false``."""
+    if provenance is None:
+        return {"known": False, "note": UNKNOWN}
+    return {"known": True, **provenance.to_json()}
 
 
 @dataclass(frozen=True)
@@ -172,6 +210,9 @@ def _page(result: EvaluationResult, inputs: ReportInputs, closeups: list[Closeup
     if inputs.input is not None:
         sources.append(("input (low resolution)", inputs.input))
     source_rows = "".join(f"<tr><th>{k}</th><td><code>{escape(str(p))}</code></td></tr>" for k, p in sources)
+    made_rows = "".join(
+        f"<tr><th>{k}</th><td>{escape(v)}</td></tr>" for k, v in provenance_rows(inputs.provenance)
+    )
     shots = []
     for c in closeups:
         rec = by_index[c.index]
@@ -191,10 +232,13 @@ def _page(result: EvaluationResult, inputs: ReportInputs, closeups: list[Closeup
 <p class="muted">{len(result.frames)} frame pairs compared at {w}x{h}, border crop {result.scale_crop} px.
 Per-frame scores: <a href="frames.csv">frames.csv</a>.</p>
 <table>{source_rows}</table>
+<h2>How the output was made</h2>
+<table class="provenance">{made_rows}</table>
 {f'<h2>Notes</h2><ul class="notes">{notes}</ul>' if notes else ""}
 <h2>Summary</h2>
 <table><tr><th>metric</th><th>mean</th><th>min</th><th>max</th><th></th></tr>
 {_stats_rows(result)}</table>
+<p class="muted">{PERCEPTUAL_NOTE}.</p>
 <p>Worst frame (lowest Y-PSNR): <b>{s.worst_frame}</b>; best frame: <b>{s.best_frame}</b>.</p>
 <h2>Per frame</h2>
 {_charts(result)}

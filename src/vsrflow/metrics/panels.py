@@ -126,14 +126,27 @@ def _fit_text(text: str, width: int, scale: float, thickness: int) -> str:
     return "..." + text
 
 
+#: Caption text: Hershey scale and stroke (about 17 px cap height: readable at 100 % zoom).
+LABEL_SCALE, LABEL_THICKNESS = 0.7, 2
+SUB_SCALE = 0.55
+#: Height of a one-line caption bar (px); :func:`caption` adds :data:`SUB_BAR` for a ``sub`` line.
+CAPTION_BAR, SUB_BAR = 36, 24
+
+
 def caption(img: np.ndarray, text: str, *, colour: tuple[int, int, int] = TEXT, sub: str = "") -> RGB8:
-    """``img`` with a dark bar above it holding ``text`` (and a smaller grey ``sub`` line)."""
+    """``img`` with a dark bar above it holding ``text`` (and a smaller grey ``sub`` line).
+
+    The bar is :data:`CAPTION_BAR` px tall (plus :data:`SUB_BAR` with ``sub``); text too wide for
+    ``img`` is shortened from the left, so a label never runs into the next panel.
+    """
     width = img.shape[1]
-    bar_h = 26 if not sub else 44
+    bar_h = CAPTION_BAR + (SUB_BAR if sub else 0)
     bar = np.full((bar_h, width, 3), BACKGROUND, np.uint8)
-    cv2.putText(bar, _fit_text(text, width - 10, 0.5, 1), (6, 18), FONT, 0.5, colour, 1, cv2.LINE_AA)
+    line = _fit_text(text, width - 10, LABEL_SCALE, LABEL_THICKNESS)
+    cv2.putText(bar, line, (6, 25), FONT, LABEL_SCALE, colour, LABEL_THICKNESS, cv2.LINE_AA)
     if sub:
-        cv2.putText(bar, _fit_text(sub, width - 10, 0.4, 1), (6, 36), FONT, 0.4, MUTED, 1, cv2.LINE_AA)
+        small = _fit_text(sub, width - 10, SUB_SCALE, 1)
+        cv2.putText(bar, small, (6, CAPTION_BAR + 16), FONT, SUB_SCALE, MUTED, 1, cv2.LINE_AA)
     return np.vstack([bar, img])
 
 

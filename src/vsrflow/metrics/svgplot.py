@@ -9,13 +9,18 @@ per horizontal pixel, so the SVG stays small and every dip stays visible.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-WIDTH, HEIGHT = 900, 230
-LEFT, RIGHT, TOP, BOTTOM = 58, 16, 30, 34
-FONT = "font-family='system-ui, sans-serif' font-size='12'"
+WIDTH, HEIGHT = 900, 260
+#: Margins (px): TOP holds the title row and, under it, the marker labels, so no text is drawn
+#: over the plotted lines.
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 52, 38
+FONT_SIZE = 15
+FONT = f"font-family='system-ui, sans-serif' font-size='{FONT_SIZE}'"
+#: Rough advance of one character at FONT_SIZE (no text metrics in plain SVG), for legend layout.
+CHAR_W = 8.5
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,23 @@ def _format_tick(value: float, step: float) -> str:
     return f"{value:.{decimals}f}"
 
 
+def _marker_labels(markers: Sequence[Marker], sx: Callable[[float], float], right: float) -> list[str]:
+    """Marker labels in the row between the title and the plot, left to right, never overlapping.
+
+    A label starts at its marker; one that would run into the previous label moves right, and one
+    past the plot's right edge is right-aligned there (the dashed line still marks the frame).
+    """
+    parts: list[str] = []
+    free = 0.0  # first x not yet covered by a label
+    for m in sorted(markers, key=lambda m: m.index):
+        width = CHAR_W * len(m.label)
+        x = max(sx(m.index) - width / 2, free, 0.0)
+        x = min(x, right - width)
+        parts.append(f"<text x='{x:.1f}' y='{TOP - 10}' {FONT} fill='{m.colour}'>{escape(m.label)}</text>")
+        free = x + width + CHAR_W
+    return parts
+
+
 def line_chart(title: str, series: Sequence[Series], markers: Sequence[Marker], frames: int) -> str:
     """An ``<svg>`` element (string) plotting ``series`` over ``frames`` frame indices.
 
@@ -89,7 +111,7 @@ def line_chart(title: str, series: Sequence[Series], markers: Sequence[Marker], 
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {WIDTH} {HEIGHT}' class='chart' role='img' "
         f"aria-label='{escape(title)}'>",
-        f"<text x='{LEFT}' y='18' {FONT} font-weight='600'>{escape(title)}</text>",
+        f"<text x='{LEFT}' y='20' {FONT} font-weight='600'>{escape(title)}</text>",
     ]
     if not values:
         parts.append(f"<text x='{LEFT}' y='{TOP + 40}' {FONT} fill='#777'>no values to plot</text></svg>")
@@ -112,13 +134,13 @@ def line_chart(title: str, series: Sequence[Series], markers: Sequence[Marker], 
             f"<line x1='{LEFT}' x2='{LEFT + plot_w}' y1='{sy(t):.1f}' y2='{sy(t):.1f}' stroke='#e4e4e8'/>"
         )
         parts.append(
-            f"<text x='{LEFT - 6}' y='{sy(t) + 4:.1f}' {FONT} text-anchor='end' fill='#555'>"
+            f"<text x='{LEFT - 6}' y='{sy(t) + 5:.1f}' {FONT} text-anchor='end' fill='#555'>"
             f"{_format_tick(t, step)}</text>"
         )
     for t in nice_ticks(0, last, 8):  # x labels (frame numbers)
         if t <= last and float(t).is_integer():
             parts.append(
-                f"<text x='{sx(t):.1f}' y='{HEIGHT - BOTTOM + 16}' {FONT} text-anchor='middle' "
+                f"<text x='{sx(t):.1f}' y='{HEIGHT - BOTTOM + 19}' {FONT} text-anchor='middle' "
                 f"fill='#555'>{int(t)}</text>"
             )
     parts.append(
@@ -148,14 +170,10 @@ def line_chart(title: str, series: Sequence[Series], markers: Sequence[Marker], 
     legend_x = WIDTH - RIGHT
     for s in reversed(series):  # legend, right-aligned in the title row
         label = escape(s.name)
-        width = 7 * len(s.name) + 22
+        width = round(CHAR_W * len(s.name)) + 26
         legend_x -= width
-        parts.append(f"<rect x='{legend_x}' y='9' width='12' height='3' fill='{s.colour}'/>")
-        parts.append(f"<text x='{legend_x + 16}' y='16' {FONT} fill='#333'>{label}</text>")
-    for m in markers:
-        parts.append(
-            f"<text x='{min(sx(m.index) + 4, LEFT + plot_w - 60):.1f}' y='{TOP + 12}' {FONT} "
-            f"fill='{m.colour}'>{escape(m.label)}</text>"
-        )
+        parts.append(f"<rect x='{legend_x}' y='12' width='14' height='4' fill='{s.colour}'/>")
+        parts.append(f"<text x='{legend_x + 18}' y='20' {FONT} fill='#333'>{label}</text>")
+    parts += _marker_labels(markers, sx, LEFT + plot_w)
     parts.append("</svg>")
     return "".join(parts)
