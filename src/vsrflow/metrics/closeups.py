@@ -38,7 +38,7 @@ from vsrflow.metrics.sources import RGB8
 Region = Literal["error", "detail"]
 
 #: Approximate on-screen size (px) of each zoomed close-up.
-PANEL_TARGET = 360
+PANEL_TARGET = 300
 
 
 def _db(value: float) -> str:

@@ -31,8 +31,9 @@ def _cell(index: int, out: RGB8, ref: RGB8, psnr_y: float, worst: int, best: int
     tag = " (worst)" if index == worst else " (best)" if index == best else ""
     colour = RED if index == worst else GREEN if index == best else TEXT
     score = f"{psnr_y:.2f} dB" if math.isfinite(psnr_y) else "identical"
+    # Two lines (frame, then score) so that a narrow cell (a small source) still shows both whole.
     label = caption(
-        np.zeros((0, pair.shape[1], 3), np.uint8), f"frame {index}{tag}  Y-PSNR {score}", colour=colour
+        np.zeros((0, pair.shape[1], 3), np.uint8), f"frame {index}{tag}", colour=colour, sub=f"Y-PSNR {score}"
     )
     return vstack([pair, label], gap=0)
 

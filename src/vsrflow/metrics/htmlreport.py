@@ -190,13 +190,15 @@ def _pictures(
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1400px;padding:0 16px;color:#222}
+body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1720px;padding:0 16px;color:#222}
 h1{font-size:1.5em;margin-bottom:4px} h2{font-size:1.15em;margin-top:28px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0}
 th,td{padding:4px 12px;border-bottom:1px solid #eee;text-align:left}
 td{font-variant-numeric:tabular-nums} .muted{color:#666} .notes li{color:#8a5a00}
 .chart{width:100%;max-width:900px;display:block;margin:8px 0}
-img{max-width:100%;height:auto;display:block;margin:8px 0;image-rendering:pixelated}
+/* Pictures at their own size (scrolling sideways if the window is narrower): shrinking them
+   would shrink their labels and blur the pixels a close-up is there to show. */
+.pic{overflow-x:auto;margin:8px 0} .pic img{max-width:none;display:block;image-rendering:pixelated}
 code{background:#f3f3f5;padding:1px 4px;border-radius:3px}
 """
 
@@ -223,7 +225,7 @@ def _page(result: EvaluationResult, inputs: ReportInputs, closeups: list[Closeup
             f"<h2>{kind} frame: {c.index} (Y-PSNR {_num(rec.psnr_y, 'dB')}, SSIM-Y {rec.ssim_y:.4f})</h2>"
             f"<p class='muted'>Region {bw}x{bh} at ({x}, {y}) {why}, enlarged with nearest neighbour so "
             f"pixels stay visible. The heat map is |Y<sub>output</sub> - Y<sub>reference</sub>|.</p>"
-            f"<img src='{c.file}' alt='{kind.lower()} frame {c.index} close-ups'>"
+            f"<div class='pic'><img src='{c.file}' alt='{kind.lower()} frame {c.index} close-ups'></div>"
         )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vsrflow evaluation: {escape(inputs.output.name)}</title>
@@ -245,7 +247,7 @@ Per-frame scores: <a href="frames.csv">frames.csv</a>.</p>
 {"".join(shots)}
 <h2>Contact sheet</h2>
 <p class="muted">Output (left) and reference (right) of frames spread over the sequence.</p>
-<img src="contact_sheet.png" alt="contact sheet: output and reference thumbnails">
+<div class="pic"><img src="contact_sheet.png" alt="contact sheet: output and reference thumbnails"></div>
 <h2>How this was measured</h2>
 <ul class="muted">
 <li>Border crop of {result.scale_crop} px on every side; frames as 8-bit RGB.</li>
