@@ -222,6 +222,14 @@ def markdown(result: dict[str, Any], picture_rel: str) -> str:
         "tOF shows: pick `fidelity` (SPAN) for archival work and measurement, the GAN models for "
         "perceived sharpness.",
         "",
+        "No perceptual metric (LPIPS, VMAF) stands beside them, because none works offline: the "
+        "ffmpeg build here has no `libvmaf` filter (only `vmafmotion`, VMAF's motion feature "
+        "alone, not a VMAF score) and no package installed here ships VMAF model files; the "
+        "`lpips` wheel carries only its small linear calibration layers and fetches its "
+        "AlexNet/VGG/SqueezeNet backbone from torchvision's download servers at first use. "
+        "`vsrflow evaluate` states this in its report and in the `perceptual` field of its JSON "
+        "summary.",
+        "",
         f"![{pic_labels}]({picture_rel})",
         "",
         f"*bikes x4, clip frame {_picture_frame(result)}, {CROP_W}x{CROP_H} crop at 1:1 "
