@@ -57,7 +57,7 @@ def test_evaluate_names_model_scale_and_guard(model_env: dict[str, str], tmp_pat
     assert guard_text in proc.stdout and MODEL in proc.stdout
     page = (report / "index.html").read_text(encoding="utf-8")
     assert MODEL in page and "x2" in page and guard_text in page
-    assert "none (--model given)" in page and side["colour_fix"] in page
+    assert "none (the model was chosen directly)" in page and side["colour_fix"] in page
 
     # The reference has no sidecar: the summary says the model is unknown rather than guessing.
     bare = tmp_path / "bare.json"

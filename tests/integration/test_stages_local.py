@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 from tests.mediagen import decode_rgb, make_audio_only, make_text_file, make_video
 from vsrflow.config import Settings
 from vsrflow.engine.cache import UpscalerCache
+from vsrflow.media.sidecar import read_sidecar
 from vsrflow.workflow.job import local, stages
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.manifest import ChunkState, JobState, ManifestStore
@@ -101,6 +102,13 @@ def test_local_chain_equals_single_pass(
     assert kinds_b == kinds_a == ["video", "audio"]
     if lossless:
         assert all(np.array_equal(a, b) for a, b in zip(img_a, img_b, strict=True))
+
+    # Both paths leave the same provenance sidecar: model, scale and the guard's counts over all frames.
+    made = [read_sidecar(single), read_sidecar(chunked)]
+    assert made[0] is not None and made[1] is not None
+    for p in made:
+        assert (p.model_id, p.scale, p.guard["checked"]) == (MODEL, 4.0, FRAMES)
+    assert made[0].guard["tripped"] == made[1].guard["tripped"] and made[0].colour_fix == made[1].colour_fix
 
     status = run_cli(["status", str(job)], env)
     assert status.returncode == 0 and "done" in status.stdout and "3/3" in status.stdout

@@ -71,7 +71,7 @@ def provenance_rows(provenance: Provenance | None) -> list[tuple[str, str]]:
     p = provenance
     return [
         ("model", p.model),
-        ("preset", p.preset or "none (--model given)"),
+        ("preset", p.preset or "none (the model was chosen directly)"),
         ("scale", f"x{p.scale:g}"),
         ("colour fix", p.colour_fix),
         ("guard", f"{p.guard_summary()} (--on-artifact {p.on_artifact})"),

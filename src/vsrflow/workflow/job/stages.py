@@ -402,12 +402,37 @@ def encode(job: JobDir, settings: Settings) -> bool:
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
         )
+        _write_provenance(destination, spec, manifest.guard, info.frame_count)
         store.set_state(JobState.DONE)
     except BaseException as exc:
         _fail_job(store, f"encode: {_reason(exc)}")
         raise
     log.info("job %s: wrote %s", job.job_id, destination)
     return True
+
+
+def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int) -> None:
+    """The same provenance sidecar ``vsrflow upscale`` writes, from the spec and the chunks' guard counts.
+
+    A job records no preset (it stores the model the preset resolved to at submission).
+    """
+    from vsrflow.media.sidecar import Provenance, write_sidecar
+
+    is_path = Path(spec.model).is_absolute()  # a weight file outside the registry has no id
+    write_sidecar(
+        destination,
+        Provenance(
+            model=spec.model,
+            model_id=None if is_path else spec.model,
+            preset=None,
+            scale=float(spec.scale),
+            colour_fix=spec.colour_fix,
+            on_artifact=spec.on_artifact,
+            guard=(guard or GuardReport(policy=spec.on_artifact)).to_json(),
+            input=spec.source,
+            frames=frames,
+        ),
+    )
 
 
 # ---- finalize -------------------------------------------------------------------------------
