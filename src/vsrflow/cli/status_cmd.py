@@ -57,6 +57,12 @@ def _roots(args: argparse.Namespace, settings: Settings) -> list[Path]:
     return [r.expanduser() for r in roots]
 
 
+def _delivers_to_s3(path: Path) -> bool:
+    from vsrflow.workflow.job.layout import JobDir
+
+    return JobDir.at(path).spec.delivery is not None
+
+
 def _locate(args: argparse.Namespace, settings: Settings) -> Path | str:
     """The job directory of JOB, or its id when it is only known to S3."""
     args.job_dir = Path(args.job_text)
@@ -72,6 +78,10 @@ def _locate(args: argparse.Namespace, settings: Settings) -> Path | str:
     if JOB_ID_RE.match(text):
         for root in _roots(args, settings):
             if (root / text / "spec.json").is_file():
+                if settings.aws.bucket and _delivers_to_s3(root / text):
+                    # An event-path job (the head node's copy): its user-facing status is the
+                    # S3 record, which also says delivered or superseded.
+                    return text
                 return root / text
         if settings.aws.bucket:
             return text
