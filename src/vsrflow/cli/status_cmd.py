@@ -175,7 +175,7 @@ def _local(path: Path, settings: Settings) -> tuple[list[str], bool]:
                 lines.append(f"  chunk {record.index} running (attempt {record.attempts})")
         guard = manifest.guard
         if guard is not None:
-            lines.append(f"  guard: {guard.summary()}")
+            lines.append(f"  guard : {guard.summary()}")  # as the upscale summary prints it
     return [*lines, *slurm], manifest.state in TERMINAL_JOB_STATES
 
 
