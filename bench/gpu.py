@@ -430,12 +430,9 @@ def _upscaler(ctx: Context, model_id: str, precision: str, batch: int, scale: fl
     )
 
 
-def measure_model_only(ctx: Context, step: Step, batch: int) -> dict[str, Any]:
-    """Eager network on a static device tensor, then the Upscaler on uint8 host frames."""
-    import numpy as np
+def _static_input(ctx: Context, step: Step, batch: int) -> tuple[Any, dict[str, Any], Any]:
+    """(Upscaler, the record's shape fields, a random (batch,3,H,W) channels-last device tensor)."""
     import torch
-
-    from vsrflow.bench.flops import mflop_per_px
 
     p = step.params
     w, h = p["size"]
@@ -450,6 +447,19 @@ def measure_model_only(ctx: Context, step: Step, batch: int) -> dict[str, Any]:
         .to(up.dtype)
         .contiguous(memory_format=torch.channels_last)
     )
+    return up, rec, x
+
+
+def measure_model_only(ctx: Context, step: Step, batch: int) -> dict[str, Any]:
+    """Eager network on a static device tensor, then the Upscaler on uint8 host frames."""
+    import numpy as np
+    import torch
+
+    from vsrflow.bench.flops import mflop_per_px
+
+    p = step.params
+    w, h = p["size"]
+    up, rec, x = _static_input(ctx, step, batch)
     autocast = up.dtype != torch.float32
     module = up.module
 
@@ -479,17 +489,7 @@ def measure_compiled(ctx: Context, step: Step, batch: int) -> dict[str, Any]:
 
     p = step.params
     w, h = p["size"]
-    up = _upscaler(ctx, step.model, p["precision"], batch, scale=p["scale"])
-    rec: dict[str, Any] = {
-        "precision": str(up.dtype).removeprefix("torch."),
-        "batch": batch,
-        "size": f"{w}x{h}",
-    }
-    x = (
-        torch.rand(batch, 3, h, w, device=up.device)
-        .to(up.dtype)
-        .contiguous(memory_format=torch.channels_last)
-    )
+    up, rec, x = _static_input(ctx, step, batch)
     backend = p["backend"]
     t0 = time.perf_counter()
     if backend == "tensorrt":
