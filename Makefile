@@ -20,7 +20,10 @@ SAMPLE    := $(CACHE_DIR)/samples/bikes_half.mp4
 OUT       ?= out
 
 # The 25 slowest tests are listed after every run so a new slow one is seen (and marked `slow`).
-PYTEST_ARGS ?= --durations=25
+# Two workers, whole files each (module fixtures such as the local stack stay in one process):
+# most tests wait on Slurm, MMS or moto rather than compute, so two overlap well on two cores.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadfile --durations=25
 # `make bench BENCH_ARGS='--device cuda --precision fp16'`; `make bench-quality QUALITY_ARGS=--render-only`
 BENCH_ARGS   ?=
 QUALITY_ARGS ?=

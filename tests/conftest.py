@@ -54,3 +54,27 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subpr
         stdin=subprocess.DEVNULL,
         check=False,
     )
+
+
+def _weight(item: pytest.Item) -> float:
+    """A guess at a test's cost: its own hang guard when it declares one, else 60 when slow, else 1."""
+    timeout = item.get_closest_marker("timeout")
+    if timeout is not None and timeout.args:
+        return float(timeout.args[0])
+    return 60.0 if item.get_closest_marker("slow") is not None else 1.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the heaviest files first (by :func:`_weight`; stable within a file).
+
+    ``make test`` spreads whole files over two workers (pytest-xdist ``--dist loadfile``) in
+    collection order; a heavy file collected last would run alone at the end while the other
+    worker idles. Starting the heavy ones first leaves the many short unit files to even out
+    the finish.
+    """
+    per_file: dict[str, float] = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        per_file[path] = per_file.get(path, 0.0) + _weight(item)
+    order = {item.nodeid: i for i, item in enumerate(items)}
+    items.sort(key=lambda it: (-per_file[it.nodeid.split("::", 1)[0]], order[it.nodeid]))

@@ -186,7 +186,7 @@ class ServeProcess:
 
     def answers(self) -> bool:
         """True when a real invocation through the model comes back (one attempt, no retries)."""
-        client = EndpointClient("127.0.0.1", self.port, retries=0, read_timeout=120)
+        client = EndpointClient("127.0.0.1", self.port, retries=0, read_timeout=300)
         try:
             out = client.upscale_frames(np.zeros((1, 8, 8, 3), np.uint8))
         except VsrError:

@@ -168,7 +168,7 @@ def _probe(path: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=True,
-        timeout=60,
+        timeout=300,
     )
     return dict(json.loads(proc.stdout))
 

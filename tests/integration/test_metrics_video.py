@@ -87,7 +87,7 @@ def test_psnr_rgb_agrees_with_ffmpeg_psnr_filter(videos: tuple[Path, Path], tmp_
         cwd=tmp_path,
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=300,
     )
     ffmpeg_psnr = [float(m) for m in re.findall(r"psnr_avg:([0-9.]+)", stats.read_text())]
     assert len(ffmpeg_psnr) == N

@@ -116,7 +116,7 @@ def test_ctrl_c_stops_the_child_and_writes_a_partial_summary(env: dict[str, str]
         time.sleep(0.05)
     time.sleep(0.3)  # the child is importing/upscaling now
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     assert json.loads((out / "run-summary.json").read_text())["interrupted"] is True

@@ -49,7 +49,7 @@ def test_serve_warms_up_reports_ready_and_stops_cleanly(model_env: dict[str, str
         assert out.shape == (1, 16, 16, 3)
         assert server_processes(state), "the server tree runs under the state dir"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=300) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -62,7 +62,7 @@ def _settings(cache_dir: Path, base_port: int, **kw: Any) -> Settings:
 
 
 def _post(ep: Endpoint, body: bytes, ctype: str) -> tuple[int, dict[str, Any]]:
-    conn = http.client.HTTPConnection("127.0.0.1", ep.spec.port, timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", ep.spec.port, timeout=300)
     try:
         conn.request("POST", "/invocations", body=body, headers={"Content-Type": ctype})
         resp = conn.getresponse()
@@ -234,7 +234,7 @@ def test_file_request_runs_the_upscale_engine(endpoints: Sequence[Endpoint], tmp
 
 def _request(port: int, method: str, path: str) -> tuple[int, bytes] | None:
     """(status, body) of one request to 127.0.0.1:``port``; None when the connection is refused."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
         conn.request(method, path)
         resp = conn.getresponse()

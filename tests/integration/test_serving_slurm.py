@@ -77,7 +77,7 @@ def test_slurm_array_runs_through_the_endpoints(
          "--jobs-root", str(root), "--executor", "slurm", "--chunk-frames", str(CHUNK), "--codec", "ffv1",
          "--array-throttle", "2"],
         env,
-        timeout=60,
+        timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     (job,) = [p for p in root.iterdir() if p.is_dir()]

@@ -99,7 +99,7 @@ def test_extract_killed_is_recorded_by_its_guard(
     for pid in {int(line.split()[0]) for line in listing if line.strip()}:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    slurm.wait_done(ids["extract"], ids["guard"], timeout=90)
+    slurm.wait_done(ids["extract"], ids["guard"], timeout=600)
     (guard,) = slurm.jobs(ids["guard"])
     assert guard["JobState"] == "COMPLETED", guard
 
@@ -143,7 +143,7 @@ def test_status_waits_for_nodes_then_marks_a_dead_chain_failed(
         # Every job of the chain gone, its finalize first (else finalize would record it).
         slurm.run("scancel", ids["finalize"])
         slurm.run("scancel", ids["array"])
-        slurm.wait_done(ids["array"], ids["encode"], ids["finalize"], timeout=60)
+        slurm.wait_done(ids["array"], ids["encode"], ids["finalize"], timeout=600)
         assert ManifestStore(JobDir.at(job)).load().state is JobState.UPSCALING
         status = run_cli(["status", str(job)], env)
         assert status.returncode == 0, status.stderr

@@ -52,7 +52,7 @@ def _start_single_pass(env: dict[str, str], src: Path, out: Path) -> subprocess.
     )
 
 
-def _finish_single_pass(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+def _finish_single_pass(proc: subprocess.Popen[str], timeout: float = 600) -> None:
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

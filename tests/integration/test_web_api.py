@@ -42,7 +42,7 @@ class Session:
         if self.cookies:
             req.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=300) as resp:
                 status, head, data = resp.status, dict(resp.headers), resp.read()
                 raw = resp.headers.get_all("set-cookie") or []
         except urllib.error.HTTPError as err:
@@ -171,12 +171,12 @@ def test_jobs_accept_only_known_models(server: UiServer, clip: bytes) -> None:
 
 
 def test_wide_bind_needs_a_login(cli_env: dict[str, str]) -> None:
-    proc = run_cli(["ui", "--host", "0.0.0.0", "--port", "0"], cli_env, timeout=60)
+    proc = run_cli(["ui", "--host", "0.0.0.0", "--port", "0"], cli_env, timeout=300)
     assert proc.returncode == 2
     assert "without a login" in proc.stderr and "--token" in proc.stderr
-    proc = run_cli(["ui", "--host", "0.0.0.0", "--token", "short"], cli_env, timeout=60)
+    proc = run_cli(["ui", "--host", "0.0.0.0", "--token", "short"], cli_env, timeout=300)
     assert proc.returncode == 2 and "shorter than 16" in proc.stderr
-    proc = run_cli(["ui", "--host", "0.0.0.0", "--token", TOKEN], cli_env, timeout=60)
+    proc = run_cli(["ui", "--host", "0.0.0.0", "--token", TOKEN], cli_env, timeout=300)
     assert proc.returncode == 2 and "--allow-host" in proc.stderr
 
 
