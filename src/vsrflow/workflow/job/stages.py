@@ -79,7 +79,7 @@ def _probe_source(spec: JobSpec) -> tuple[Path, VideoInfo]:
     from vsrflow.media.probe import probe
 
     source = local_path(spec.source, "source")
-    info = probe(source)
+    info = probe(source, accept_damaged=spec.accept_damaged)
     if info.frame_count <= 0:
         raise InputError(f"{source}: the video stream has no frames", hint="check the source file")
     return source, info
@@ -402,7 +402,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
         )
-        _write_provenance(destination, spec, manifest.guard, info.frame_count)
+        _write_provenance(destination, spec, manifest.guard, info.frame_count, source_info)
         store.set_state(JobState.DONE)
     except BaseException as exc:
         _fail_job(store, f"encode: {_reason(exc)}")
@@ -411,7 +411,9 @@ def encode(job: JobDir, settings: Settings) -> bool:
     return True
 
 
-def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int) -> None:
+def _write_provenance(
+    destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int, source: VideoInfo
+) -> None:
     """The same provenance sidecar ``vsrflow upscale`` writes, from the spec and the chunks' guard counts.
 
     A job records no preset (it stores the model the preset resolved to at submission).
@@ -431,6 +433,7 @@ def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | Non
             guard=(guard or GuardReport(policy=spec.on_artifact)).to_json(),
             input=spec.source,
             frames=frames,
+            damage=None if source.damage is None else source.damage.to_json(),
         ),
     )
 
