@@ -43,7 +43,14 @@ from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
 from vsrflow.media.scan import detect_scan
-from vsrflow.media.writer import INTERMEDIATE_SUFFIX, EncoderOptions, FrameWriter, encodable_size, pad_to
+from vsrflow.media.writer import (
+    INTERMEDIATE_SUFFIX,
+    EncoderOptions,
+    FrameWriter,
+    encodable_size,
+    hdr_warnings,
+    pad_to,
+)
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +255,8 @@ def upscale_video(
     encoder = encoder or EncoderOptions()
     source_info = probe(input_path, accept_damaged=accept_damaged)
     conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
+    for note in hdr_warnings(source_info, encoder.codec):
+        log.warning("%s", note)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
     info = conditioning.output_info(source_info)
     resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))

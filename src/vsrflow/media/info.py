@@ -56,6 +56,25 @@ class StreamInfo:
     start_time: Fraction | None = None
 
 
+#: Transfer functions of HDR signals (PQ, HLG), by ffmpeg name.
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+
+
+@dataclass(frozen=True)
+class HdrMetadata:
+    """HDR10 static metadata of a video, in the syntax libx265's ``-x265-params`` takes.
+
+    Attributes:
+        master_display: the mastering display colour volume (SMPTE ST 2086) as
+            ``G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)``: chromaticities in 0.00002 units, luminance
+            in 0.0001 cd/m2 units; None when the source has none.
+        max_cll: the content light level as ``MaxCLL,MaxFALL`` (cd/m2); None when absent.
+    """
+
+    master_display: str | None = None
+    max_cll: str | None = None
+
+
 @dataclass(frozen=True)
 class Damage:
     """How much video a cut-short source lacks against what its container declares.
@@ -155,6 +174,8 @@ class VideoInfo:
             'bb', 'tb', 'bt' or 'unknown'); the content check is :mod:`vsrflow.media.scan`.
         damage: what a cut-short source lacks (:class:`Damage`); only ever set when the probe
             was told to accept damaged input (else it refuses the file).
+        hdr: the HDR10 static metadata (mastering display, content light level) the first frame
+            carries (:class:`HdrMetadata`), or None.
     """
 
     path: Path
@@ -184,6 +205,7 @@ class VideoInfo:
     format_tags: tuple[tuple[str, str], ...] = field(default=())
     field_order: str = "unknown"
     damage: Damage | None = None
+    hdr: HdrMetadata | None = None
 
     @property
     def frame_duration(self) -> Fraction:

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import statistics
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,7 +23,15 @@ from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError
 from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
-from vsrflow.media.info import CLOCK_CONTAINERS, CLOCK_JUMP_S, Damage, StreamInfo, VideoInfo, field_order_name
+from vsrflow.media.info import (
+    CLOCK_CONTAINERS,
+    CLOCK_JUMP_S,
+    Damage,
+    HdrMetadata,
+    StreamInfo,
+    VideoInfo,
+    field_order_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +195,37 @@ def _refuse_damage(path: Path, damage: Damage, accept: bool) -> None:
     )
 
 
+def _hdr_metadata(frame: av.VideoFrame) -> HdrMetadata | None:
+    """The HDR10 static metadata a decoded frame carries (from the HEVC/AV1/VP9 bitstream's SEI or
+    metadata OBUs, as FFmpeg exports them), or None.
+
+    The side data are FFmpeg's structs: AVMasteringDisplayMetadata (ten AVRationals: R, G, B
+    primaries and the white point as x, y, then min and max luminance; has_primaries,
+    has_luminance) and AVContentLightMetadata (MaxCLL, MaxFALL).
+    """
+    master = cll = None
+    for side in frame.side_data:
+        kind = str(getattr(side.type, "name", side.type))
+        data = bytes(side)
+        if kind == "MASTERING_DISPLAY_METADATA" and len(data) >= 88:
+            *ratios, has_primaries, has_luminance = struct.unpack_from("<20i2i", data)
+            values = [Fraction(n, d) if d else Fraction(0) for n, d in zip(ratios[::2], ratios[1::2], strict=True)]
+            (rx, ry, gx, gy, bx, by, wx, wy, lmin, lmax) = values
+            if has_primaries and has_luminance:
+
+                def xy(x: Fraction, y: Fraction) -> str:
+                    return f"({round(x * 50000)},{round(y * 50000)})"
+
+                master = (
+                    f"G{xy(gx, gy)}B{xy(bx, by)}R{xy(rx, ry)}WP{xy(wx, wy)}"
+                    f"L({round(lmax * 10000)},{round(lmin * 10000)})"
+                )
+        elif kind == "CONTENT_LIGHT_LEVEL" and len(data) >= 8:
+            max_cll, max_fall = struct.unpack_from("<2I", data)
+            cll = f"{max_cll},{max_fall}"
+    return HdrMetadata(master, cll) if master or cll else None
+
+
 def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int], tb: Fraction) -> None:
     """InputError when an MPEG-PS/TS video clock jumps (two captures joined, a broken recorder).
 
@@ -332,6 +372,7 @@ def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
             format_tags=tuple(sorted(container.metadata.items())),
             field_order=field_order_name(getattr(ctx, "field_order", 0)),
             damage=damage,
+            hdr=_hdr_metadata(first_frame),
         )
     log.debug("probed %s: %s", path, info)
     return info

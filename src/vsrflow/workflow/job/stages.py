@@ -120,6 +120,10 @@ def extract(job: JobDir) -> bool:
         # Scan type and conditioning are decided once, here, exactly as the single pass decides
         # them; the chunks are planned on the conditioned timeline (what the model sees).
         conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan)
+        from vsrflow.media.writer import hdr_warnings
+
+        for note in hdr_warnings(info, spec.encoder.codec):  # once per job, as upscale says it
+            log.warning("%s", note)
         planned = conditioning.output_info(info)
         chunks = plan_chunks(
             planned,
