@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -204,12 +205,14 @@ def _hdr_metadata(frame: av.VideoFrame) -> HdrMetadata | None:
     has_luminance) and AVContentLightMetadata (MaxCLL, MaxFALL).
     """
     master = cll = None
-    for side in frame.side_data:
+    sides: list[Any] = list(frame.side_data)  # iterating the container yields SideData (the stub says keys)
+    for side in sides:
         kind = str(getattr(side.type, "name", side.type))
         data = bytes(side)
         if kind == "MASTERING_DISPLAY_METADATA" and len(data) >= 88:
             *ratios, has_primaries, has_luminance = struct.unpack_from("<20i2i", data)
-            values = [Fraction(n, d) if d else Fraction(0) for n, d in zip(ratios[::2], ratios[1::2], strict=True)]
+            pairs = zip(ratios[::2], ratios[1::2], strict=True)
+            values = [Fraction(n, d) if d else Fraction(0) for n, d in pairs]
             (rx, ry, gx, gy, bx, by, wx, wy, lmin, lmax) = values
             if has_primaries and has_luminance:
 
