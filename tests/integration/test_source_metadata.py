@@ -67,8 +67,8 @@ def test_h263_sar_is_the_tracks_not_the_decoders(tmp_path: Path) -> None:
 def test_h263_sar_survives_both_paths(model_env: dict[str, str], tmp_path: Path) -> None:
     src = make_h263_3gp(tmp_path / "phone.3gp")
     for path, out in upscale_and_submit(src, tmp_path, model_env).items():
-        st = ffprobe_json(out, "-show_entries", "stream=width,height,sample_aspect_ratio,display_aspect_ratio")
-        video = st["streams"][0]
+        entries = "stream=width,height,sample_aspect_ratio,display_aspect_ratio"
+        video = ffprobe_json(out, "-show_entries", entries)["streams"][0]
         assert (video["width"], video["height"]) == (256, 192), path
         assert video.get("sample_aspect_ratio", "1:1") == "1:1", path  # was 12:11
         assert video.get("display_aspect_ratio", "4:3") == "4:3", path
@@ -180,4 +180,5 @@ def test_whole_and_legitimately_short_streams_are_not_damage(tmp_path: Path) -> 
     assert probe(make_video(tmp_path / "whole.mp4", frames=10, audio_tracks=1)).damage is None
     with pytest.raises(InputError) as err:
         probe(make_truncated_mkv(tmp_path / "cut.mkv"))
-    assert "DURATION tag declares" in str(err.value) and err.value.hint and "--accept-damaged" in err.value.hint
+    assert "DURATION tag declares" in str(err.value)
+    assert err.value.hint and "--accept-damaged" in err.value.hint
