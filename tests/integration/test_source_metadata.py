@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,42 @@ def test_whole_and_legitimately_short_streams_are_not_damage(tmp_path: Path) -> 
         probe(make_truncated_mkv(tmp_path / "cut.mkv"))
     assert "DURATION tag declares" in str(err.value)
     assert err.value.hint and "--accept-damaged" in err.value.hint
+
+
+# ---- frame durations ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gif_frame_times_survive_and_a_different_last_duration_is_said(
+    model_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An animated GIF whose last frame is shown 0.15 s (the others 0.1 s): every frame keeps its
+    time in both paths; the last one's extra 0.05 s cannot pass the NUT intermediate, and the run
+    says so (docs/sources.md, Known limits) instead of shortening the clip silently."""
+    src = tmp_path / "anim.gif"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
+         "-frames:v", "6", "-final_delay", "15", str(src)],
+        check=True,
+    )  # fmt: skip
+    packets = ffprobe_json(src, "-show_entries", "packet=pts_time,duration_time")["packets"]
+    want = [float(p["pts_time"]) for p in packets]
+    assert float(packets[-1]["duration_time"]) == pytest.approx(0.15)
+    info = probe(src)
+    assert info.duration == pytest.approx(0.65)
+    assert info.last_frame_duration * info.time_base == Fraction(15, 100)
+    single, chunked = tmp_path / "single.mkv", tmp_path / "chunked.mkv"
+    proc = run_cli(["upscale", str(src), "-o", str(single), "--no-progress", *FAST], model_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "the source's last frame lasts 0.150 s" in proc.stderr
+    (tmp_path / "jobs").mkdir()
+    proc = run_cli(
+        ["submit", str(src), "-o", str(chunked), "--jobs-root", str(tmp_path / "jobs"), *FAST], model_env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "the source's last frame lasts 0.150 s" in proc.stderr
+    for out in (single, chunked):
+        frames = ffprobe_json(out, "-select_streams", "v:0", "-show_entries", "frame=pts_time")["frames"]
+        assert [float(f["pts_time"]) for f in frames] == pytest.approx(want, abs=1e-3), out
+        duration = float(ffprobe_json(out, "-show_entries", "format=duration")["format"]["duration"])
+        assert duration == pytest.approx(0.60, abs=1e-3), out  # 0.65 s in: the known limit
