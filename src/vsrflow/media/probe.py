@@ -308,13 +308,6 @@ def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
             ) from err
 
         _check_clock_continuous(path, container.format.name, pts_list, Fraction(tb))
-        if count == 0:
-            raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
-        if first_frame is None:
-            detail = f": {decode_error}" if decode_error else ""
-            raise InputError(f"{path}: the video stream cannot be decoded{detail}", hint=_FIX_MEDIA)
-
-        ctx = video.codec_context
         rate = video.base_rate or video.guessed_rate or video.average_rate or Fraction(25)
         avg = video.average_rate or rate
         start = min(pts_list) if pts_list else 0
@@ -327,6 +320,14 @@ def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
         damage = _cut_short(container.format.name, video, count + discarded, duration, Fraction(rate))
         if damage is not None:
             _refuse_damage(path, damage, accept_damaged)
+        # After the damage check: a cut-short file is named as such, not as undecodable.
+        if count == 0:
+            raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
+        if first_frame is None:
+            detail = f": {decode_error}" if decode_error else ""
+            raise InputError(f"{path}: the video stream cannot be decoded{detail}", hint=_FIX_MEDIA)
+
+        ctx = video.codec_context
 
         # The container's SAR first, the bitstream's as fallback: ffmpeg's av_guess_sample_aspect_ratio,
         # what ffprobe reports and players show. The decoder's alone can be invented: the H.263
