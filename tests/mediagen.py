@@ -391,3 +391,56 @@ def make_legacy(
     argv.append(str(path))
     run(argv)
     return path
+
+
+def make_truncated_mkv(path: Path, *, seconds: float = 3.0, keep: float = 0.25) -> Path:
+    """A finalised 64x48 25 fps MKV with AAC audio (its tracks carry ffmpeg's DURATION tags), cut
+    to its first ``keep`` share of bytes: the header still declares ``seconds``, the data holds
+    much less (an interrupted copy or upload)."""
+    path = Path(path)
+    full = path.with_name(f".full-{path.name}")
+    run(
+        [
+            *(FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25"),
+            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"),
+            *("-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(full)),
+        ]
+    )
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+#: The HDR10 static metadata :func:`make_hdr10` writes, in x265's syntax (BT.2020 primaries, D65,
+#: a 1000 cd/m2 mastering display; MaxCLL 1000, MaxFALL 400).
+HDR10_MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+HDR10_MAX_CLL = "1000,400"
+
+
+def make_hdr10(path: Path, *, size: tuple[int, int] = (64, 48), frames: int = 6) -> Path:
+    """10-bit HEVC tagged BT.2020/PQ with mastering-display and content-light-level SEI (HDR10)."""
+    path = Path(path)
+    params = f"log-level=error:master-display={HDR10_MASTER_DISPLAY}:max-cll={HDR10_MAX_CLL}"
+    run(
+        [
+            *(FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi"),
+            *("-i", f"testsrc2=size={size[0]}x{size[1]}:rate=25", "-frames:v", str(frames)),
+            *("-pix_fmt", "yuv420p10le", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", params),
+            *("-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", str(path)),
+        ]
+    )
+    return path
+
+
+def make_h263_3gp(path: Path, *, frames: int = 4) -> Path:
+    """128x96 (sub-QCIF) H.263 in 3GP: square pixels in the track (SAR 1), while FFmpeg's H.263
+    decoder reports 12:11 for every picture of the CIF family."""
+    path = Path(path)
+    run(
+        [
+            *(FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=128x96:rate=15"),
+            *("-frames:v", str(frames), "-c:v", "h263", str(path)),
+        ]
+    )
+    return path

@@ -91,6 +91,16 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
 
+def add_accept_damaged(parser: argparse.ArgumentParser) -> None:
+    """``--accept-damaged`` (dest ``accept_damaged``) of ``upscale`` and ``submit``."""
+    parser.add_argument(
+        "--accept-damaged",
+        action="store_true",
+        help="upscale a source that holds less video than its container declares (cut short) as "
+        "far as it goes, and report what was lost; by default such a source is refused",
+    )
+
+
 def add_encoder_preset(parser: argparse.ArgumentParser, default: str, help_text: str) -> None:
     """``--encoder-preset`` (dest ``encoder_preset``), plus the old spellings as hidden aliases."""
     parser.add_argument(ENCODER_PRESET, dest="encoder_preset", default=default, help=help_text)

@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vsrflow.cli.options import add_encoder_preset
+from vsrflow.cli.options import add_accept_damaged, add_encoder_preset
 from vsrflow.cli.upscale_cmd import (
     add_conditioning_args,
     add_quality_arguments,
@@ -76,6 +76,7 @@ def register(sub: Any) -> None:
     p.add_argument("--pix-fmt", default=None, help="output pixel format (default: from the source)")
     add_quality_arguments(p)
     add_conditioning_args(p)
+    add_accept_damaged(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(handler=run)
 
@@ -206,6 +207,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         overwrite=args.overwrite,
         deinterlace=args.deinterlace,
         scan=args.scan,
+        accept_damaged=args.accept_damaged,
     )
     job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
     output = Path(job.spec.destination)
@@ -227,4 +229,12 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
             hint=f"remove {job.path} and submit again",
         )
     print(f"job {job.job_id}: {status}; wrote {output}")
+    from vsrflow.media.info import Damage
+    from vsrflow.media.sidecar import read_sidecar
+
+    provenance = read_sidecar(output)
+    if provenance is not None and provenance.damage:
+        # The line `vsrflow upscale` prints, from what encode recorded in the sidecar.
+        lost = Damage.from_json(provenance.damage).describe()
+        print(f"  damage: input cut short, {lost} (--accept-damaged)")
     return 0

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from vsrflow.cli.options import add_encoder_preset
+from vsrflow.cli.options import add_accept_damaged, add_encoder_preset
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 from vsrflow.formats import check_output_suffix
@@ -155,6 +155,7 @@ def register(sub: Any) -> None:
     )
     add_quality_arguments(p)
     add_conditioning_args(p)
+    add_accept_damaged(p)
     preview = p.add_mutually_exclusive_group()
     preview.add_argument(
         "--frames", default=None, metavar="A:B",
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     images = _image_pairs(args.input, args.output, args.overwrite)
     codec = args.codec
     if images is None:
-        source = probe(args.input)
+        source = probe(args.input, accept_damaged=args.accept_damaged)
         _check_output(args.output, args.overwrite)
         codec = resolve_codec(args.codec, settings.ffmpeg)
         check_video_codec(args.output, check_encoder(codec))
@@ -264,6 +265,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _upscale_images(images, upscaler, loaded.provenance, args, settings)
     if batch is None:
         upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)
+    damage = source.damage  # of the input as given (a preview slice is a new, whole file)
     encoder = EncoderOptions(codec=codec, crf=args.crf, preset=args.encoder_preset, pix_fmt=args.pix_fmt)
     # A bar on a terminal; a plain line every VSRFLOW_PROGRESS_INTERVAL seconds in a log or pipe.
     display = ProgressDisplay(
@@ -286,6 +288,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 ffmpeg=settings.ffmpeg,
                 deinterlace=args.deinterlace,
                 scan=args.scan,
+                accept_damaged=args.accept_damaged,
             )
     finally:
         display.close()
@@ -305,6 +308,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             guard=result.guard.to_json(),
             input=str(args.input),
             frames=out.frame_count,
+            damage=None if damage is None else damage.to_json(),
         ),
     )
     print(
@@ -314,6 +318,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s (batch {upscaler.batch})\n"
         f"  guard : {result.guard.summary()} (--on-artifact {quality.on_artifact})\n"
         f"  colour: colour fix {quality.colour_fix}"
+        + (f"\n  damage: input cut short, {damage.describe()} (--accept-damaged)" if damage else "")
     )
     return 0
 

@@ -43,7 +43,14 @@ from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
 from vsrflow.media.scan import detect_scan
-from vsrflow.media.writer import INTERMEDIATE_SUFFIX, EncoderOptions, FrameWriter, encodable_size, pad_to
+from vsrflow.media.writer import (
+    INTERMEDIATE_SUFFIX,
+    EncoderOptions,
+    FrameWriter,
+    encodable_size,
+    hdr_warnings,
+    pad_to,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +223,7 @@ def upscale_video(
     timer: StageTimer | None = None,
     deinterlace: str = "frame",
     scan: str = "auto",
+    accept_damaged: bool = False,
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -233,6 +241,8 @@ def upscale_video(
             'field' (bwdif, doubled frame rate) or 'off'; telecined film is inverse-telecined
             unless 'off' (see :mod:`vsrflow.media.condition`).
         scan: 'auto' (detect: stream flag + idet sample) or the scan type to assume.
+        accept_damaged: upscale a cut-short source as far as it goes (see
+            :func:`vsrflow.media.probe.probe`) instead of refusing it.
 
     Raises:
         InputError: unreadable input, input == output, frame count mismatch with the probe.
@@ -243,8 +253,10 @@ def upscale_video(
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
-    source_info = probe(input_path)
+    source_info = probe(input_path, accept_damaged=accept_damaged)
     conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
+    for note in hdr_warnings(source_info, encoder.codec):
+        log.warning("%s", note)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
     info = conditioning.output_info(source_info)
     resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))

@@ -285,6 +285,24 @@ def _validate(
         )
 
 
+def _warn_last_frame_duration(result: VideoInfo, source: VideoInfo, output: Path) -> None:
+    """Say so when the output's video is longer or shorter than the source's (within what
+    :func:`_validate` accepts): every pts is kept, but the NUT intermediate stores no packet
+    durations, so the mux guesses the last frame's from the frame rate. A variable-rate source
+    whose last frame lasts otherwise (an animated GIF's final delay) ends differently."""
+    drift = result.duration - source.duration
+    if abs(drift) > 1.5e-3:  # Matroska rounds to the millisecond
+        log.warning(
+            "%s: the video lasts %.3f s, the source's %.3f s (%+.3f s): the source's last frame "
+            "lasts %.3f s, the output's one nominal frame (the intermediate cannot carry it)",
+            output,
+            result.duration,
+            source.duration,
+            drift,
+            float(source.last_frame_duration * source.time_base),
+        )
+
+
 def assemble_output(
     video_path: Path,
     source: VideoInfo,
@@ -364,6 +382,7 @@ def _assemble(
         kinds = Counter(p.source.kind for p in planned)
         kinds["video"] += 1
         _validate(result, source, expected, dict(kinds), _is_mp4_family(muxer), output)
+        _warn_last_frame_duration(result, source, output)
         os.replace(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)

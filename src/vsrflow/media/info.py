@@ -56,6 +56,93 @@ class StreamInfo:
     start_time: Fraction | None = None
 
 
+#: Transfer functions of HDR signals (PQ, HLG), by ffmpeg name.
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+
+
+@dataclass(frozen=True)
+class HdrMetadata:
+    """HDR10 static metadata of a video, in the syntax libx265's ``-x265-params`` takes.
+
+    Attributes:
+        master_display: the mastering display colour volume (SMPTE ST 2086) as
+            ``G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)``: chromaticities in 0.00002 units, luminance
+            in 0.0001 cd/m2 units; None when the source has none.
+        max_cll: the content light level as ``MaxCLL,MaxFALL`` (cd/m2); None when absent.
+    """
+
+    master_display: str | None = None
+    max_cll: str | None = None
+
+
+@dataclass(frozen=True)
+class Damage:
+    """How much video a cut-short source lacks against what its container declares.
+
+    Attributes:
+        declared_seconds: the video length the container's header or index declares.
+        readable_seconds: the video length the file really holds (demuxed packets).
+        lost_frames: frames missing: exact from an MP4/MOV sample table, else estimated from the
+            nominal frame rate (``estimated``).
+        basis: what declared the length (``"index"``: an MP4/MOV sample table, ``"DURATION tag"``:
+            Matroska's per-track statistics tag).
+        declared_frames: the frame count the index lists (None when the container lists none).
+    """
+
+    declared_seconds: float
+    readable_seconds: float
+    lost_frames: int
+    basis: str
+    declared_frames: int | None = None
+
+    @property
+    def estimated(self) -> bool:
+        """``lost_frames`` is estimated from the frame rate (no declared frame count)."""
+        return self.declared_frames is None
+
+    @property
+    def lost_seconds(self) -> float:
+        return max(0.0, self.declared_seconds - self.readable_seconds)
+
+    def describe(self) -> str:
+        """One line: ``its DURATION tag declares 3.023 s of video, the file holds 0.360 s (...)``."""
+        if self.declared_frames is not None:
+            return (
+                f"its {self.basis} lists {self.declared_frames} video frames, the file holds only "
+                f"{self.declared_frames - self.lost_frames} ({self.lost_seconds:.3f} s missing)"
+            )
+        about = "about " if self.estimated else ""
+        return (
+            f"its {self.basis} declares {self.declared_seconds:.3f} s of video, the file holds "
+            f"{self.readable_seconds:.3f} s ({self.lost_seconds:.3f} s, {about}{self.lost_frames} "
+            "frames, missing)"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """What the provenance sidecar records (seconds rounded to the millisecond)."""
+        return {
+            "declared_seconds": round(self.declared_seconds, 3),
+            "readable_seconds": round(self.readable_seconds, 3),
+            "lost_seconds": round(self.lost_seconds, 3),
+            "lost_frames": self.lost_frames,
+            "lost_frames_estimated": self.estimated,
+            "basis": self.basis,
+            "declared_frames": self.declared_frames,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Damage:
+        """The :class:`Damage` a sidecar's ``damage`` object records (:meth:`to_json`)."""
+        declared = data.get("declared_frames")
+        return cls(
+            declared_seconds=float(str(data["declared_seconds"])),
+            readable_seconds=float(str(data["readable_seconds"])),
+            lost_frames=int(str(data["lost_frames"])),
+            basis=str(data["basis"]),
+            declared_frames=None if declared is None else int(str(declared)),
+        )
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """Probe result for a file with one video stream to process (see :func:`vsrflow.media.probe.probe`).
@@ -85,6 +172,10 @@ class VideoInfo:
         codec: the video codec name.
         field_order: the stream's field-order flag as ffprobe names it ('progressive', 'tt',
             'bb', 'tb', 'bt' or 'unknown'); the content check is :mod:`vsrflow.media.scan`.
+        damage: what a cut-short source lacks (:class:`Damage`); only ever set when the probe
+            was told to accept damaged input (else it refuses the file).
+        hdr: the HDR10 static metadata (mastering display, content light level) the first frame
+            carries (:class:`HdrMetadata`), or None.
     """
 
     path: Path
@@ -113,6 +204,8 @@ class VideoInfo:
     last_frame_duration: int = 0
     format_tags: tuple[tuple[str, str], ...] = field(default=())
     field_order: str = "unknown"
+    damage: Damage | None = None
+    hdr: HdrMetadata | None = None
 
     @property
     def frame_duration(self) -> Fraction:

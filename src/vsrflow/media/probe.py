@@ -10,9 +10,11 @@ import itertools
 import logging
 import os
 import statistics
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -22,7 +24,15 @@ from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError
 from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
-from vsrflow.media.info import CLOCK_CONTAINERS, CLOCK_JUMP_S, StreamInfo, VideoInfo, field_order_name
+from vsrflow.media.info import (
+    CLOCK_CONTAINERS,
+    CLOCK_JUMP_S,
+    Damage,
+    HdrMetadata,
+    StreamInfo,
+    VideoInfo,
+    field_order_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,21 +140,93 @@ def _is_vfr(pts: list[int]) -> bool:
     return any(abs(d - median) > slack for d in deltas)
 
 
-def _check_not_cut_short(path: Path, format_name: str, declared: int, demuxed: int) -> None:
-    """InputError when an MP4/MOV sample table lists more video samples than the file holds.
+#: A Matroska video may end this much (or two nominal frames, whichever is more) before its
+#: DURATION tag and still count as whole: the tag is rounded to the millisecond and includes the
+#: encoder's reordering delay (ffmpeg tags a 3.000 s x264 stream 3.023 s).
+DAMAGE_TOLERANCE_S = 0.25
+#: The way past a refused damaged source (both ``upscale`` and ``submit`` take the flag).
+ACCEPT_DAMAGED = "--accept-damaged"
 
-    A faststart MP4 (index first) cut short still opens and plays its first part; without this
-    check it is planned as a shorter video and then fails in a chunk. The MP4 family's sample
-    table is exact (edit-list preroll is demuxed too, flagged discard), so a shortfall means the
-    data ends early: an incomplete upload or copy. Other containers declare no count (0).
+
+def _tag_seconds(video: VideoStream) -> float | None:
+    """The stream's ``DURATION`` tag (``HH:MM:SS.fraction``, Matroska statistics tags written by
+    ffmpeg and mkvmerge when the file is finalised) in seconds; None when absent or unreadable."""
+    value = next((v for k, v in video.metadata.items() if k.upper() == "DURATION"), None)
+    try:
+        hours, minutes, seconds = str(value).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def _cut_short(
+    format_name: str, video: VideoStream, demuxed: int, readable: float, rate: Fraction
+) -> Damage | None:
+    """What the container declares and the file does not hold, or None when it is whole.
+
+    Only containers that declare a length independently of the data are judged; the others
+    (MPEG-TS, whose length is estimated from the bit rate; Ogg, read from its last page) give
+    no witness. MP4/MOV: the sample table is exact (edit-list preroll is demuxed too, flagged
+    discard), so any shortfall counts. Matroska: the video track's DURATION tag, with
+    :data:`DAMAGE_TOLERANCE_S`; an unfinalised recording has no tag and is not judged. Per
+    track, so audio that runs longer than the video is no damage.
     """
-    if not declared or demuxed >= declared or not {"mov", "mp4"} & set(format_name.split(",")):
+    formats = set(format_name.split(","))
+    declared_frames = int(video.frames or 0)
+    if {"mov", "mp4"} & formats and declared_frames > demuxed:
+        lost = declared_frames - demuxed
+        declared = float(video.duration * video.time_base) if video.duration and video.time_base else 0.0
+        declared = max(declared, readable + float(lost / rate))
+        return Damage(declared, readable, lost, "index", declared_frames=declared_frames)
+    declared_tag = _tag_seconds(video) if "matroska" in formats else None
+    if declared_tag is not None and declared_tag - readable > max(DAMAGE_TOLERANCE_S, float(2 / rate)):
+        return Damage(declared_tag, readable, max(1, round((declared_tag - readable) * rate)), "DURATION tag")
+    return None
+
+
+def _refuse_damage(path: Path, damage: Damage, accept: bool) -> None:
+    """InputError for a cut-short source unless ``accept`` (then a warning naming the loss)."""
+    if accept:
+        log.warning("%s: damaged source accepted (%s): %s", path, ACCEPT_DAMAGED, damage.describe())
         return
     raise InputError(
-        f"{path}: damaged source: its index lists {declared} video frames, the file holds only "
-        f"{demuxed} (cut short: an incomplete upload or copy?)",
-        hint="upload or copy the whole file again",
+        f"{path}: damaged source (cut short: an incomplete upload or copy?): {damage.describe()}",
+        hint=f"upload or copy the whole file again, or pass {ACCEPT_DAMAGED} to upscale what is "
+        "there and report the loss",
     )
+
+
+def _hdr_metadata(frame: av.VideoFrame) -> HdrMetadata | None:
+    """The HDR10 static metadata a decoded frame carries (from the HEVC/AV1/VP9 bitstream's SEI or
+    metadata OBUs, as FFmpeg exports them), or None.
+
+    The side data are FFmpeg's structs: AVMasteringDisplayMetadata (ten AVRationals: R, G, B
+    primaries and the white point as x, y, then min and max luminance; has_primaries,
+    has_luminance) and AVContentLightMetadata (MaxCLL, MaxFALL).
+    """
+    master = cll = None
+    sides: list[Any] = list(frame.side_data)  # iterating the container yields SideData (the stub says keys)
+    for side in sides:
+        kind = str(getattr(side.type, "name", side.type))
+        data = bytes(side)
+        if kind == "MASTERING_DISPLAY_METADATA" and len(data) >= 88:
+            *ratios, has_primaries, has_luminance = struct.unpack_from("<20i2i", data)
+            pairs = zip(ratios[::2], ratios[1::2], strict=True)
+            values = [Fraction(n, d) if d else Fraction(0) for n, d in pairs]
+            (rx, ry, gx, gy, bx, by, wx, wy, lmin, lmax) = values
+            if has_primaries and has_luminance:
+
+                def xy(x: Fraction, y: Fraction) -> str:
+                    return f"({round(x * 50000)},{round(y * 50000)})"
+
+                master = (
+                    f"G{xy(gx, gy)}B{xy(bx, by)}R{xy(rx, ry)}WP{xy(wx, wy)}"
+                    f"L({round(lmax * 10000)},{round(lmin * 10000)})"
+                )
+        elif kind == "CONTENT_LIGHT_LEVEL" and len(data) >= 8:
+            max_cll, max_fall = struct.unpack_from("<2I", data)
+            cll = f"{max_cll},{max_fall}"
+    return HdrMetadata(master, cll) if master or cll else None
 
 
 def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int], tb: Fraction) -> None:
@@ -167,12 +249,17 @@ def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int],
             )
 
 
-def probe(path: Path | str) -> VideoInfo:
+def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
     """Probe ``path`` and return its :class:`VideoInfo`.
+
+    ``accept_damaged``: a source that holds less video than its container declares (cut short,
+    see :func:`_cut_short`) is probed as what it holds, with :attr:`VideoInfo.damage` saying
+    what is missing, instead of being refused.
 
     Raises:
         InputError: missing, empty, unreadable, truncated (moov missing) or non-media file; no video
-            stream; no video packets; the video stream does not decode. The message names the path.
+            stream; no video packets; the video stream does not decode; cut short (unless
+            ``accept_damaged``). The message names the path.
     """
     path = Path(path)
     container = open_input(path)
@@ -220,15 +307,7 @@ def probe(path: Path | str) -> VideoInfo:
                 f"{path}: damaged video stream after {count} packets: {err}", hint=_FIX_MEDIA
             ) from err
 
-        _check_not_cut_short(path, container.format.name, int(video.frames or 0), count + discarded)
         _check_clock_continuous(path, container.format.name, pts_list, Fraction(tb))
-        if count == 0:
-            raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
-        if first_frame is None:
-            detail = f": {decode_error}" if decode_error else ""
-            raise InputError(f"{path}: the video stream cannot be decoded{detail}", hint=_FIX_MEDIA)
-
-        ctx = video.codec_context
         rate = video.base_rate or video.guessed_rate or video.average_rate or Fraction(25)
         avg = video.average_rate or rate
         start = min(pts_list) if pts_list else 0
@@ -238,8 +317,22 @@ def probe(path: Path | str) -> VideoInfo:
             ordered = sorted(pts_list)
             last_dur = ordered[-1] - ordered[-2] if len(ordered) >= 2 else max(1, round(1 / rate / tb))
         duration = float((last + last_dur - start) * tb)
+        damage = _cut_short(container.format.name, video, count + discarded, duration, Fraction(rate))
+        if damage is not None:
+            _refuse_damage(path, damage, accept_damaged)
+        # After the damage check: a cut-short file is named as such, not as undecodable.
+        if count == 0:
+            raise InputError(f"{path}: the video stream has no frames", hint=_FIX_MEDIA)
+        if first_frame is None:
+            detail = f": {decode_error}" if decode_error else ""
+            raise InputError(f"{path}: the video stream cannot be decoded{detail}", hint=_FIX_MEDIA)
 
-        sar = ctx.sample_aspect_ratio or video.sample_aspect_ratio
+        ctx = video.codec_context
+
+        # The container's SAR first, the bitstream's as fallback: ffmpeg's av_guess_sample_aspect_ratio,
+        # what ffprobe reports and players show. The decoder's alone can be invented: the H.263
+        # decoder says 12:11 for every CIF-family picture, where the 3GP track says 1:1.
+        sar = video.sample_aspect_ratio or ctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 else Fraction(1)
         rotation = _normalise_rotation(first_frame.rotation)
         if rotation == 0 and "rotate" in video.metadata:
@@ -282,6 +375,8 @@ def probe(path: Path | str) -> VideoInfo:
             last_frame_duration=last_dur,
             format_tags=tuple(sorted(container.metadata.items())),
             field_order=field_order_name(getattr(ctx, "field_order", 0)),
+            damage=damage,
+            hdr=_hdr_metadata(first_frame),
         )
     log.debug("probed %s: %s", path, info)
     return info

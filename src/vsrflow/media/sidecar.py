@@ -16,6 +16,9 @@ Fields (JSON object, ``format`` = :data:`FORMAT`):
         frame numbers), ``fallback``, ``policy``, ``worst``.
     input: the source path as given.
     frames: output frame count.
+    damage: ``None`` for a whole source; for a cut-short one upscaled with ``--accept-damaged``,
+        what it lacked (``Damage.to_json()``: ``declared_seconds``, ``readable_seconds``,
+        ``lost_seconds``, ``lost_frames``, ``lost_frames_estimated``, ``basis``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Provenance:
     guard: dict[str, Any] = field(default_factory=dict)
     input: str = ""
     frames: int = 0
+    damage: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -125,4 +129,5 @@ def read_sidecar(output: Path) -> Provenance | None:
         guard=guard,
         input=str(data.get("input", "")),
         frames=int(data.get("frames", 0)),
+        damage=data.get("damage") if isinstance(data.get("damage"), dict) else None,
     )

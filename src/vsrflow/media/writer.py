@@ -45,7 +45,7 @@ from vsrflow.media.colour import (
     sws_range,
     value_of,
 )
-from vsrflow.media.info import VideoInfo
+from vsrflow.media.info import HDR_TRANSFERS, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,44 @@ def check_encoder(codec: str) -> str:
     if found.type != "video":
         raise InputError(f"--codec {codec!r} encodes {found.type}, not video", hint="use libx264")
     return str(found.canonical_name)
+
+
+#: Encoders that write HDR10 static metadata (mastering display, content light level) from
+#: :attr:`VideoInfo.hdr` into the bitstream (SEI), where every container and player finds it.
+HDR_METADATA_ENCODERS = frozenset({"libx265"})
+
+
+def x265_params(source: VideoInfo, extra: str | None = None) -> str:
+    """libx265's ``x265-params``: quiet, the source's HDR10 static metadata, then ``extra``."""
+    params = ["log-level=error"]  # x265 prints 30 banner lines otherwise
+    if source.hdr is not None and source.hdr.master_display:
+        params.append(f"master-display={source.hdr.master_display}")
+    if source.hdr is not None and source.hdr.max_cll:
+        params.append(f"max-cll={source.hdr.max_cll}")
+    if extra:
+        params.append(extra)
+    return ":".join(params)
+
+
+def hdr_warnings(source: VideoInfo, codec: str) -> list[str]:
+    """What an upscale of ``source`` with ``codec`` does to an HDR signal, for the run's log (once).
+
+    A PQ/HLG signal is given to the model as it is (the models are trained on SDR video; no tone
+    mapping); HDR10 static metadata is kept only by :data:`HDR_METADATA_ENCODERS`.
+    """
+    notes = []
+    if source.color_transfer in HDR_TRANSFERS:
+        notes.append(
+            f"{source.path}: an HDR signal ({source.color_transfer}): the model, trained on SDR video, "
+            "is applied to its code values as they are (no tone mapping); the output keeps the "
+            "source's transfer and colour tags"
+        )
+    if source.hdr is not None and codec not in HDR_METADATA_ENCODERS:
+        notes.append(
+            f"{source.path}: its HDR10 static metadata (mastering display, content light level) "
+            f"cannot be written by {codec} and is dropped; use --codec libx265 to keep it"
+        )
+    return notes
 
 
 def pts_offset(source: VideoInfo) -> int:
@@ -232,9 +270,10 @@ class FrameWriter:
             codec_opts["crf"] = str(opts.crf)
         if opts.preset is not None and "preset" in private:
             codec_opts["preset"] = opts.preset
+        extra = dict(opts.extra)
         if opts.codec == "libx265":
-            codec_opts["x265-params"] = "log-level=error"  # x265 prints 30 banner lines otherwise
-        codec_opts.update(opts.extra)
+            codec_opts["x265-params"] = x265_params(self.source, extra.pop("x265-params", None))
+        codec_opts.update(extra)
         stream.options = codec_opts
         self._container = container
         self._stream = stream

@@ -189,6 +189,8 @@ class JobSpec:
             (as ``vsrflow upscale --deinterlace``).
         scan: 'auto' (default: detect) or the scan type to assume ('progressive', 'tff', 'bff',
             'telecine'). Both are absent from the JSON and the job id when default.
+        accept_damaged: upscale a cut-short source as far as it goes (``--accept-damaged``)
+            instead of refusing it; absent from the JSON and the job id when False.
     """
 
     source: str
@@ -206,6 +208,7 @@ class JobSpec:
     colour_fix: str = DEFAULT_COLOUR_FIX
     deinterlace: str = "frame"
     scan: str = "auto"
+    accept_damaged: bool = False
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -260,6 +263,8 @@ class JobSpec:
             )
         if self.scan not in SCAN_CHOICES:
             raise _fail("scan", f"{self.scan!r} is not one of {SCAN_CHOICES}", "use auto")
+        if not isinstance(self.accept_damaged, bool):
+            raise _fail("accept_damaged", f"expected true or false, got {self.accept_damaged!r}", "use false")
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
         try:
@@ -303,6 +308,7 @@ class JobSpec:
             }
             | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
             | self._conditioning()
+            | ({"accept_damaged": True} if self.accept_damaged else {})
         )
 
     def _conditioning(self) -> dict[str, str]:
@@ -324,7 +330,7 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan")
+        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan", "accept_damaged")
         obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=optional)
         return cls(
             source=obj["source"],
@@ -342,6 +348,7 @@ class JobSpec:
             colour_fix=obj.get("colour_fix", DEFAULT_COLOUR_FIX),
             deinterlace=obj.get("deinterlace", "frame"),
             scan=obj.get("scan", "auto"),
+            accept_damaged=obj.get("accept_damaged", False),
         )
 
     def dumps(self) -> str:
@@ -373,7 +380,8 @@ class JobSpec:
             encoder=self.encoder.to_json(),
             destination=self.destination,
             quality=None if self._quality() == _DEFAULT_QUALITY else self._quality(),
-            conditioning=self._conditioning(),
+            # Accepting a damaged source makes another output than refusing it: another job.
+            conditioning=self._conditioning() | ({"accept_damaged": "true"} if self.accept_damaged else {}),
         )
 
 

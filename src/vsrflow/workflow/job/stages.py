@@ -79,7 +79,7 @@ def _probe_source(spec: JobSpec) -> tuple[Path, VideoInfo]:
     from vsrflow.media.probe import probe
 
     source = local_path(spec.source, "source")
-    info = probe(source)
+    info = probe(source, accept_damaged=spec.accept_damaged)
     if info.frame_count <= 0:
         raise InputError(f"{source}: the video stream has no frames", hint="check the source file")
     return source, info
@@ -120,6 +120,10 @@ def extract(job: JobDir) -> bool:
         # Scan type and conditioning are decided once, here, exactly as the single pass decides
         # them; the chunks are planned on the conditioned timeline (what the model sees).
         conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan)
+        from vsrflow.media.writer import hdr_warnings
+
+        for note in hdr_warnings(info, spec.encoder.codec):  # once per job, as upscale says it
+            log.warning("%s", note)
         planned = conditioning.output_info(info)
         chunks = plan_chunks(
             planned,
@@ -402,7 +406,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
         )
-        _write_provenance(destination, spec, manifest.guard, info.frame_count)
+        _write_provenance(destination, spec, manifest.guard, info.frame_count, source_info)
         store.set_state(JobState.DONE)
     except BaseException as exc:
         _fail_job(store, f"encode: {_reason(exc)}")
@@ -411,7 +415,9 @@ def encode(job: JobDir, settings: Settings) -> bool:
     return True
 
 
-def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int) -> None:
+def _write_provenance(
+    destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int, source: VideoInfo
+) -> None:
     """The same provenance sidecar ``vsrflow upscale`` writes, from the spec and the chunks' guard counts.
 
     A job records no preset (it stores the model the preset resolved to at submission).
@@ -431,6 +437,7 @@ def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | Non
             guard=(guard or GuardReport(policy=spec.on_artifact)).to_json(),
             input=spec.source,
             frames=frames,
+            damage=None if source.damage is None else source.damage.to_json(),
         ),
     )
 

@@ -63,6 +63,8 @@ class PathJobRequest:
     #: source conditioning (``--deinterlace`` / ``--scan``; see :mod:`vsrflow.media.condition`)
     deinterlace: str = "frame"
     scan: str = "auto"
+    #: upscale a cut-short source as far as it goes (``--accept-damaged``)
+    accept_damaged: bool = False
 
 
 def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings) -> JobDir:
@@ -111,6 +113,7 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         fallback_model=request.fallback_model,
         deinterlace=request.deinterlace,
         scan=request.scan,
+        accept_damaged=request.accept_damaged,
         **quality,
         **throttle,
     )
