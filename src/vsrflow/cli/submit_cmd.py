@@ -206,6 +206,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         overwrite=args.overwrite,
         deinterlace=args.deinterlace,
         scan=args.scan,
+        video_stream=args.video_stream,
     )
     job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
     output = Path(job.spec.destination)

@@ -37,7 +37,7 @@ from vsrflow.engine.quality import GuardReport
 from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
-from vsrflow.media.assemble import assemble_output
+from vsrflow.media.assemble import PlannedStream, assemble_output, check_streams
 from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
@@ -216,6 +216,8 @@ def upscale_video(
     timer: StageTimer | None = None,
     deinterlace: str = "frame",
     scan: str = "auto",
+    video_stream: int | None = None,
+    streams: list[PlannedStream] | None = None,
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -233,9 +235,15 @@ def upscale_video(
             'field' (bwdif, doubled frame rate) or 'off'; telecined film is inverse-telecined
             unless 'off' (see :mod:`vsrflow.media.condition`).
         scan: 'auto' (detect: stream flag + idet sample) or the scan type to assume.
+        video_stream: the container index of the video stream to upscale (``--video-stream``);
+            None: the only one (a source with several is refused, see
+            :func:`~vsrflow.media.assemble.plan_streams`).
+        streams: the other streams' plan, checked by the caller before its own preparations
+            (:func:`~vsrflow.media.assemble.check_streams`); None: checked here, before any work.
 
     Raises:
-        InputError: unreadable input, input == output, frame count mismatch with the probe.
+        InputError: unreadable input, input == output, frame count mismatch with the probe, a
+            stream the output container cannot hold (before any frame is decoded).
         VsrError: frames lost between stages (a bug, never silent); any stage's own error.
     """
     t0 = time.monotonic()
@@ -243,7 +251,9 @@ def upscale_video(
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
-    source_info = probe(input_path)
+    source_info = probe(input_path, video_stream)
+    if streams is None:
+        streams = check_streams(source_info, output_path, video_stream=video_stream, ffmpeg=ffmpeg)
     conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
     info = conditioning.output_info(source_info)
@@ -292,7 +302,12 @@ def upscale_video(
         bar.close()
         with timer.stage("mux"):
             out_info = assemble_output(
-                temp_video, info, output_path, expected_frames=info.frame_count, ffmpeg=ffmpeg
+                temp_video,
+                info,
+                output_path,
+                expected_frames=info.frame_count,
+                ffmpeg=ffmpeg,
+                streams=streams,
             )
     except BaseException as exc:
         stages.fail(exc)  # no-op for the error already recorded; stops the others otherwise

@@ -85,6 +85,7 @@ class VideoInfo:
         codec: the video codec name.
         field_order: the stream's field-order flag as ffprobe names it ('progressive', 'tt',
             'bb', 'tb', 'bt' or 'unknown'); the content check is :mod:`vsrflow.media.scan`.
+        closed_captions: the video carries CEA-608/708 captions in its frames' A/53 side data.
     """
 
     path: Path
@@ -113,6 +114,7 @@ class VideoInfo:
     last_frame_duration: int = 0
     format_tags: tuple[tuple[str, str], ...] = field(default=())
     field_order: str = "unknown"
+    closed_captions: bool = False
 
     @property
     def frame_duration(self) -> Fraction:

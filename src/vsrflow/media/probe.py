@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import av.error
 from av.container import InputContainer
+from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition, Stream
 from av.video.stream import VideoStream
 
@@ -100,8 +101,19 @@ def _stream_info(stream: Stream) -> StreamInfo:
     )
 
 
-def pick_video(container: InputContainer, path: Path) -> VideoStream:
-    """The first real video stream of ``container`` (cover art is skipped); InputError if none."""
+def pick_video(container: InputContainer, path: Path, index: int | None = None) -> VideoStream:
+    """The video stream to process: stream ``index`` of ``container`` when given (``--video-stream``),
+    else its first real video stream (cover art is skipped); InputError if there is none."""
+    if index is not None:
+        chosen = next((s for s in container.streams if s.index == index), None)
+        if chosen is None or chosen.type != "video" or chosen.disposition & Disposition.attached_pic:
+            found = [s.index for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+            raise InputError(
+                f"{path}: stream {index} is not a video stream to upscale",
+                hint=f"--video-stream takes one of {', '.join(map(str, found)) or 'none'} "
+                "(the stream indices `vsrflow probe` lists)",
+            )
+        return chosen  # type: ignore[return-value]
     for stream in container.streams.video:
         if not stream.disposition & Disposition.attached_pic:
             return stream
@@ -167,8 +179,9 @@ def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int],
             )
 
 
-def probe(path: Path | str) -> VideoInfo:
-    """Probe ``path`` and return its :class:`VideoInfo`.
+def probe(path: Path | str, video_stream: int | None = None) -> VideoInfo:
+    """Probe ``path`` and return its :class:`VideoInfo` (of stream ``video_stream`` when given, see
+    :func:`pick_video`).
 
     Raises:
         InputError: missing, empty, unreadable, truncated (moov missing) or non-media file; no video
@@ -177,7 +190,7 @@ def probe(path: Path | str) -> VideoInfo:
     path = Path(path)
     container = open_input(path)
     with container:
-        video = pick_video(container, path)
+        video = pick_video(container, path, video_stream)
         streams = tuple(_stream_info(s) for s in container.streams)
         video.thread_type = "AUTO"
         tb = video.time_base or Fraction(1, 1000)
@@ -282,6 +295,9 @@ def probe(path: Path | str) -> VideoInfo:
             last_frame_duration=last_dur,
             format_tags=tuple(sorted(container.metadata.items())),
             field_order=field_order_name(getattr(ctx, "field_order", 0)),
+            # CEA-608/708 captions travel in the frames' A/53 side data (what ffprobe shows as
+            # "Closed Captions"); the first decoded frame carries them when the stream has any.
+            closed_captions=SideDataType.A53_CC in first_frame.side_data,
         )
     log.debug("probed %s: %s", path, info)
     return info

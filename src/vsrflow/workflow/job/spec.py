@@ -189,6 +189,8 @@ class JobSpec:
             (as ``vsrflow upscale --deinterlace``).
         scan: 'auto' (default: detect) or the scan type to assume ('progressive', 'tff', 'bff',
             'telecine'). Both are absent from the JSON and the job id when default.
+        video_stream: the container index of the video stream to upscale (``--video-stream``), or
+            None (the only one); absent from the JSON and the job id when None.
     """
 
     source: str
@@ -206,6 +208,7 @@ class JobSpec:
     colour_fix: str = DEFAULT_COLOUR_FIX
     deinterlace: str = "frame"
     scan: str = "auto"
+    video_stream: int | None = None
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -260,6 +263,10 @@ class JobSpec:
             )
         if self.scan not in SCAN_CHOICES:
             raise _fail("scan", f"{self.scan!r} is not one of {SCAN_CHOICES}", "use auto")
+        if self.video_stream is not None:
+            _check_int(
+                "video_stream", self.video_stream, 0, 2**31, "use a stream index `vsrflow probe` lists"
+            )
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
         try:
@@ -303,6 +310,7 @@ class JobSpec:
             }
             | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
             | self._conditioning()
+            | ({} if self.video_stream is None else {"video_stream": self.video_stream})
         )
 
     def _conditioning(self) -> dict[str, str]:
@@ -324,7 +332,7 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan")
+        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan", "video_stream")
         obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=optional)
         return cls(
             source=obj["source"],
@@ -342,6 +350,7 @@ class JobSpec:
             colour_fix=obj.get("colour_fix", DEFAULT_COLOUR_FIX),
             deinterlace=obj.get("deinterlace", "frame"),
             scan=obj.get("scan", "auto"),
+            video_stream=obj.get("video_stream"),
         )
 
     def dumps(self) -> str:
@@ -373,7 +382,8 @@ class JobSpec:
             encoder=self.encoder.to_json(),
             destination=self.destination,
             quality=None if self._quality() == _DEFAULT_QUALITY else self._quality(),
-            conditioning=self._conditioning(),
+            conditioning=self._conditioning()
+            | ({} if self.video_stream is None else {"video_stream": str(self.video_stream)}),
         )
 
 
