@@ -53,9 +53,9 @@ _PCM |= {"pcm_f32le", "pcm_f32be", "pcm_f64le", "pcm_f64be", "pcm_s8", "pcm_mula
 _MP4_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "dts", "alac", "opus", "vorbis"})
 _COPYABLE: dict[str, dict[str, frozenset[str]]] = {
     "mp4": {"audio": _MP4_AUDIO, "subtitle": frozenset({"mov_text"}), "cover": frozenset({"mjpeg", "png"})},
-    # ffmpeg 5.1's mov muxer takes PCM but not Opus, and writes no cover art (only its mp4 mode does).
+    # ffmpeg 5.1's mov muxer takes PCM and WMA but not Opus, and writes no cover art (its mp4 mode does).
     "mov": {
-        "audio": (_MP4_AUDIO - {"opus"}) | _PCM,
+        "audio": (_MP4_AUDIO - {"opus"}) | _PCM | {"wmav2"},
         "subtitle": frozenset({"mov_text"}),
         "cover": frozenset(),
     },
@@ -181,7 +181,7 @@ def plan_streams(
 
     def refuse(st: StreamInfo, kind: str) -> InputError:
         return InputError(
-            f"{source.path}: {st.kind} {_describe(st)} cannot be stored in a {muxer} output",
+            f"{source.path}: {st.kind} {_describe(st)} cannot be stored in the {muxer} container",
             hint=f"write a {_holders(kind, st.codec)} output to keep it as it is",
         )
 

@@ -353,7 +353,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
         VsrError: chunks not done (names them; the job state is left as it is), or the job
             failed; concatenation/mux/validation errors (the job is then marked failed).
     """
-    from vsrflow.media.assemble import assemble_streamed
+    from vsrflow.media.assemble import assemble_streamed, check_streams
     from vsrflow.media.probe import probe
     from vsrflow.media.writer import pts_offset
     from vsrflow.workflow.job.chunk_io import stream_chunks
@@ -406,7 +406,10 @@ def encode(job: JobDir, settings: Settings) -> bool:
             destination,
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
-            video_stream=spec.video_stream,
+            # Submission announced the plan's conversions; here they are only logged.
+            streams=check_streams(
+                info, destination, video_stream=spec.video_stream, ffmpeg=settings.ffmpeg, warn=False
+            ),
         )
         _write_provenance(destination, spec, manifest.guard, info.frame_count)
         store.set_state(JobState.DONE)
