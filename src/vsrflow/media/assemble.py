@@ -246,13 +246,15 @@ def check_streams(
     video_stream: int | None = None,
     ffmpeg: str = "ffmpeg",
     warn: bool = True,
+    trial: bool = True,
 ) -> list[PlannedStream]:
     """Plan ``source``'s streams for ``output`` and prove the plan with a trial mux, before any work.
 
     :func:`plan_streams` decides (and refuses what the container cannot hold); then the real
     ffmpeg writes the header of an empty ``output``-type file with those streams (copied or
     converted, ``-t 0``), so a codec the tables do not know fails here, not in the final mux after
-    the whole upscale. Returns the plan for :func:`assemble_output` / :func:`assemble_streamed`.
+    the whole upscale (``trial=False``: a plan already proved, e.g. at submission, is only
+    re-made). Returns the plan for :func:`assemble_output` / :func:`assemble_streamed`.
 
     Raises:
         InputError: as :func:`plan_streams`; the trial mux failed (ffmpeg's reason quoted).
@@ -260,7 +262,7 @@ def check_streams(
     muxer = _muxer_for(Path(output))
     planned = plan_streams(source, muxer, video_stream=video_stream, warn=warn)
     mapped = [p for p in planned if not p.attach]
-    if not mapped:
+    if not mapped or not trial:
         return planned
     with tempfile.TemporaryDirectory(prefix="vsrflow-mux-check-") as tmp:
         argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source.path)]

@@ -406,10 +406,8 @@ def encode(job: JobDir, settings: Settings) -> bool:
             destination,
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
-            # Submission announced the plan's conversions; here they are only logged.
-            streams=check_streams(
-                info, destination, video_stream=spec.video_stream, ffmpeg=settings.ffmpeg, warn=False
-            ),
+            # Submission announced and proved the plan (trial mux); here it is only re-made.
+            streams=check_streams(info, destination, video_stream=spec.video_stream, warn=False, trial=False),
         )
         _write_provenance(destination, spec, manifest.guard, info.frame_count)
         store.set_state(JobState.DONE)
