@@ -305,3 +305,46 @@ def test_job_spec_records_the_video_stream() -> None:
     assert chosen.job_id() != base.job_id()
     with pytest.raises(InputError, match="video_stream"):
         JobSpec(source="/data/in.mkv", destination="/data/out.mkv", model=MODEL, video_stream=-1)
+
+
+def test_two_image_attachments_come_back_as_attachments(media: Path, tmp_path: Path) -> None:
+    """Matroska with two image attachments (cover png + a jpg), no model: both are re-attached with
+    their names, types and bytes, and read back as attached_pic streams; into MP4 both are covr."""
+    from tests.integration.test_media_assemble import _identity
+    from vsrflow.media.assemble import assemble_output
+
+    src = make_streams(media / "no-images.mkv", audio="aac")
+    attach = []
+    for n, (name, mimetype) in enumerate((("cover.png", "image/png"), ("still.jpg", "image/jpeg")), start=2):
+        image = tmp_path / name
+        run([FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "color=blue:size=16x16",
+             "-frames:v", "1", str(image)])  # fmt: skip
+        attach += ["-attach", str(image), f"-metadata:s:{n}", f"mimetype={mimetype}"]
+        attach += [f"-metadata:s:{n}", f"filename={name}"]
+    both = tmp_path / "both.mkv"
+    run(
+        [
+            FFMPEG,
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            *attach,
+            str(both),
+        ]
+    )
+    info, mid = _identity(both, tmp_path)
+    for suffix in (".mkv", ".mp4"):
+        out = assemble_output(mid, info, tmp_path / f"out{suffix}").path
+        want, got = _cover(streams(both)), _cover(streams(out))
+        assert [s["codec_name"] for s in got] == [s["codec_name"] for s in want] == ["png", "mjpeg"]
+        for a, b in zip(want, got, strict=True):
+            assert packets(out, int(b["index"])) == packets(both, int(a["index"]))  # type: ignore[call-overload]
+            if suffix == ".mkv":
+                assert b.get("tags") == a.get("tags")

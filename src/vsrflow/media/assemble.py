@@ -556,20 +556,26 @@ def _extract_images(
         return {}
     found: dict[int, tuple[Path, str, str]] = {}
     with av.open(str(source.path)) as container:
-        for index in sorted(wanted):
-            stream = container.streams[index]
-            meta = {k.lower(): v for k, v in stream.metadata.items()}
-            packet = next((p for p in container.demux(stream) if p.size), None)
-            if packet is None:
-                raise InputError(f"{source.path}: image stream {index} holds no picture", hint=_KEEPS_ALL)
+        chosen = [container.streams[index] for index in sorted(wanted)]
+        # A picture stream's one packet comes first (the demuxer queues it on open): one short pass.
+        for packet in container.demux(chosen):
+            index = packet.stream.index
+            if index in found or not packet.size:
+                continue
+            meta = {k.lower(): v for k, v in packet.stream.metadata.items()}
             codec = next((s.codec for s in source.streams if s.index == index), "mjpeg")
             mimetype = meta.get("mimetype") or _MIME.get(codec, "application/octet-stream")
-            ext = "jpg" if codec == "mjpeg" else codec
-            filename = meta.get("filename") or f"cover.{ext}"
+            filename = meta.get("filename") or f"cover.{'jpg' if codec == 'mjpeg' else codec}"
             image = work / f"{index}-{Path(filename).name}"
             image.write_bytes(bytes(packet))
             found[index] = (image, mimetype, filename)
-            container.seek(0)
+            if len(found) == len(wanted):
+                break
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise InputError(
+            f"{source.path}: image stream {missing[0]} holds no picture", hint=f"remux the source without it: ffmpeg -i IN -map 0 -map -0:{missing[0]} -c copy OUT.mkv",
+        )
     return found
 
 
