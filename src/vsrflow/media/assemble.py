@@ -223,8 +223,8 @@ def plan_streams(
             elif container_holds(muxer, "cover", st.codec):
                 planned.append(PlannedStream(st))
             else:
-                say("cover art %s of %s dropped: ffmpeg cannot write it into %s (an .mkv or .mp4 "
-                    "output keeps it)", _describe(st), source.path, muxer)  # fmt: skip
+                say("cover art %s of %s dropped: ffmpeg cannot write it into %s (an .mkv output keeps "
+                    "it)", _describe(st), source.path, muxer)  # fmt: skip
         elif st.kind == "video":
             say("video %s of %s not carried: --video-stream %d is the one upscaled",
                 _describe(st), source.path, video_stream)  # fmt: skip
@@ -574,7 +574,8 @@ def _extract_images(
     missing = sorted(wanted - set(found))
     if missing:
         raise InputError(
-            f"{source.path}: image stream {missing[0]} holds no picture", hint=f"remux the source without it: ffmpeg -i IN -map 0 -map -0:{missing[0]} -c copy OUT.mkv",
+            f"{source.path}: image stream {missing[0]} holds no picture",
+            hint=f"remux the source without it (ffmpeg -i IN -map 0 -map -0:{missing[0]} -c copy OUT.mkv)",
         )
     return found
 
