@@ -15,6 +15,7 @@ The container follows the suffix of ``path`` (``.mp4``, ``.mkv``, ``.mov``...).
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from collections.abc import Sequence
 from fractions import Fraction
@@ -443,4 +444,138 @@ def make_h263_3gp(path: Path, *, frames: int = 4) -> Path:
             *("-frames:v", str(frames), "-c:v", "h263", str(path)),
         ]
     )
+    return path
+
+
+def _pgs_display_set(pts: int, size: tuple[int, int], show: bool, number: int) -> bytes:
+    """One PGS display set (.sup segments): a 16x8 white box at (4, 4), or an empty one that clears."""
+
+    def segment(kind: int, data: bytes) -> bytes:
+        return b"PG" + struct.pack(">IIBH", pts, 0, kind, len(data)) + data
+
+    width, height = size
+    composition = struct.pack(">HHBHBBBB", width, height, 0x10, number, 0x80 if show else 0, 0, 0, int(show))
+    if show:
+        composition += struct.pack(">HBBHH", 0, 0, 0, 4, 4)
+    out = segment(0x16, composition) + segment(0x17, struct.pack(">BBHHHH", 1, 0, 4, 4, 16, 8))
+    if show:
+        out += segment(0x14, bytes([0, 0, 1, 235, 128, 128, 255]))  # palette: entry 1 = opaque white
+        rle = (b"\x01" * 16 + b"\x00\x00") * 8  # 8 lines of 16 pixels of colour 1, each line ended
+        body = struct.pack(">HH", 16, 8) + rle
+        out += segment(0x15, struct.pack(">HBB", 0, 0, 0xC0) + len(body).to_bytes(3, "big") + body)
+    return out + segment(0x80, b"")
+
+
+def _with_a53_captions(raw: bytes) -> bytes:
+    """An H.264 Annex B stream (with access unit delimiters) with an A/53 caption SEI in every access
+    unit: CEA-608 field 1 says "HI" (resume caption loading, H I, end of caption), then padding."""
+
+    def parity(byte: int) -> int:
+        return byte | 0x80 if bin(byte).count("1") % 2 == 0 else byte
+
+    def sei(pair: tuple[int, int]) -> bytes:
+        cc = bytes([0xFC, parity(pair[0]), parity(pair[1]), 0xFD, 0x80, 0x80])  # field 1, field 2
+        payload = b"\xb5\x00\x31GA94\x03" + bytes([0x40 | 2, 0xFF]) + cc + b"\xff"
+        body = bytes([0x04, len(payload)]) + payload + b"\x80"  # user_data_registered_itu_t_t35
+        escaped, zeros = bytearray(), 0
+        for byte in body:  # emulation prevention
+            if zeros >= 2 and byte <= 3:
+                escaped.append(3)
+                zeros = 0
+            escaped.append(byte)
+            zeros = zeros + 1 if byte == 0 else 0
+        return b"\x00\x00\x00\x01\x06" + bytes(escaped)
+
+    words = [(0x14, 0x20), (ord("H"), ord("I")), (0x14, 0x2F)]
+    starts = [i for i in range(len(raw) - 3) if raw[i : i + 3] == b"\x00\x00\x01"]
+    out, unit = bytearray(), 0
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(raw)
+        out += raw[start:end]
+        if raw[start + 3] & 0x1F == 9:  # access unit delimiter: the SEI follows it
+            out += sei(words[unit] if unit < len(words) else (0, 0))
+            unit += 1
+    return bytes(out)
+
+
+def make_streams(
+    path: Path,
+    *,
+    frames: int = 12,
+    size: tuple[int, int] = (64, 48),
+    audio: str | None = None,
+    subtitle: str | None = None,
+    cover: str | None = None,
+    second_video: bool = False,
+    captions: bool = False,
+) -> Path:
+    """A 25 fps H.264 clip with the extra streams legacy catalogues hold; the suffix picks the container.
+
+    Args:
+        audio: an audio encoder (``pcm_s24le``, ``pcm_f32le``, ``flac``, ``aac``...): a 48 kHz
+            stereo sine track exactly as long as the video.
+        subtitle: a bitmap subtitle codec, ``hdmv_pgs_subtitle`` (from a generated PGS .sup),
+            ``dvd_subtitle`` or ``dvb_subtitle`` (converted from it): a box shown from 0 to 0.3 s.
+        cover: ``png`` or ``mjpeg`` cover art: an ``attached_pic`` stream in MP4/MOV, an image
+            attachment (``cover.png``/``cover.jpg``, with its mimetype) in Matroska.
+        second_video: a second real video stream (32x24 testsrc, as long as the first).
+        captions: the video carries CEA-608 captions in A/53 side data (SEI injected into the
+            H.264 stream; ffmpeg's decoder exports them, and ``movie=...[out0+subcc]`` reads "HI").
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = path.parent / f".gen-{path.stem}"
+    work.mkdir(exist_ok=True)
+    seconds = frames / 25
+    base = [FFMPEG, "-nostdin", "-v", "error", "-y"]
+    argv = list(base)
+    if captions:
+        raw = work / "video.h264"
+        run([*base, "-f", "lavfi", "-i", f"testsrc2=size={size[0]}x{size[1]}:rate=25", "-frames:v",
+             str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-bsf:v", "h264_metadata=aud=insert",
+             "-f", "h264", str(raw)])  # fmt: skip
+        raw.write_bytes(_with_a53_captions(raw.read_bytes()))
+        argv += ["-framerate", "25", "-f", "h264", "-i", str(raw)]
+        codecs = ["-c:v:0", "copy"]
+    else:
+        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size[0]}x{size[1]}:rate=25:duration={seconds}"]
+        codecs = ["-c:v:0", "libx264", "-preset", "ultrafast"]
+    maps = ["-map", "0:v"]
+    inputs = 1
+    if second_video:
+        argv += ["-f", "lavfi", "-i", f"testsrc=size=32x24:rate=25:duration={seconds}"]
+        maps += ["-map", f"{inputs}:v"]
+        codecs += ["-c:v:1", "libx264", "-preset", "ultrafast"]
+        inputs += 1
+    if audio is not None:
+        argv += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+        maps += ["-map", f"{inputs}:a"]
+        codecs += ["-ac", "2", "-c:a", audio]
+        inputs += 1
+    if subtitle is not None:
+        sup = work / "subs.sup"
+        sup.write_bytes(_pgs_display_set(0, size, True, 0) + _pgs_display_set(27000, size, False, 1))
+        argv += ["-i", str(sup)]
+        maps += ["-map", f"{inputs}:s"]
+        encoder = {"hdmv_pgs_subtitle": "copy", "dvd_subtitle": "dvdsub", "dvb_subtitle": "dvbsub"}[subtitle]
+        codecs += ["-c:s", encoder]
+        inputs += 1
+    matroska = path.suffix.lower() in (".mkv", ".mka", ".webm")
+    tail: list[str] = []
+    if cover is not None:
+        ext = "jpg" if cover == "mjpeg" else cover
+        image = work / f"cover.{ext}"
+        run([*base, "-f", "lavfi", "-i", "color=red:size=32x32", "-frames:v", "1", str(image)])
+        if matroska:
+            mimetype = "image/jpeg" if cover == "mjpeg" else "image/png"
+            tail += ["-attach", str(image), "-metadata:s:t", f"mimetype={mimetype}"]
+            tail += ["-metadata:s:t", f"filename=cover.{ext}"]
+        else:
+            argv += ["-i", str(image)]
+            maps += ["-map", f"{inputs}:v"]
+            videos = 2 if second_video else 1
+            codecs += [f"-c:v:{videos}", "copy", f"-disposition:v:{videos}", "attached_pic"]
+            inputs += 1
+    run([*argv, *maps, *codecs, *tail, str(path)])
+    shutil.rmtree(work, ignore_errors=True)
     return path

@@ -256,8 +256,8 @@ def test_bad_inputs_exit_2(env: dict[str, str], clip: Path, tmp_path: Path) -> N
         proc = _submit(env, bad, tmp_path / f"{bad.stem}.mkv", root / bad.stem, "--chunk-frames", "25")
         assert proc.returncode == 2, proc.stderr
         assert str(bad) in proc.stderr
-        status = run_cli(["status", str(_only_job(root / bad.stem))], env)
-        assert "failed: extract: InputError" in status.stdout
+        # Refused at submission (the source is probed there, as `upscale` does): no job is created.
+        assert not any(p.is_dir() for p in (root / bad.stem).iterdir())
 
     proc = run_cli(["status", str(tmp_path / "no-such-job")], env)
     assert proc.returncode == 2

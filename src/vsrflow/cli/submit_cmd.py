@@ -208,6 +208,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         deinterlace=args.deinterlace,
         scan=args.scan,
         accept_damaged=args.accept_damaged,
+        video_stream=args.video_stream,
     )
     job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
     output = Path(job.spec.destination)

@@ -175,7 +175,16 @@ def register(sub: Any) -> None:
 
 
 def add_conditioning_args(p: argparse.ArgumentParser) -> None:
-    """``--deinterlace`` and ``--scan`` (shared by ``upscale`` and ``submit``)."""
+    """``--deinterlace``, ``--scan`` and ``--video-stream`` (shared by ``upscale`` and ``submit``)."""
+    p.add_argument(
+        "--video-stream",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="a source with several video streams: upscale stream N (its index in `vsrflow probe`'s "
+        "streams); the other video streams are not carried (cover art is). Without it such a "
+        "source is refused",
+    )
     p.add_argument(
         "--deinterlace",
         choices=["frame", "field", "off"],
@@ -217,7 +226,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from vsrflow.engine.pipeline import upscale_video
     from vsrflow.engine.progress import ProgressDisplay
     from vsrflow.engine.upscaler import Upscaler
-    from vsrflow.media.assemble import check_video_codec
+    from vsrflow.media.assemble import check_streams, check_video_codec
     from vsrflow.media.encoders import resolve_codec
     from vsrflow.media.probe import probe
     from vsrflow.media.writer import EncoderOptions, check_encoder
@@ -236,11 +245,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     spec = resolve(args.model, args.preset, scale=args.scale, available=store.has)
     images = _image_pairs(args.input, args.output, args.overwrite)
     codec = args.codec
+    streams = None
     if images is None:
-        source = probe(args.input, accept_damaged=args.accept_damaged)
+        source = probe(args.input, args.video_stream, accept_damaged=args.accept_damaged)
         _check_output(args.output, args.overwrite)
         codec = resolve_codec(args.codec, settings.ffmpeg)
         check_video_codec(args.output, check_encoder(codec))
+        # Every stream the final mux would fail on is refused now, before the model is loaded.
+        streams = check_streams(source, args.output, video_stream=args.video_stream, ffmpeg=settings.ffmpeg)
     loaded = load_model(spec, store)
     quality = quality_options(args, spec, settings)
     device = resolve_device(args.device or settings.device)
@@ -275,10 +287,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=f".{args.output.name}.") as tmp:
-            clip = args.input
+            clip, video_stream = args.input, args.video_stream
             if args.frames is not None or args.start is not None or args.duration is not None:
                 clip = _preview_slice(args, source, Path(tmp), settings)
                 source = probe(clip)
+                streams, video_stream = None, None  # the slice holds the chosen video and its audio
             result = upscale_video(
                 clip,
                 args.output,
@@ -289,6 +302,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 deinterlace=args.deinterlace,
                 scan=args.scan,
                 accept_damaged=args.accept_damaged,
+                video_stream=video_stream,
+                streams=streams,
             )
     finally:
         display.close()
@@ -400,7 +415,7 @@ def _preview_slice(args: argparse.Namespace, source: Any, tmp: Path, settings: S
         raise InputError(
             "--duration goes with --start, not with --frames", hint="--frames A:B or --start T --duration D"
         )
-    pts = None if args.frames is not None else scan_frames(args.input).pts
+    pts = None if args.frames is not None else scan_frames(args.input, args.video_stream).pts
     start, end = frame_range(source, args.frames, args.start, args.duration, pts)
     print(f"preview: frames {start}..{end - 1} of {source.frame_count}", file=sys.stderr)
     return cut_slice(args.input, tmp / "preview.mkv", source, start, end, ffmpeg=settings.ffmpeg)

@@ -37,7 +37,7 @@ from vsrflow.engine.quality import GuardReport
 from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
-from vsrflow.media.assemble import assemble_output
+from vsrflow.media.assemble import PlannedStream, assemble_output, check_streams
 from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.probe import probe
@@ -224,6 +224,8 @@ def upscale_video(
     deinterlace: str = "frame",
     scan: str = "auto",
     accept_damaged: bool = False,
+    video_stream: int | None = None,
+    streams: list[PlannedStream] | None = None,
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -243,9 +245,15 @@ def upscale_video(
         scan: 'auto' (detect: stream flag + idet sample) or the scan type to assume.
         accept_damaged: upscale a cut-short source as far as it goes (see
             :func:`vsrflow.media.probe.probe`) instead of refusing it.
+        video_stream: the container index of the video stream to upscale (``--video-stream``);
+            None: the only one (a source with several is refused, see
+            :func:`~vsrflow.media.assemble.plan_streams`).
+        streams: the other streams' plan, checked by the caller before its own preparations
+            (:func:`~vsrflow.media.assemble.check_streams`); None: checked here, before any work.
 
     Raises:
-        InputError: unreadable input, input == output, frame count mismatch with the probe.
+        InputError: unreadable input, input == output, frame count mismatch with the probe, a
+            stream the output container cannot hold (before any frame is decoded).
         VsrError: frames lost between stages (a bug, never silent); any stage's own error.
     """
     t0 = time.monotonic()
@@ -253,7 +261,9 @@ def upscale_video(
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
-    source_info = probe(input_path, accept_damaged=accept_damaged)
+    source_info = probe(input_path, video_stream, accept_damaged=accept_damaged)
+    if streams is None:
+        streams = check_streams(source_info, output_path, video_stream=video_stream, ffmpeg=ffmpeg)
     conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
     for note in hdr_warnings(source_info, encoder.codec):
         log.warning("%s", note)
@@ -304,7 +314,12 @@ def upscale_video(
         bar.close()
         with timer.stage("mux"):
             out_info = assemble_output(
-                temp_video, info, output_path, expected_frames=info.frame_count, ffmpeg=ffmpeg
+                temp_video,
+                info,
+                output_path,
+                expected_frames=info.frame_count,
+                ffmpeg=ffmpeg,
+                streams=streams,
             )
     except BaseException as exc:
         stages.fail(exc)  # no-op for the error already recorded; stops the others otherwise

@@ -1,8 +1,13 @@
 """Final mux: upscaled video + every audio/subtitle/attachment stream, chapters and tags of the source.
 
-Audio is stream-copied (bit-identical). Subtitles are copied unless the target container cannot hold
-their codec, then converted with a logged warning (text -> mov_text for MP4/MOV, mov_text -> srt
-for Matroska). Source timestamps are kept (``-copyts``), so audio stays in sync even when the video
+Every stream is stream-copied (audio bit-identical) where the target container holds its codec
+(:func:`container_holds`); otherwise, with a logged warning, lossless audio becomes ALAC (the same
+samples), text subtitles become mov_text (MP4/MOV) or srt (Matroska); audio and bitmap subtitles
+that cannot be converted without loss are refused. Cover art is kept (copied into MP4, attached
+to Matroska); closed captions in the video's side data are detected and warned about.
+:func:`check_streams` takes these decisions, and proves them with a trial mux, BEFORE any work:
+``vsrflow upscale`` and the chunked job (at submission) call it, and the final mux uses its plan.
+Source timestamps are kept (``-copyts``), so audio stays in sync even when the video
 starts later than the audio; a positive start clock (MPEG-PS/TS) is removed from every stream alike
 (:func:`leading_time`), so the output starts at 0 with the source's relative timing. The result is
 written to a hidden temporary name next to ``output``, validated by probing (frame count, duration,
@@ -14,12 +19,16 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
+
+import av
 
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
@@ -36,8 +45,40 @@ MUXERS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "
 _MP4_VIDEO = {"h264", "hevc", "mpeg4", "av1", "vp9", "mjpeg", "mpeg2video", "mpeg1video"}
 _MOV_VIDEO = _MP4_VIDEO | {"prores", "png", "rawvideo", "dnxhd", "qtrle"}
 
-_TEXT_SUBS = {"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"}
-_MP4_SUBS = {"mov_text", "dvd_subtitle"}
+#: Codecs ffmpeg 5.1's mp4/mov muxers take by stream copy, per kind (each one muxed for real in
+#: tests/integration/test_stream_rules.py). Matroska holds every codec ffmpeg can name except those
+#: of :data:`_NOT_IN_MATROSKA`; the up-front trial mux (:func:`check_streams`) has the last word.
+_PCM = frozenset({"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_s32le", "pcm_s32be", "pcm_u8"})
+_PCM |= {"pcm_f32le", "pcm_f32be", "pcm_f64le", "pcm_f64be", "pcm_s8", "pcm_mulaw", "pcm_alaw"}
+_MP4_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "dts", "alac", "opus", "vorbis"})
+_COPYABLE: dict[str, dict[str, frozenset[str]]] = {
+    "mp4": {"audio": _MP4_AUDIO, "subtitle": frozenset({"mov_text"}), "cover": frozenset({"mjpeg", "png"})},
+    # ffmpeg 5.1's mov muxer takes PCM and WMA but not Opus, and writes no cover art (its mp4 mode does).
+    "mov": {
+        "audio": (_MP4_AUDIO - {"opus"}) | _PCM | {"wmav2"},
+        "subtitle": frozenset({"mov_text"}),
+        "cover": frozenset(),
+    },
+}
+_NOT_IN_MATROSKA: dict[str, frozenset[str]] = {"subtitle": frozenset({"mov_text"})}
+#: Lossless audio whose decoded samples ALAC stores exactly (integer, at most 24 bits): what an
+#: MP4 output gets instead of a codec it cannot hold (PCM from a MOV, FLAC), bit-exact on decode.
+_ALAC_EXACT = frozenset(
+    {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_s24be", "pcm_u8", "pcm_s8", "pcm_mulaw", "pcm_alaw", "flac"}
+)
+#: Subtitle codecs that are text (convertible to mov_text / srt); the others are bitmaps.
+_TEXT_SUBS = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "text", "mov_text"})
+#: Output suffix that keeps every stream kind: the fix named when a stream cannot be stored.
+_KEEPS_ALL = ".mkv"
+
+#: MIME types of the images Matroska attaches (cover art, image attachments).
+_MIME = {
+    "mjpeg": "image/jpeg",
+    "png": "image/png",
+    "bmp": "image/bmp",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
 
 
 class OutputValidationError(VsrError):
@@ -46,73 +87,206 @@ class OutputValidationError(VsrError):
 
 @dataclass(frozen=True)
 class PlannedStream:
-    """One source stream carried into the output: its output codec (None = stream copy)."""
+    """One source stream carried into the output.
+
+    Attributes:
+        source: the source stream.
+        convert_to: the output codec (an encoder name) when the stream is converted; None: stream copy.
+        attach: write it as a Matroska attachment (an image attachment or cover art, which ffmpeg's
+            demuxer presents as an ``attached_pic`` video stream and its muxer would otherwise
+            write back as a one-frame video track).
+    """
 
     source: StreamInfo
     convert_to: str | None = None
+    attach: bool = False
+
+    @property
+    def output_kind(self) -> str:
+        """The stream kind ffmpeg reads back from the output ('video' for cover art and images)."""
+        return "video" if self.attach else self.source.kind
 
 
 def _is_mp4_family(muxer: str) -> bool:
     return muxer in ("mp4", "mov")
 
 
-def plan_streams(source: VideoInfo, muxer: str) -> list[PlannedStream]:
-    """Decide which non-video source streams go into a ``muxer`` output and how.
+def container_holds(muxer: str, kind: str, codec: str) -> bool:
+    """Whether an output of ``muxer`` holds a stream-copied ``kind`` stream of ``codec``.
+
+    The one owner of "can container X hold codec Y" (the video codec: :func:`check_video_codec`).
+    ``kind`` is 'audio', 'subtitle', 'cover' (an ``attached_pic`` image) or 'attachment'. Matroska
+    holds every kind and codec but mov_text subtitles; mp4 and mov what :data:`_COPYABLE` lists
+    (no attachments).
+    """
+    if not _is_mp4_family(muxer):
+        return codec not in _NOT_IN_MATROSKA.get(kind, frozenset())
+    return codec in _COPYABLE[muxer].get(kind, frozenset())
+
+
+def _holders(kind: str, codec: str) -> str:
+    """The output suffixes that hold ``codec`` as it is, for the fix of a refusal ('.mkv or .mov')."""
+    names = [
+        s
+        for s, m in ((".mkv", "matroska"), (".mov", "mov"), (".mp4", "mp4"))
+        if container_holds(m, kind, codec)
+    ]
+    return " or ".join(names)
+
+
+def _describe(st: StreamInfo) -> str:
+    return f"stream {st.index} ({st.codec})"
+
+
+def plan_streams(
+    source: VideoInfo, muxer: str, *, video_stream: int | None = None, warn: bool = True
+) -> list[PlannedStream]:
+    """Decide which non-video source streams go into a ``muxer`` output, and how (module docstring).
+
+    Rules, per stream the target cannot hold as it is: lossless audio whose samples ALAC keeps
+    exactly (integer PCM up to 24 bits, FLAC) into MP4 -> ALAC, bit-exact on decode; other audio
+    -> refused. Text subtitles -> mov_text (MP4/MOV) or srt (mov_text into Matroska); bitmap
+    subtitles (DVD, PGS, DVB) into MP4/MOV -> refused (ffmpeg 5.1 writes no PGS/DVB track there,
+    and its MP4 DVD-subtitle track is read by almost no player). Cover art: copied (MP4) or
+    re-attached (Matroska), dropped with a warning for MOV; attachments: dropped with a warning
+    for MP4/MOV. A second real video stream: refused unless ``video_stream`` names the one to
+    upscale (the caller's choice); then the others are not carried. Conversions and drops are
+    logged as warnings (``warn``; else at info level, for a plan already announced).
 
     Raises:
-        InputError: a subtitle stream the target container cannot hold and that cannot be converted
-            (bitmap subtitles into MP4): use .mkv instead of silently dropping it.
+        InputError: a stream the target container cannot hold (naming it, the input and the
+            containers that hold it), or several video streams and no ``video_stream`` choice.
     """
+    say = log.warning if warn else log.info
+    others = [s for s in source.non_video_streams if s.kind == "video" and not s.attached_pic]
+    if others and video_stream is None:
+        listed = ", ".join(
+            _describe(s) for s in sorted((*others, _main_video(source)), key=lambda s: s.index)
+        )
+        raise InputError(
+            f"{source.path}: has {len(others) + 1} video streams ({listed}); which one to upscale "
+            "is not guessed",
+            hint=f"pass --video-stream N (N = {source.video_stream_index}: the first one; the "
+            "others are then not carried into the output)",
+        )
+    if source.closed_captions:
+        # The model's frames are new pictures: the encoder gets no A/53 side data to carry.
+        say(
+            "closed captions (CEA-608/708 in the video's A/53 side data) of %s are not carried into "
+            "the upscaled video; keep them first as a subtitle file: ffmpeg -f lavfi -i "
+            "'movie=%s[out0+subcc]' -map 0:1 captions.srt",
+            source.path, source.path.name,
+        )  # fmt: skip
     planned: list[PlannedStream] = []
+
+    def refuse(st: StreamInfo, kind: str) -> InputError:
+        return InputError(
+            f"{source.path}: {st.kind} {_describe(st)} cannot be stored in the {muxer} container",
+            hint=f"write a {_holders(kind, st.codec)} output to keep it as it is",
+        )
+
     for st in source.non_video_streams:
         if st.kind == "audio":
-            planned.append(PlannedStream(st))
+            if container_holds(muxer, "audio", st.codec):
+                planned.append(PlannedStream(st))
+            elif st.codec in _ALAC_EXACT and container_holds(muxer, "audio", "alac"):
+                say(
+                    "audio %s of %s converted to ALAC (lossless: the same samples) because %s cannot "
+                    "hold %s; write a %s output to keep the original bytes",
+                    _describe(st), source.path, muxer, st.codec, _holders("audio", st.codec),
+                )  # fmt: skip
+                planned.append(PlannedStream(st, "alac"))
+            else:
+                raise refuse(st, "audio")
         elif st.kind == "subtitle":
-            if _is_mp4_family(muxer):
-                if st.codec in _MP4_SUBS:
-                    planned.append(PlannedStream(st))
-                elif st.codec in _TEXT_SUBS:
-                    log.warning(
-                        "subtitle stream %d (%s) of %s converted to mov_text: %s cannot hold %s "
-                        "(styling is lost; use an .mkv output to keep it)",
-                        st.index,
-                        st.codec,
-                        source.path,
-                        muxer,
-                        st.codec,
-                    )
-                    planned.append(PlannedStream(st, "mov_text"))
-                else:
-                    raise InputError(
-                        f"{source.path}: subtitle stream {st.index} ({st.codec}) cannot be stored in {muxer}",
-                        hint="write an .mkv output to keep bitmap subtitles",
-                    )
-            elif st.codec == "mov_text":
-                log.warning(
-                    "subtitle stream %d (mov_text) of %s converted to srt: Matroska cannot hold mov_text",
-                    st.index,
-                    source.path,
-                )
-                planned.append(PlannedStream(st, "srt"))
-            else:
+            if container_holds(muxer, "subtitle", st.codec):
                 planned.append(PlannedStream(st))
+            elif st.codec not in _TEXT_SUBS:
+                raise refuse(st, "subtitle")
+            else:
+                target = "mov_text" if _is_mp4_family(muxer) else "srt"
+                say(
+                    "subtitle %s of %s converted to %s: %s cannot hold %s (styling is lost; "
+                    "write a %s output to keep it)",
+                    _describe(st), source.path, target, muxer, st.codec, _holders("subtitle", st.codec),
+                )  # fmt: skip
+                planned.append(PlannedStream(st, target))
         elif st.kind == "attachment":
-            if _is_mp4_family(muxer):
-                log.warning(
-                    "attachment stream %d of %s dropped: %s cannot hold attachments",
-                    st.index,
-                    source.path,
-                    muxer,
-                )
-            else:
+            if container_holds(muxer, "attachment", st.codec):
                 planned.append(PlannedStream(st))
+            else:
+                say("attachment %s of %s dropped: %s cannot hold attachments (an .mkv output keeps "
+                    "it)", _describe(st), source.path, muxer)  # fmt: skip
+        elif st.kind == "video" and st.attached_pic:
+            if not _is_mp4_family(muxer):
+                planned.append(PlannedStream(st, attach=True))
+            elif container_holds(muxer, "cover", st.codec):
+                planned.append(PlannedStream(st))
+            else:
+                say("cover art %s of %s dropped: ffmpeg cannot write it into %s (an .mkv output keeps "
+                    "it)", _describe(st), source.path, muxer)  # fmt: skip
+        elif st.kind == "video":
+            say("video %s of %s not carried: --video-stream %d is the one upscaled",
+                _describe(st), source.path, video_stream)  # fmt: skip
         else:
-            # Data streams (timecode, GPS...) and cover art are not media the output needs; say so.
-            what = "cover-art" if st.attached_pic else st.kind
-            log.warning(
-                "%s stream %d (%s) of %s not carried into the output", what, st.index, st.codec, source.path
-            )
+            # Data streams (timecode, GPS...) are not media the output needs; say so.
+            say("%s %s of %s not carried into the output", st.kind, _describe(st), source.path)
     return planned
+
+
+def _main_video(source: VideoInfo) -> StreamInfo:
+    found = next((s for s in source.streams if s.index == source.video_stream_index), None)
+    return found or StreamInfo(index=source.video_stream_index, kind="video", codec=source.codec)
+
+
+def check_streams(
+    source: VideoInfo,
+    output: Path,
+    *,
+    video_stream: int | None = None,
+    ffmpeg: str = "ffmpeg",
+    warn: bool = True,
+    trial: bool = True,
+) -> list[PlannedStream]:
+    """Plan ``source``'s streams for ``output`` and prove the plan with a trial mux, before any work.
+
+    :func:`plan_streams` decides (and refuses what the container cannot hold); then the real
+    ffmpeg writes the header of an empty ``output``-type file with those streams (copied or
+    converted, ``-t 0``), so a codec the tables do not know fails here, not in the final mux after
+    the whole upscale (``trial=False``: a plan already proved, e.g. at submission, is only
+    re-made). Returns the plan for :func:`assemble_output` / :func:`assemble_streamed`.
+
+    Raises:
+        InputError: as :func:`plan_streams`; the trial mux failed (ffmpeg's reason quoted).
+    """
+    muxer = _muxer_for(Path(output))
+    planned = plan_streams(source, muxer, video_stream=video_stream, warn=warn)
+    mapped = [p for p in planned if not p.attach]
+    if not mapped or not trial:
+        return planned
+    with tempfile.TemporaryDirectory(prefix="vsrflow-mux-check-") as tmp:
+        argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(source.path)]
+        for p in mapped:
+            argv += ["-map", f"0:{p.source.index}"]
+        argv += ["-c", "copy", *_conversions(mapped, first=0), "-t", "0"]
+        argv += ["-f", muxer, str(Path(tmp) / f"check{Path(output).suffix}")]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        reason = " ".join(proc.stderr.strip().splitlines()[:2])[:300]
+        raise InputError(
+            f"{source.path}: its streams cannot be written into a {muxer} output ({output}): {reason}",
+            hint=f"write a {_KEEPS_ALL} output",
+        )
+    return planned
+
+
+def _conversions(mapped: list[PlannedStream], first: int) -> list[str]:
+    """``-c:N codec`` for each converted stream, N its output index (``first`` + position)."""
+    argv: list[str] = []
+    for out_index, p in enumerate(mapped, start=first):
+        if p.convert_to:
+            argv += [f"-c:{out_index}", p.convert_to]
+    return argv
 
 
 def _muxer_for(output: Path) -> str:
@@ -151,7 +325,9 @@ def leading_time(source: VideoInfo, planned: list[PlannedStream]) -> Fraction:
     """Seconds before the first kept stream starts: the smallest start of the video and of every
     planned stream (exact; 0 when none is known). The mux removes it when positive."""
     starts = [source.start_pts * source.time_base]
-    starts += [p.source.start_time for p in planned if p.source.start_time is not None]
+    starts += [
+        p.source.start_time for p in planned if p.source.start_time is not None and p.source.kind != "video"
+    ]
     return min(starts)
 
 
@@ -173,11 +349,13 @@ def build_argv(
     planned: list[PlannedStream],
     ffmpeg: str = "ffmpeg",
     video_format: str | None = None,
+    attachments: dict[int, tuple[Path, str, str]] | None = None,
 ) -> list[str]:
     """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams.
 
     ``video_format`` forces the demuxer of the video input (needed for ``pipe:0``); when it is
-    set ffmpeg reads its stdin, so ``-nostdin`` is left out.
+    set ffmpeg reads its stdin, so ``-nostdin`` is left out. ``attachments``: for each planned
+    stream with ``attach``, by source index, (image file, mimetype, file name) to attach.
     """
     argv = [ffmpeg, "-hide_banner", "-v", "error", "-y"]
     if video_format is None:
@@ -197,21 +375,26 @@ def build_argv(
     if video_format is not None:
         argv += ["-f", video_format]
     argv += [*_itsoffset(video_shift), "-i", str(video_path), *_itsoffset(-lead), "-i", str(source.path)]
+    mapped = [p for p in planned if not p.attach]
     argv += ["-map", f"0:{video.video_stream_index}"]
-    for p in planned:
+    for p in mapped:
         argv += ["-map", f"1:{p.source.index}"]
-    argv += ["-c", "copy"]
-    sub_out = 0
-    for p in planned:
-        if p.source.kind == "subtitle":
-            if p.convert_to:
-                argv += [f"-c:s:{sub_out}", p.convert_to]
-            sub_out += 1
+    argv += ["-c", "copy", *_conversions(mapped, first=1)]
+    for out_index, p in enumerate(mapped, start=1):
+        if p.source.attached_pic:
+            # Cover art stays cover art (the CLI does not carry the flag over by itself).
+            argv += [f"-disposition:{out_index}", "attached_pic"]
+    # Image attachments (Matroska) go back as attachments: ffmpeg's muxer would write the
+    # attached_pic stream it demuxed as a one-frame video track. They follow the mapped streams.
+    for out_index, p in enumerate((p for p in planned if p.attach), start=len(mapped) + 1):
+        image, mimetype, filename = (attachments or {})[p.source.index]
+        argv += ["-attach", str(image), f"-metadata:s:{out_index}", f"mimetype={mimetype}"]
+        argv += [f"-metadata:s:{out_index}", f"filename={filename}"]
     # Global tags and chapters from the source. Any per-stream -map_metadata switches ffmpeg's
     # default per-stream copy off, so map every stream's tags (language, title, mimetype) explicitly.
     argv += ["-map_metadata", "1", "-map_chapters", "1"]
     argv += ["-map_metadata:s:0", f"1:s:{source.video_stream_index}"]
-    for out_index, p in enumerate(planned, start=1):
+    for out_index, p in enumerate(mapped, start=1):
         argv += [f"-map_metadata:s:{out_index}", f"1:s:{p.source.index}"]
     src_video = next((s for s in source.streams if s.index == source.video_stream_index), None)
     if src_video is not None:
@@ -262,6 +445,7 @@ def _validate(
     expected_frames: int,
     planned_kinds: dict[str, int],
     check_rotation: bool,
+    covers: int,
     output: Path,
 ) -> None:
     problems: list[str] = []
@@ -276,6 +460,9 @@ def _validate(
         want = planned_kinds.get(kind, 0)
         if got != want:
             problems.append(f"{got} {kind} streams, planned {want}")
+    got_covers = sum(1 for s in result.streams if s.attached_pic)
+    if got_covers != covers:
+        problems.append(f"{got_covers} cover-art/image streams, planned {covers}")
     if check_rotation and result.rotation != source.rotation:
         problems.append(f"rotation {result.rotation}, source {source.rotation}")
     if problems:
@@ -310,6 +497,8 @@ def assemble_output(
     *,
     expected_frames: int | None = None,
     ffmpeg: str = "ffmpeg",
+    streams: list[PlannedStream] | None = None,
+    video_stream: int | None = None,
 ) -> VideoInfo:
     """Mux ``video_path``'s video with every other stream of ``source`` into ``output``; validate it.
 
@@ -319,19 +508,22 @@ def assemble_output(
         output: final file (.mp4, .m4v, .mov or .mkv); replaced atomically.
         expected_frames: frames the output must have; default ``source.frame_count``.
         ffmpeg: ffmpeg binary (Settings.ffmpeg).
+        streams: the plan :func:`check_streams` returned before the work; None: planned here.
+        video_stream: the video stream the user chose (``--video-stream``), for that planning.
 
     Returns:
         The probe of the written output.
 
     Raises:
-        InputError: output directory missing/unwritable, unsupported container, or a subtitle stream
-            the container cannot hold.
+        InputError: output directory missing/unwritable, unsupported container, or a stream the
+            container cannot hold (:func:`plan_streams`).
         ExternalToolError: ffmpeg failed (argv and stderr tail in the error).
         OutputValidationError: frame count, duration, stream count or rotation mismatch.
     """
     video_path, output = Path(video_path), Path(output)
     _check_output_dir(output)  # before any work: the cheapest check, and the one users hit most
-    return _assemble(str(video_path), probe(video_path), source, output, expected_frames, ffmpeg)
+    planned = _plan(source, output, streams, video_stream)
+    return _assemble(str(video_path), probe(video_path), source, output, planned, expected_frames, ffmpeg)
 
 
 def assemble_streamed(
@@ -343,6 +535,8 @@ def assemble_streamed(
     expected_frames: int | None = None,
     ffmpeg: str = "ffmpeg",
     video_format: str = "nut",
+    streams: list[PlannedStream] | None = None,
+    video_stream: int | None = None,
 ) -> VideoInfo:
     """Like :func:`assemble_output`, but the video arrives on ffmpeg's stdin, written by ``feed``.
 
@@ -353,7 +547,55 @@ def assemble_streamed(
     has been stopped and nothing is left at ``output``.
     """
     video = replace(video, video_stream_index=0)
-    return _assemble("pipe:0", video, source, Path(output), expected_frames, ffmpeg, feed, video_format)
+    output = Path(output)
+    _check_output_dir(output)
+    planned = _plan(source, output, streams, video_stream)
+    return _assemble("pipe:0", video, source, output, planned, expected_frames, ffmpeg, feed, video_format)
+
+
+def _plan(
+    source: VideoInfo, output: Path, streams: list[PlannedStream] | None, video_stream: int | None
+) -> list[PlannedStream]:
+    if streams is not None:
+        return streams
+    return plan_streams(source, _muxer_for(output), video_stream=video_stream)
+
+
+def _extract_images(
+    source: VideoInfo, planned: list[PlannedStream], work: Path
+) -> dict[int, tuple[Path, str, str]]:
+    """Write each ``attach`` stream's picture (its one packet: the image file) into ``work``.
+
+    Returns (file, mimetype, file name) by source stream index; the name and type are the
+    source's tags when it has them (a Matroska attachment's), else ``cover.<ext>``.
+    """
+    wanted = {p.source.index for p in planned if p.attach}
+    if not wanted:
+        return {}
+    found: dict[int, tuple[Path, str, str]] = {}
+    with av.open(str(source.path)) as container:
+        chosen = [container.streams[index] for index in sorted(wanted)]
+        # A picture stream's one packet comes first (the demuxer queues it on open): one short pass.
+        for packet in container.demux(chosen):
+            index = packet.stream.index
+            if index in found or not packet.size:
+                continue
+            meta = {k.lower(): v for k, v in packet.stream.metadata.items()}
+            codec = next((s.codec for s in source.streams if s.index == index), "mjpeg")
+            mimetype = meta.get("mimetype") or _MIME.get(codec, "application/octet-stream")
+            filename = meta.get("filename") or f"cover.{'jpg' if codec == 'mjpeg' else codec}"
+            image = work / f"{index}-{Path(filename).name}"
+            image.write_bytes(bytes(packet))
+            found[index] = (image, mimetype, filename)
+            if len(found) == len(wanted):
+                break
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise InputError(
+            f"{source.path}: image stream {missing[0]} holds no picture",
+            hint=f"remux the source without it (ffmpeg -i IN -map 0 -map -0:{missing[0]} -c copy OUT.mkv)",
+        )
+    return found
 
 
 def _assemble(
@@ -361,27 +603,31 @@ def _assemble(
     video: VideoInfo,
     source: VideoInfo,
     output: Path,
+    planned: list[PlannedStream],
     expected_frames: int | None,
     ffmpeg: str,
     feed: Callable[[IO[bytes]], object] | None = None,
     video_format: str | None = None,
 ) -> VideoInfo:
-    _check_output_dir(output)
     muxer = _muxer_for(output)
-    planned = plan_streams(source, muxer)
     expected = source.frame_count if expected_frames is None else expected_frames
     tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
-    argv = build_argv(Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format)
     what = f"muxing {output} from {video_input} and {source.path}"
     try:
-        if feed is None:
-            run_ffmpeg(argv, what=what)
-        else:
-            run_ffmpeg_fed(argv, feed, what=what)
+        with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.images-") as work:
+            images = _extract_images(source, planned, Path(work))
+            argv = build_argv(
+                Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format, images
+            )
+            if feed is None:
+                run_ffmpeg(argv, what=what)
+            else:
+                run_ffmpeg_fed(argv, feed, what=what)
         result = probe(tmp)
-        kinds = Counter(p.source.kind for p in planned)
+        kinds = Counter(p.output_kind for p in planned)
         kinds["video"] += 1
-        _validate(result, source, expected, dict(kinds), _is_mp4_family(muxer), output)
+        covers = sum(1 for p in planned if p.attach or p.source.attached_pic)
+        _validate(result, source, expected, dict(kinds), _is_mp4_family(muxer), covers, output)
         _warn_last_frame_duration(result, source, output)
         os.replace(tmp, output)
     except BaseException:

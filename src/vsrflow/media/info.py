@@ -176,6 +176,7 @@ class VideoInfo:
             was told to accept damaged input (else it refuses the file).
         hdr: the HDR10 static metadata (mastering display, content light level) the first frame
             carries (:class:`HdrMetadata`), or None.
+        closed_captions: the video carries CEA-608/708 captions in its frames' A/53 side data.
     """
 
     path: Path
@@ -206,6 +207,7 @@ class VideoInfo:
     field_order: str = "unknown"
     damage: Damage | None = None
     hdr: HdrMetadata | None = None
+    closed_captions: bool = False
 
     @property
     def frame_duration(self) -> Fraction:

@@ -42,8 +42,9 @@ class FrameTable:
         return len(self.pts)
 
 
-def scan_frames(path: Path | str) -> FrameTable:
-    """Demux the video stream of ``path`` and return its :class:`FrameTable`.
+def scan_frames(path: Path | str, video_stream: int | None = None) -> FrameTable:
+    """Demux the video stream of ``path`` (stream ``video_stream`` when given, see
+    :func:`~vsrflow.media.probe.pick_video`) and return its :class:`FrameTable`.
 
     A packet without pts falls back to its dts (raw-stream containers).
 
@@ -54,7 +55,7 @@ def scan_frames(path: Path | str) -> FrameTable:
     path = Path(path)
     container = open_input(path)
     with container:
-        video = pick_video(container, path)
+        video = pick_video(container, path, video_stream)
         time_base = Fraction(video.time_base or Fraction(1, 1000))
         # (pts, decode position, keyframe flag): the decode position breaks ties on duplicate pts.
         packets: list[tuple[int, int, bool]] = []

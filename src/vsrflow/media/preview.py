@@ -72,13 +72,13 @@ def cut_slice(
     src: Path, dest: Path, info: VideoInfo, start: int, end: int, *, ffmpeg: str = "ffmpeg"
 ) -> Path:
     """Write frames ``[start, end)`` of ``src`` to ``dest`` (module contract); returns ``dest``."""
-    table = scan_frames(src)
+    table = scan_frames(src, info.video_stream_index)
     pts = table.pts
     first = pts[start]
     # Audio: the slice's own span, from its first frame to the next frame after its last one.
     t0 = float((first - pts[0]) * table.time_base)
     t1 = float((pts[end] - pts[0]) * table.time_base) if end < len(pts) else math.inf
-    video = f"[0:v:0]trim=start_frame={start}:end_frame={end},setpts=PTS-STARTPTS[v]"
+    video = f"[0:{info.video_stream_index}]trim=start_frame={start}:end_frame={end},setpts=PTS-STARTPTS[v]"
     graph = [video]
     maps = ["-map", "[v]"]
     audio_end = f":end={t1:.6f}" if t1 != math.inf else ""

@@ -19,6 +19,7 @@ from typing import Any
 import av
 import av.error
 from av.container import InputContainer
+from av.sidedata.sidedata import Type as SideDataType
 from av.stream import Disposition, Stream
 from av.video.stream import VideoStream
 
@@ -110,8 +111,19 @@ def _stream_info(stream: Stream) -> StreamInfo:
     )
 
 
-def pick_video(container: InputContainer, path: Path) -> VideoStream:
-    """The first real video stream of ``container`` (cover art is skipped); InputError if none."""
+def pick_video(container: InputContainer, path: Path, index: int | None = None) -> VideoStream:
+    """The video stream to process: stream ``index`` of ``container`` when given (``--video-stream``),
+    else its first real video stream (cover art is skipped); InputError if there is none."""
+    if index is not None:
+        chosen = next((s for s in container.streams if s.index == index), None)
+        if chosen is None or chosen.type != "video" or chosen.disposition & Disposition.attached_pic:
+            found = [s.index for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+            raise InputError(
+                f"{path}: stream {index} is not a video stream to upscale",
+                hint=f"--video-stream takes one of {', '.join(map(str, found)) or 'none'} "
+                "(the stream indices `vsrflow probe` lists)",
+            )
+        return chosen  # type: ignore[return-value]
     for stream in container.streams.video:
         if not stream.disposition & Disposition.attached_pic:
             return stream
@@ -249,8 +261,9 @@ def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int],
             )
 
 
-def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
-    """Probe ``path`` and return its :class:`VideoInfo`.
+def probe(path: Path | str, video_stream: int | None = None, *, accept_damaged: bool = False) -> VideoInfo:
+    """Probe ``path`` and return its :class:`VideoInfo` (of stream ``video_stream`` when given, see
+    :func:`pick_video`).
 
     ``accept_damaged``: a source that holds less video than its container declares (cut short,
     see :func:`_cut_short`) is probed as what it holds, with :attr:`VideoInfo.damage` saying
@@ -264,7 +277,7 @@ def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
     path = Path(path)
     container = open_input(path)
     with container:
-        video = pick_video(container, path)
+        video = pick_video(container, path, video_stream)
         streams = tuple(_stream_info(s) for s in container.streams)
         video.thread_type = "AUTO"
         tb = video.time_base or Fraction(1, 1000)
@@ -377,6 +390,9 @@ def probe(path: Path | str, *, accept_damaged: bool = False) -> VideoInfo:
             field_order=field_order_name(getattr(ctx, "field_order", 0)),
             damage=damage,
             hdr=_hdr_metadata(first_frame),
+            # CEA-608/708 captions travel in the frames' A/53 side data (what ffprobe shows as
+            # "Closed Captions"); the first decoded frame carries them when the stream has any.
+            closed_captions=SideDataType.A53_CC in first_frame.side_data,
         )
     log.debug("probed %s: %s", path, info)
     return info

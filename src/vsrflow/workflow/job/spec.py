@@ -191,6 +191,8 @@ class JobSpec:
             'telecine'). Both are absent from the JSON and the job id when default.
         accept_damaged: upscale a cut-short source as far as it goes (``--accept-damaged``)
             instead of refusing it; absent from the JSON and the job id when False.
+        video_stream: the container index of the video stream to upscale (``--video-stream``), or
+            None (the only one); absent from the JSON and the job id when None.
     """
 
     source: str
@@ -209,6 +211,7 @@ class JobSpec:
     deinterlace: str = "frame"
     scan: str = "auto"
     accept_damaged: bool = False
+    video_stream: int | None = None
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -265,6 +268,10 @@ class JobSpec:
             raise _fail("scan", f"{self.scan!r} is not one of {SCAN_CHOICES}", "use auto")
         if not isinstance(self.accept_damaged, bool):
             raise _fail("accept_damaged", f"expected true or false, got {self.accept_damaged!r}", "use false")
+        if self.video_stream is not None:
+            _check_int(
+                "video_stream", self.video_stream, 0, 2**31, "use a stream index `vsrflow probe` lists"
+            )
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
         try:
@@ -309,6 +316,7 @@ class JobSpec:
             | ({} if self.delivery is None else {"delivery": self.delivery.to_json()})
             | self._conditioning()
             | ({"accept_damaged": True} if self.accept_damaged else {})
+            | ({} if self.video_stream is None else {"video_stream": self.video_stream})
         )
 
     def _conditioning(self) -> dict[str, str]:
@@ -330,7 +338,7 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan", "accept_damaged")
+        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan", "accept_damaged", "video_stream")
         obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=optional)
         return cls(
             source=obj["source"],
@@ -349,6 +357,7 @@ class JobSpec:
             deinterlace=obj.get("deinterlace", "frame"),
             scan=obj.get("scan", "auto"),
             accept_damaged=obj.get("accept_damaged", False),
+            video_stream=obj.get("video_stream"),
         )
 
     def dumps(self) -> str:
@@ -381,7 +390,9 @@ class JobSpec:
             destination=self.destination,
             quality=None if self._quality() == _DEFAULT_QUALITY else self._quality(),
             # Accepting a damaged source makes another output than refusing it: another job.
-            conditioning=self._conditioning() | ({"accept_damaged": "true"} if self.accept_damaged else {}),
+            conditioning=self._conditioning()
+            | ({"accept_damaged": "true"} if self.accept_damaged else {})
+            | ({} if self.video_stream is None else {"video_stream": str(self.video_stream)}),
         )
 
 

@@ -79,7 +79,7 @@ def _probe_source(spec: JobSpec) -> tuple[Path, VideoInfo]:
     from vsrflow.media.probe import probe
 
     source = local_path(spec.source, "source")
-    info = probe(source, accept_damaged=spec.accept_damaged)
+    info = probe(source, spec.video_stream, accept_damaged=spec.accept_damaged)
     if info.frame_count <= 0:
         raise InputError(f"{source}: the video stream has no frames", hint="check the source file")
     return source, info
@@ -96,6 +96,7 @@ def extract(job: JobDir) -> bool:
         VsrError: the job is failed (resume it first) or the manifest cannot be written.
     """
     from vsrflow.engine.pipeline import plan_conditioning
+    from vsrflow.media.assemble import check_streams
     from vsrflow.media.keyframes import scan_frames
     from vsrflow.workflow.job.plan import plan_chunks
 
@@ -110,7 +111,11 @@ def extract(job: JobDir) -> bool:
     try:
         spec = job.spec
         source, info = _probe_source(spec)
-        table = scan_frames(source)
+        # The streams the final mux needs, as at submission (a job extracted by hand checks here).
+        check_streams(
+            info, local_path(spec.destination, "destination"), video_stream=spec.video_stream, warn=False
+        )
+        table = scan_frames(source, spec.video_stream)
         if table.frame_count != info.frame_count:
             raise InputError(
                 f"{source}: the probe counted {info.frame_count} frames, the keyframe scan "
@@ -312,7 +317,7 @@ def _run_chunk(
                 source_info,
                 conditioning,
                 chunk,
-                scan_frames(source).pts,
+                scan_frames(source, spec.video_stream).pts,
                 warmup=upscaler.warmup_frames,
             )
         else:
@@ -352,7 +357,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
         VsrError: chunks not done (names them; the job state is left as it is), or the job
             failed; concatenation/mux/validation errors (the job is then marked failed).
     """
-    from vsrflow.media.assemble import assemble_streamed
+    from vsrflow.media.assemble import assemble_streamed, check_streams
     from vsrflow.media.probe import probe
     from vsrflow.media.writer import pts_offset
     from vsrflow.workflow.job.chunk_io import stream_chunks
@@ -405,6 +410,8 @@ def encode(job: JobDir, settings: Settings) -> bool:
             destination,
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
+            # Submission announced and proved the plan (trial mux); here it is only re-made.
+            streams=check_streams(info, destination, video_stream=spec.video_stream, warn=False, trial=False),
         )
         _write_provenance(destination, spec, manifest.guard, info.frame_count, source_info)
         store.set_state(JobState.DONE)

@@ -65,6 +65,8 @@ class PathJobRequest:
     scan: str = "auto"
     #: upscale a cut-short source as far as it goes (``--accept-damaged``)
     accept_damaged: bool = False
+    #: the video stream to upscale (``--video-stream``; None: the only one)
+    video_stream: int | None = None
 
 
 def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings) -> JobDir:
@@ -72,9 +74,12 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
 
     Raises:
         InputError: missing source, existing output without ``overwrite``, missing output
-            directory, an output suffix or codec the mux cannot write, an unknown model.
+            directory, an output suffix or codec the mux cannot write, a source stream the output
+            container cannot hold (or several video streams and no ``video_stream``), an
+            unknown model: all before the job exists.
     """
-    from vsrflow.media.assemble import check_video_codec
+    from vsrflow.media.assemble import check_streams, check_video_codec
+    from vsrflow.media.probe import probe
     from vsrflow.media.writer import check_encoder
 
     source = request.source.expanduser().resolve()
@@ -89,6 +94,9 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         raise InputError(f"output directory {output.parent} does not exist", hint="create it first")
     check_output_suffix(request.output)
     check_video_codec(output, check_encoder(request.encoder.codec))
+    # What the final mux would fail on after every chunk is refused now (as `vsrflow upscale` does).
+    info = probe(source, request.video_stream, accept_damaged=request.accept_damaged)
+    check_streams(info, output, video_stream=request.video_stream, ffmpeg=settings.ffmpeg)
     chunk_seconds = request.chunk_seconds
     if request.chunk_frames is None and chunk_seconds is None:
         chunk_seconds = DEFAULT_CHUNK_SECONDS
@@ -114,6 +122,7 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         deinterlace=request.deinterlace,
         scan=request.scan,
         accept_damaged=request.accept_damaged,
+        video_stream=request.video_stream,
         **quality,
         **throttle,
     )
