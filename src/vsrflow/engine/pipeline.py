@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
 from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
 from vsrflow.media.info import VideoInfo
+from vsrflow.media.prefilter import PrefilterRequest, Prefilters, detect_crop, resolve
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
 from vsrflow.media.scan import detect_scan
@@ -68,6 +69,7 @@ class PipelineResult:
         fps: frames / seconds.
         output: probe of the written output file.
         guard: the sanity guard's counts (policy ``off`` when the Upscaler has no guard).
+        conditioning: what ran before the model (scan-type conditioning and pre-filters).
     """
 
     frames: int
@@ -75,6 +77,7 @@ class PipelineResult:
     fps: float
     output: VideoInfo
     guard: GuardReport
+    conditioning: Conditioning = field(default_factory=Conditioning)
 
 
 class _End:
@@ -180,15 +183,37 @@ def _encode_stage(
             log.debug("writer.abort failed", exc_info=True)
 
 
-def plan_conditioning(path: Path, info: VideoInfo, deinterlace: str, scan: str) -> Conditioning:
+def plan_conditioning(
+    path: Path,
+    info: VideoInfo,
+    deinterlace: str,
+    scan: str,
+    prefilter: PrefilterRequest | None = None,
+    ffmpeg: str = "ffmpeg",
+) -> Conditioning:
     """Detect the scan type of ``path`` and choose its conditioning (logged; warnings for risks).
 
-    The single pass and the chunked job's extract stage both decide here.
+    ``prefilter`` is the user's pre-filter request; ``--crop auto`` detects the black borders
+    here, once for the whole source. The single pass and the chunked job's extract stage both
+    decide here.
     """
     detected = detect_scan(path, info, scan)
-    conditioning = choose_conditioning(detected, deinterlace)
+    prefilters = resolve_prefilters(path, info, prefilter or PrefilterRequest(), ffmpeg)
+    conditioning = choose_conditioning(detected, deinterlace, prefilters)
     warn_about(detected, conditioning, deinterlace, path)
     return conditioning
+
+
+def resolve_prefilters(
+    path: Path, info: VideoInfo, request: PrefilterRequest, ffmpeg: str = "ffmpeg"
+) -> Prefilters:
+    """The :class:`Prefilters` of ``request`` for ``path`` (runs ``cropdetect`` for ``--crop auto``)."""
+    detected = None
+    if request.effective().crop == "auto":
+        detected = detect_crop(path, info, ffmpeg)
+        if detected is None:
+            log.info("%s: --crop auto: no black borders found; the picture is kept whole", path)
+    return resolve(request, width=info.width, height=info.height, sar=info.sar, detected_crop=detected)
 
 
 def plan_output(upscaler: Upscaler, info: VideoInfo, pix_fmt: str) -> tuple[tuple[int, int] | None, int, int]:
@@ -216,6 +241,7 @@ def upscale_video(
     timer: StageTimer | None = None,
     deinterlace: str = "frame",
     scan: str = "auto",
+    prefilter: PrefilterRequest | None = None,
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -233,6 +259,8 @@ def upscale_video(
             'field' (bwdif, doubled frame rate) or 'off'; telecined film is inverse-telecined
             unless 'off' (see :mod:`vsrflow.media.condition`).
         scan: 'auto' (detect: stream flag + idet sample) or the scan type to assume.
+        prefilter: the pre-filters to run before the model (:mod:`vsrflow.media.prefilter`;
+            None: none).
 
     Raises:
         InputError: unreadable input, input == output, frame count mismatch with the probe.
@@ -244,7 +272,7 @@ def upscale_video(
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
     source_info = probe(input_path)
-    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
+    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan, prefilter, ffmpeg)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
     info = conditioning.output_info(source_info)
     resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))
@@ -307,7 +335,12 @@ def upscale_video(
     frames = counts["encoded"]
     log.info("wrote %s: %d frames in %.1f s (%.2f fps)", output_path, frames, seconds, frames / seconds)
     return PipelineResult(
-        frames=frames, seconds=seconds, fps=frames / max(seconds, 1e-9), output=out_info, guard=report
+        frames=frames,
+        seconds=seconds,
+        fps=frames / max(seconds, 1e-9),
+        output=out_info,
+        guard=report,
+        conditioning=conditioning,
     )
 
 

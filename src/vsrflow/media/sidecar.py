@@ -16,6 +16,10 @@ Fields (JSON object, ``format`` = :data:`FORMAT`):
         frame numbers), ``fallback``, ``policy``, ``worst``.
     input: the source path as given.
     frames: output frame count.
+    conditioning: what ran before the model (``Conditioning.to_json()``): ``text`` (the manifest's
+        form, e.g. ``bwdif:tff;denoise=nlmeans:light;crop=704:560:8:8:auto``), ``filters`` (every
+        ffmpeg filter with its arguments, in graph order) and ``prefilters`` (the pre-filters
+        alone, same form); ``{}`` in sidecars written before it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Provenance:
     guard: dict[str, Any] = field(default_factory=dict)
     input: str = ""
     frames: int = 0
+    conditioning: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -112,6 +117,9 @@ def read_sidecar(output: Path) -> Provenance | None:
     scale = data.get("scale")
     if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
         raise _bad(path, f"scale {scale!r} is not a positive number")
+    conditioning = data.get("conditioning", {})
+    if not isinstance(conditioning, dict):
+        raise _bad(path, "conditioning is not an object")
     for name in ("model", "colour_fix", "on_artifact"):
         if not isinstance(data.get(name), str):
             raise _bad(path, f"{name} {data.get(name)!r} is not a string")
@@ -125,4 +133,5 @@ def read_sidecar(output: Path) -> Provenance | None:
         guard=guard,
         input=str(data.get("input", "")),
         frames=int(data.get("frames", 0)),
+        conditioning=conditioning,
     )

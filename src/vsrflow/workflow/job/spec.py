@@ -32,6 +32,8 @@ from vsrflow.engine.quality import (
     check_choice,
 )
 from vsrflow.errors import InputError
+from vsrflow.media.prefilter import JSON_KEYS as PREFILTER_KEYS
+from vsrflow.media.prefilter import PrefilterRequest
 from vsrflow.workflow.job.identity import compute_job_id, file_identity
 
 #: 2: ``model`` is always a resolved id or weight path (version 1 could name a preset instead).
@@ -189,6 +191,11 @@ class JobSpec:
             (as ``vsrflow upscale --deinterlace``).
         scan: 'auto' (default: detect) or the scan type to assume ('progressive', 'tff', 'bff',
             'telecine'). Both are absent from the JSON and the job id when default.
+        prefilter: the pre-filters the user asked for (``--prefilter``, ``--denoise``,
+            ``--denoise-strength``, ``--deblock``, ``--crop``, ``--square-pixels``; see
+            :mod:`vsrflow.media.prefilter`), as given: ``--crop auto`` is resolved once, at
+            extract, and the result stored in the manifest's plan with the rest of the
+            conditioning. Keys absent from the JSON and the job id when not given.
     """
 
     source: str
@@ -206,6 +213,7 @@ class JobSpec:
     colour_fix: str = DEFAULT_COLOUR_FIX
     deinterlace: str = "frame"
     scan: str = "auto"
+    prefilter: PrefilterRequest = field(default_factory=PrefilterRequest)
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -260,6 +268,10 @@ class JobSpec:
             )
         if self.scan not in SCAN_CHOICES:
             raise _fail("scan", f"{self.scan!r} is not one of {SCAN_CHOICES}", "use auto")
+        if not isinstance(self.prefilter, PrefilterRequest):
+            raise _fail(
+                "prefilter", f"expected PrefilterRequest, got {type(self.prefilter).__name__}", "build one"
+            )
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
         try:
@@ -312,7 +324,7 @@ class JobSpec:
             out["deinterlace"] = self.deinterlace
         if self.scan != "auto":
             out["scan"] = self.scan
-        return out
+        return out | self.prefilter.to_json()
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
@@ -324,8 +336,12 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan")
+        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan", *PREFILTER_KEYS)
         obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=optional)
+        try:
+            prefilter = PrefilterRequest.from_json(obj)
+        except InputError as err:
+            raise _fail("prefilter", err.message, err.hint or "fix the spec") from None
         return cls(
             source=obj["source"],
             destination=obj["destination"],
@@ -342,6 +358,7 @@ class JobSpec:
             colour_fix=obj.get("colour_fix", DEFAULT_COLOUR_FIX),
             deinterlace=obj.get("deinterlace", "frame"),
             scan=obj.get("scan", "auto"),
+            prefilter=prefilter,
         )
 
     def dumps(self) -> str:

@@ -119,7 +119,8 @@ def extract(job: JobDir) -> bool:
             )
         # Scan type and conditioning are decided once, here, exactly as the single pass decides
         # them; the chunks are planned on the conditioned timeline (what the model sees).
-        conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan)
+        # --crop auto is detected here, once for the whole source; the plan records the rectangle.
+        conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan, spec.prefilter)
         planned = conditioning.output_info(info)
         chunks = plan_chunks(
             planned,
@@ -402,7 +403,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
             expected_frames=info.frame_count,
             ffmpeg=settings.ffmpeg,
         )
-        _write_provenance(destination, spec, manifest.guard, info.frame_count)
+        _write_provenance(destination, spec, manifest.guard, info.frame_count, _conditioning(job))
         store.set_state(JobState.DONE)
     except BaseException as exc:
         _fail_job(store, f"encode: {_reason(exc)}")
@@ -411,7 +412,9 @@ def encode(job: JobDir, settings: Settings) -> bool:
     return True
 
 
-def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int) -> None:
+def _write_provenance(
+    destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int, conditioning: Any
+) -> None:
     """The same provenance sidecar ``vsrflow upscale`` writes, from the spec and the chunks' guard counts.
 
     A job records no preset (it stores the model the preset resolved to at submission).
@@ -431,6 +434,7 @@ def _write_provenance(destination: Path, spec: JobSpec, guard: GuardReport | Non
             guard=(guard or GuardReport(policy=spec.on_artifact)).to_json(),
             input=spec.source,
             frames=frames,
+            conditioning=conditioning.to_json(),
         ),
     )
 

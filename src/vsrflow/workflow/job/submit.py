@@ -14,6 +14,7 @@ from typing import Any
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 from vsrflow.formats import check_output_suffix
+from vsrflow.media.prefilter import PrefilterRequest
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
@@ -63,6 +64,8 @@ class PathJobRequest:
     #: source conditioning (``--deinterlace`` / ``--scan``; see :mod:`vsrflow.media.condition`)
     deinterlace: str = "frame"
     scan: str = "auto"
+    #: pre-filters (``--prefilter``, ``--denoise``, ...; see :mod:`vsrflow.media.prefilter`)
+    prefilter: PrefilterRequest = field(default_factory=PrefilterRequest)
 
 
 def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings) -> JobDir:
@@ -111,6 +114,7 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         fallback_model=request.fallback_model,
         deinterlace=request.deinterlace,
         scan=request.scan,
+        prefilter=request.prefilter,
         **quality,
         **throttle,
     )
