@@ -35,6 +35,7 @@ and field pairs stay whole). ``--square-pixels`` keeps the height and resamples 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +44,8 @@ from types import MappingProxyType
 
 from vsrflow.errors import InputError
 from vsrflow.media.info import VideoInfo
+
+log = logging.getLogger(__name__)
 
 #: ``--denoise`` filters, ``--denoise-strength`` levels, ``--deblock`` levels, ``--prefilter`` presets.
 DENOISE_FILTERS = ("off", "nlmeans", "atadenoise")
@@ -403,6 +406,11 @@ def detect_crop(path: object, info: VideoInfo, ffmpeg: str = "ffmpeg") -> tuple[
     x2, y2 = min(box[2], info.width) // 2 * 2, min(box[3], info.height) // 2 * 2
     w, h = x2 - x1, y2 - y1
     if w < info.width * MIN_CROP_SHARE or h < info.height * MIN_CROP_SHARE:
+        log.warning(
+            "%s: --crop auto: cropdetect found only %dx%d of %dx%d non-black (dark content?); not "
+            "cropping (give --crop W:H:X:Y to crop anyway)",
+            path, w, h, info.width, info.height,
+        )  # fmt: skip
         return None
     if (w, h) == (info.width, info.height):
         return None
