@@ -29,6 +29,13 @@ def test_sd_preset_turns_everything_on_and_explicit_options_win() -> None:
     off = PrefilterRequest().effective()
     assert (off.denoise, off.deblock, off.crop, off.square_pixels) == ("off", "off", "off", "off")
     assert set(PRESETS) == {"off", "sd"}
+    assert PrefilterRequest(preset="sd").any_on and PrefilterRequest(crop="auto").any_on
+    assert (
+        not PrefilterRequest().any_on
+        and not PrefilterRequest(
+            preset="sd", denoise="off", deblock="off", crop="off", square_pixels="off"
+        ).any_on
+    )
 
 
 @pytest.mark.parametrize(

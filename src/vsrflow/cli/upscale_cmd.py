@@ -323,6 +323,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         colour_fix=quality.colour_fix,
     )
     if images is not None:
+        if prefilter_request(args).any_on:
+            print(
+                "vsrflow: warning: pre-filters apply to videos; images are upscaled as they are",
+                file=sys.stderr,
+            )
         return _upscale_images(images, upscaler, loaded.provenance, args, settings)
     if batch is None:
         upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)

@@ -107,7 +107,7 @@ class Conditioning:
 
     def _describe_scan(self) -> str:
         return {
-            "none": "none (frames used as they are)",
+            "none": "no deinterlacing" if self.prefilters.active else "none (frames used as they are)",
             "bwdif": f"deinterlace (bwdif, {self.parity}) at the frame rate",
             "bwdif-field": f"deinterlace (bwdif, {self.parity}) at the field rate (frame rate doubled)",
             "ivtc": f"inverse telecine (fieldmatch {self.parity} + decimate) to 4/5 of the rate",

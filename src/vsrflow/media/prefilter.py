@@ -116,6 +116,12 @@ class PrefilterRequest:
             square_pixels=self.square_pixels or base.get("square_pixels", "off"),
         )
 
+    @property
+    def any_on(self) -> bool:
+        """Some pre-filter is on (before the source is known: ``--crop auto`` and square pixels count)."""
+        eff = self.effective()
+        return (eff.denoise, eff.deblock, eff.crop, eff.square_pixels) != ("off", "off", "off", "off")
+
     def to_json(self) -> dict[str, str]:
         """The options the user set (job spec keys; absent = not given)."""
         out = {"prefilter": self.preset} if self.preset != "off" else {}
