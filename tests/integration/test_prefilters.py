@@ -196,6 +196,14 @@ def test_sd_preset_upscale_and_chunked_job_agree(model_env: dict[str, str], tmp_
         side = json.loads(path.with_name(path.name + ".vsrflow.json").read_text())
         names = [f["filter"] for f in side["conditioning"]["prefilters"]]
         assert names == ["deblock", "nlmeans", "crop", "scale", "setsar"], side["conditioning"]
+    # Both record the same conditioning: the crop decided once (at extract for the job).
+    texts = [
+        json.loads(p.with_name(p.name + ".vsrflow.json").read_text())["conditioning"]["text"]
+        for p in (single, chunked)
+    ]
+    assert (
+        texts[0] == texts[1] == "none;deblock=weak;denoise=nlmeans:light;crop=54:32:0:8:auto;square=76:64/45"
+    )
     assert _framemd5(single) == _framemd5(chunked)
 
 

@@ -121,3 +121,15 @@ def test_job_spec_carries_the_request_and_keeps_old_ids() -> None:
     assert spec.job_id() != plain.job_id()
     with pytest.raises(InputError, match=r"prefilter.*--deblock"):
         JobSpec.from_json({**data, "deblock": "on"})
+
+
+def test_crop_keeps_the_chroma_grid() -> None:
+    from vsrflow.media.condition import crop_alignment
+
+    assert [crop_alignment(p) for p in ("yuv420p", "yuv422p10le", "yuv444p", "yuv411p", "yuv410p")] == [
+        (2, 2), (2, 2), (2, 2), (4, 2), (4, 4),
+    ]  # fmt: skip
+    dv = {"width": 720, "height": 480, "sar": Fraction(8, 9), "align": (4, 2)}
+    assert resolve(PrefilterRequest(crop="704:480:8:0"), **dv).crop == (704, 480, 8, 0)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="multiples of 4"):
+        resolve(PrefilterRequest(crop="702:480:6:0"), **dv)  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
-from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
+from vsrflow.media.condition import Conditioning, choose_conditioning, crop_alignment, warn_about
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.prefilter import PrefilterRequest, Prefilters, detect_crop, resolve
 from vsrflow.media.probe import probe
@@ -208,12 +208,15 @@ def resolve_prefilters(
     path: Path, info: VideoInfo, request: PrefilterRequest, ffmpeg: str = "ffmpeg"
 ) -> Prefilters:
     """The :class:`Prefilters` of ``request`` for ``path`` (runs ``cropdetect`` for ``--crop auto``)."""
+    align = crop_alignment(info.pix_fmt)
     detected = None
     if request.effective().crop == "auto":
-        detected = detect_crop(path, info, ffmpeg)
+        detected = detect_crop(path, info, ffmpeg, align)
         if detected is None:
             log.info("%s: --crop auto: no black borders found; the picture is kept whole", path)
-    return resolve(request, width=info.width, height=info.height, sar=info.sar, detected_crop=detected)
+    return resolve(
+        request, width=info.width, height=info.height, sar=info.sar, detected_crop=detected, align=align
+    )
 
 
 def plan_output(upscaler: Upscaler, info: VideoInfo, pix_fmt: str) -> tuple[tuple[int, int] | None, int, int]:

@@ -39,6 +39,7 @@ from fractions import Fraction
 import av
 import av.error
 import av.filter
+from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
 
 from vsrflow.errors import InputError, VsrError
@@ -254,6 +255,14 @@ class Conditioning:
                 ("decimate", "cycle=5"),
             ]
         return []
+
+
+def crop_alignment(pix_fmt: str) -> tuple[int, int]:
+    """The (horizontal, vertical) multiple a crop of ``pix_fmt`` frames keeps: its chroma
+    subsampling, and at least 2 each way (field pairs): (2, 2) for 4:2:0 and 4:2:2, (4, 2) for
+    4:1:1 (NTSC DV), (4, 4) for 4:1:0."""
+    fmt = VideoFormat(pix_fmt)
+    return max(2, 64 // fmt.chroma_width(64)), max(2, 64 // fmt.chroma_height(64))
 
 
 def choose_conditioning(

@@ -28,9 +28,10 @@ its temporal part is recursive (each output depends on every earlier frame), whi
 context can reproduce in a chunk.
 
 Geometry: the crop rectangle is in source pixels, with every value even (4:2:0 and 4:2:2 chroma
-and field pairs stay whole). ``--square-pixels`` keeps the height and resamples the width to
-``W * SAR`` rounded to the nearest even number (720 x 16:15 -> 768, 720 x 64:45 -> 1024,
-704 x 10:11 -> 640); the output's SAR is 1:1. A source already square is left alone.
+and field pairs stay whole; X and W multiples of 4 for 4:1:1). ``--square-pixels`` keeps the
+height and resamples the width to ``W * SAR`` rounded to the nearest even number (720 x 16:15 ->
+768, 720 x 64:45 -> 1024, 704 x 10:11 -> 640); the output's SAR is 1:1. A source already square
+is left alone.
 """
 
 from __future__ import annotations
@@ -327,11 +328,16 @@ def resolve(
     height: int,
     sar: Fraction,
     detected_crop: tuple[int, int, int, int] | None = None,
+    align: tuple[int, int] = (2, 2),
 ) -> Prefilters:
     """The :class:`Prefilters` for a ``width`` x ``height`` source of ``sar`` (crop auto: ``detected_crop``).
 
+    ``align`` is the (horizontal, vertical) multiple a crop must keep for the pixel format's
+    chroma (:func:`vsrflow.media.condition.crop_alignment`: 2 for 4:2:0, 4 across for 4:1:1 DV).
+
     Raises:
-        InputError: a manual crop that does not fit inside the picture (names ``--crop``).
+        InputError: a manual crop that does not fit inside the picture or is off the chroma grid
+            (names ``--crop``).
     """
     eff = request.effective()
     assert eff.crop is not None and eff.denoise and eff.deblock and eff.strength
@@ -344,6 +350,13 @@ def resolve(
             raise InputError(
                 f"--crop {eff.crop}: the rectangle leaves the {width}x{height} picture",
                 hint="use --crop auto, or W:H:X:Y with X+W <= width and Y+H <= height",
+            )
+        ax, ay = align
+        if x % ax or w % ax or y % ay or h % ay:
+            raise InputError(
+                f"--crop {eff.crop}: this source's chroma ({width}x{height}) needs X and W multiples "
+                f"of {ax}, Y and H multiples of {ay}",
+                hint="round the rectangle to those multiples, or use --crop auto",
             )
         crop = parsed
     elif parsed == "auto" and detected_crop is not None:
@@ -371,14 +384,16 @@ MIN_CROP_SHARE = Fraction(1, 2)
 _CROPDETECT = re.compile(r"crop=(\d+):(\d+):(\d+):(\d+)")
 
 
-def detect_crop(path: object, info: VideoInfo, ffmpeg: str = "ffmpeg") -> tuple[int, int, int, int] | None:
-    """Black borders of ``path``'s video as an even (W, H, X, Y) rectangle, or None (no borders).
+def detect_crop(
+    path: object, info: VideoInfo, ffmpeg: str = "ffmpeg", align: tuple[int, int] = (2, 2)
+) -> tuple[int, int, int, int] | None:
+    """Black borders of ``path``'s video as a (W, H, X, Y) rectangle, or None (no borders).
 
     ffmpeg's ``cropdetect`` (default black threshold 24/255, no frames skipped, never reset) runs
     over the same sample windows as the scan-type check (:mod:`vsrflow.media.scan`: the whole
     video when short, else three windows of 40 frames); the rectangle is the union of the
-    windows' picture areas, shrunk to even values. Decided once per source (the chunked job at
-    extract time), never per chunk.
+    windows' picture areas, shrunk inward to multiples of ``align`` (see :func:`resolve`).
+    Decided once per source (the chunked job at extract time), never per chunk.
 
     Raises:
         ExternalToolError: ffmpeg failed on the file.
@@ -408,8 +423,9 @@ def detect_crop(path: object, info: VideoInfo, ffmpeg: str = "ffmpeg") -> tuple[
             box = [min(box[0], x), min(box[1], y), max(box[2], x + w), max(box[3], y + h)]
     if box is None:
         return None
-    x1, y1 = -(-box[0] // 2) * 2, -(-box[1] // 2) * 2
-    x2, y2 = min(box[2], info.width) // 2 * 2, min(box[3], info.height) // 2 * 2
+    ax, ay = align
+    x1, y1 = -(-box[0] // ax) * ax, -(-box[1] // ay) * ay
+    x2, y2 = min(box[2], info.width) // ax * ax, min(box[3], info.height) // ay * ay
     w, h = x2 - x1, y2 - y1
     if w < info.width * MIN_CROP_SHARE or h < info.height * MIN_CROP_SHARE:
         log.warning(
