@@ -3,9 +3,9 @@
 Off by default; the ``sd`` preset (``--prefilter sd``) turns on what a legacy SD source usually
 needs. This module owns the options, the preset, their validation and what each one does; it is
 pure (standard library only: the job spec and the Lambda package import it). The filters run in
-:class:`vsrflow.media.condition.Conditioner` (PyAV's filter graph, in-process), after the
-scan-type conditioning's graph position rules below. Black-border detection runs ffmpeg's
-``cropdetect`` through the CLI (PyAV's LGPL libavfilter does not ship it): :func:`detect_crop`.
+:class:`vsrflow.media.condition.Conditioner` (PyAV's filter graph, in-process), in the graph
+order below. Black-border detection runs ffmpeg's ``cropdetect`` through the CLI (PyAV's LGPL
+libavfilter does not ship it): :func:`detect_crop`.
 
 ==================  ==========================================================  ===============
 option              ffmpeg filter and arguments                                 frames it needs
@@ -255,8 +255,7 @@ class Prefilters:
             w, h, x, y = self.crop
             chain.append(("crop", f"w={w}:h={h}:x={x}:y={y}:exact=1"))
         if self.square_width is not None:
-            height = "ih"
-            chain.append(("scale", f"w={self.square_width}:h={height}:flags={SCALE_FLAGS}"))
+            chain.append(("scale", f"w={self.square_width}:h=ih:flags={SCALE_FLAGS}"))
             chain.append(("setsar", "1"))
         return chain
 
