@@ -3,8 +3,10 @@
 Generates SD clips with ffmpeg (tests/mediagen.make_legacy): 576i MPEG-2 (woven 25i, TFF, 720x576)
 and 3:2 telecined 480i MPEG-2 (29.97i, 720x480); reads every frame through
 ``vsrflow.media.reader.FrameReader`` with each conditioning (none, bwdif at the frame rate, bwdif
-at the field rate, inverse telecine), best of ``--repeat``; the model is not run (its cost is in
-docs/performance.md). fps counts OUTPUT frames (field rate: twice the source frames; IVTC: 4/5).
+at the field rate, inverse telecine) and, on the 576i clip, each pre-filter after bwdif (deblock,
+nlmeans and atadenoise at two strengths, crop, square pixels, the whole ``--prefilter sd`` chain),
+best of ``--repeat``; the model is not run (its cost is in docs/performance.md). fps counts OUTPUT
+frames (field rate: twice the source frames; IVTC: 4/5).
 
 Usage: ``python bench/bench_conditioning.py [--frames 100] [--repeat 3]``; writes
 ``bench/results/conditioning-<host>.json``.
@@ -32,8 +34,25 @@ from vsrflow.media.condition import Conditioning  # noqa: E402
 from vsrflow.media.probe import probe  # noqa: E402
 from vsrflow.media.reader import FrameReader  # noqa: E402
 
+#: Pre-filters on 720x576 (conditioning text of :mod:`vsrflow.media.condition`); square pixels at
+#: SAR 16:15 (4:3 PAL): 720 -> 768, the sd chain's 704 crop -> 750.
+PREFILTERS = [
+    "deblock=weak",
+    "deblock=strong",
+    "denoise=nlmeans:light",
+    "denoise=nlmeans:strong",
+    "denoise=atadenoise:light",
+    "denoise=atadenoise:strong",
+    "crop=704:560:8:8:manual",
+    "square=768:16/15",
+    "deblock=weak;denoise=nlmeans:light;crop=704:560:8:8:auto;square=750:16/15",
+]
 CASES = [
-    ("interlaced-tff", (720, 576), ["none", "bwdif:tff", "bwdif-field:tff"]),
+    (
+        "interlaced-tff",
+        (720, 576),
+        ["none", "bwdif:tff", "bwdif-field:tff", *(f"bwdif:tff;{p}" for p in PREFILTERS)],
+    ),
     ("telecine", (720, 480), ["none", "ivtc:tff"]),
 ]
 
@@ -62,7 +81,7 @@ def main() -> int:
                     {"source": f"{kind} {size[0]}x{size[1]}", "conditioning": mode,
                      "frames_out": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 1)}
                 )  # fmt: skip
-                print(f"{kind:15s} {mode:16s} {frames:4d} frames {frames / seconds:7.1f} fps")
+                print(f"{kind:15s} {mode:40s} {frames:4d} frames {frames / seconds:7.1f} fps")
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},

@@ -579,3 +579,31 @@ def make_streams(
     run([*argv, *maps, *codecs, *tail, str(path)])
     shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def make_bordered(
+    path: Path,
+    *,
+    picture: tuple[int, int] = (96, 64),
+    pad: tuple[int, int, int, int] = (96, 80, 0, 8),
+    frames: int = 12,
+    sar: str = "1",
+    noise: int = 0,
+    rate: str = "25",
+) -> Path:
+    """A clip whose ``picture`` (a moving testsrc2 pattern) sits on black borders.
+
+    ``pad`` is ffmpeg's ``pad=W:H:X:Y``: the frame size and where the picture goes (letterbox:
+    bars top and bottom; pillarbox: left and right). ``sar`` tags the sample aspect ratio
+    (``setsar``, e.g. '16/15' or '64/45'), ``noise`` adds temporal noise of that strength to the
+    picture (``noise=alls=N:allf=t``); FFV1 in MKV, yuv420p, so the pixels are exact.
+    """
+    w, h = picture
+    pw, ph, x, y = pad
+    graph = f"testsrc2=size={w}x{h}:rate={rate}"
+    if noise:
+        graph += f",noise=alls={noise}:allf=t"
+    graph += f",pad={pw}:{ph}:{x}:{y}:black,setsar={sar},format=yuv420p"
+    run([FFMPEG, "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", graph, "-frames:v", str(frames),
+         "-c:v", "ffv1", str(path)])  # fmt: skip
+    return Path(path)

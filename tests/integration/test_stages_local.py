@@ -109,6 +109,7 @@ def test_local_chain_equals_single_pass(
     for p in made:
         assert (p.model_id, p.scale, p.guard["checked"]) == (MODEL, 4.0, FRAMES)
     assert made[0].guard["tripped"] == made[1].guard["tripped"] and made[0].colour_fix == made[1].colour_fix
+    assert made[0].conditioning == made[1].conditioning and made[0].conditioning["text"] == "none"
 
     status = run_cli(["status", str(job)], env)
     assert status.returncode == 0 and "done" in status.stdout and "3/3" in status.stdout

@@ -38,7 +38,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from vsrflow.media.condition import choose_conditioning
+    from vsrflow.media.condition import choose_conditioning, crop_alignment
+    from vsrflow.media.prefilter import detect_crop, square_width
     from vsrflow.media.scan import detect_scan
 
     info = probe(args.input)
@@ -47,5 +48,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     scan = detect_scan(args.input, info, args.scan)
     data["scan"] = scan.to_json()
     data["conditioning"] = choose_conditioning(scan, "frame").describe()
+    # What the pre-filters would find (`--crop auto`, `--square-pixels`; off unless asked for).
+    crop = detect_crop(args.input, info, settings.ffmpeg, crop_alignment(info.pix_fmt))
+    width = crop[0] if crop else info.width
+    data["prefilter"] = {
+        "crop_detected": None if crop is None else ":".join(map(str, crop)),
+        "square_pixels_width": None if info.sar == 1 else square_width(width, info.sar),
+    }
     print(json.dumps(data, indent=2))
     return 0

@@ -23,6 +23,7 @@ from vsrflow.cli.upscale_cmd import (
     add_conditioning_args,
     add_quality_arguments,
     pick_auto_preset,
+    prefilter_request,
     quality_options,
 )
 from vsrflow.config import Settings
@@ -209,6 +210,7 @@ def _run_path(args: argparse.Namespace, settings: Settings) -> int:
         scan=args.scan,
         accept_damaged=args.accept_damaged,
         video_stream=args.video_stream,
+        prefilter=prefilter_request(args),
     )
     job = create_path_job(request, args.jobs_root or settings.cache_dir / "jobs", settings)
     output = Path(job.spec.destination)

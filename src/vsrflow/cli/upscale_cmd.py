@@ -175,7 +175,10 @@ def register(sub: Any) -> None:
 
 
 def add_conditioning_args(p: argparse.ArgumentParser) -> None:
-    """``--deinterlace``, ``--scan`` and ``--video-stream`` (shared by ``upscale`` and ``submit``)."""
+    """``--deinterlace``, ``--scan``, ``--video-stream`` and the pre-filters (shared by ``upscale``
+    and ``submit``)."""
+    from vsrflow.media import prefilter as pf
+
     p.add_argument(
         "--video-stream",
         type=_positive_int,
@@ -198,6 +201,66 @@ def add_conditioning_args(p: argparse.ArgumentParser) -> None:
         choices=["auto", "progressive", "tff", "bff", "telecine"],
         default="auto",
         help="scan type of the source (default auto: stream flag + content detection with idet)",
+    )
+    p.add_argument(
+        "--prefilter",
+        choices=tuple(pf.PRESETS),
+        default="off",
+        help="pre-filter preset: sd = denoise nlmeans light, deblock weak, crop auto, square pixels "
+        "(legacy SD sources); the options below override it (default off)",
+    )
+    p.add_argument(
+        "--denoise",
+        choices=pf.DENOISE_FILTERS,
+        default=None,
+        help="denoise before the model: nlmeans (spatial) or atadenoise (temporal) (default off)",
+    )
+    p.add_argument(
+        "--denoise-strength", choices=pf.STRENGTHS, default=None, help="denoise level (default light)"
+    )
+    p.add_argument(
+        "--deblock", choices=pf.DEBLOCK_LEVELS, default=None, help="remove 8x8 block edges (default off)"
+    )
+    p.add_argument(
+        "--crop",
+        type=_crop_value,
+        default=None,
+        metavar="auto|off|W:H:X:Y",
+        help="crop black borders / overscan: auto (cropdetect, decided once per source) or a rectangle "
+        "of even values in source pixels (default off)",
+    )
+    p.add_argument(
+        "--square-pixels",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="resample an anamorphic picture (SAR not 1:1) to square pixels: height kept, width "
+        "W*SAR rounded to even, output SAR 1:1 (default off)",
+    )
+
+
+def _crop_value(text: str) -> str:
+    """``--crop``'s argparse type: checked here so a bad value is a usage error (exit 2)."""
+    from vsrflow.media.prefilter import parse_crop
+
+    try:
+        parse_crop(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def prefilter_request(args: argparse.Namespace) -> Any:
+    """The :class:`~vsrflow.media.prefilter.PrefilterRequest` of the parsed pre-filter options."""
+    from vsrflow.media.prefilter import PrefilterRequest
+
+    square = None if args.square_pixels is None else ("on" if args.square_pixels else "off")
+    return PrefilterRequest(
+        preset=args.prefilter,
+        denoise=args.denoise,
+        strength=args.denoise_strength,
+        deblock=args.deblock,
+        crop=args.crop,
+        square_pixels=square,
     )
 
 
@@ -274,6 +337,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         colour_fix=quality.colour_fix,
     )
     if images is not None:
+        if prefilter_request(args).any_on:
+            print(
+                "vsrflow: warning: pre-filters apply to videos; images are upscaled as they are",
+                file=sys.stderr,
+            )
         return _upscale_images(images, upscaler, loaded.provenance, args, settings)
     if batch is None:
         upscaler.batch, _ = auto_batch_for(upscaler, source.height, source.width)
@@ -304,6 +372,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 accept_damaged=args.accept_damaged,
                 video_stream=video_stream,
                 streams=streams,
+                prefilter=prefilter_request(args),
             )
     finally:
         display.close()
@@ -324,6 +393,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             input=str(args.input),
             frames=out.frame_count,
             damage=None if damage is None else damage.to_json(),
+            conditioning=result.conditioning.to_json(),
         ),
     )
     print(
@@ -332,7 +402,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         f"  output: {out.width}x{out.height}, {out.frame_count} frames, {out.duration:.3f} s\n"
         f"  speed : {result.fps:.2f} frames/s over {result.seconds:.1f} s (batch {upscaler.batch})\n"
         f"  guard : {result.guard.summary()} (--on-artifact {quality.on_artifact})\n"
-        f"  colour: colour fix {quality.colour_fix}"
+        f"  colour: colour fix {quality.colour_fix}\n"
+        f"  before: {result.conditioning.describe()}"
         + (f"\n  damage: input cut short, {damage.describe()} (--accept-damaged)" if damage else "")
     )
     return 0

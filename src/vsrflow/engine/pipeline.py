@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
 from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import PlannedStream, assemble_output, check_streams
-from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
+from vsrflow.media.condition import Conditioning, choose_conditioning, crop_alignment, warn_about
 from vsrflow.media.info import VideoInfo
+from vsrflow.media.prefilter import PrefilterRequest, Prefilters, detect_crop, resolve
 from vsrflow.media.probe import probe
 from vsrflow.media.reader import Frame, FrameReader
 from vsrflow.media.scan import detect_scan
@@ -75,6 +76,7 @@ class PipelineResult:
         fps: frames / seconds.
         output: probe of the written output file.
         guard: the sanity guard's counts (policy ``off`` when the Upscaler has no guard).
+        conditioning: what ran before the model (scan-type conditioning and pre-filters).
     """
 
     frames: int
@@ -82,6 +84,7 @@ class PipelineResult:
     fps: float
     output: VideoInfo
     guard: GuardReport
+    conditioning: Conditioning = field(default_factory=Conditioning)
 
 
 class _End:
@@ -187,15 +190,40 @@ def _encode_stage(
             log.debug("writer.abort failed", exc_info=True)
 
 
-def plan_conditioning(path: Path, info: VideoInfo, deinterlace: str, scan: str) -> Conditioning:
+def plan_conditioning(
+    path: Path,
+    info: VideoInfo,
+    deinterlace: str,
+    scan: str,
+    prefilter: PrefilterRequest | None = None,
+    ffmpeg: str = "ffmpeg",
+) -> Conditioning:
     """Detect the scan type of ``path`` and choose its conditioning (logged; warnings for risks).
 
-    The single pass and the chunked job's extract stage both decide here.
+    ``prefilter`` is the user's pre-filter request; ``--crop auto`` detects the black borders
+    here, once for the whole source. The single pass and the chunked job's extract stage both
+    decide here.
     """
     detected = detect_scan(path, info, scan)
-    conditioning = choose_conditioning(detected, deinterlace)
+    prefilters = resolve_prefilters(path, info, prefilter or PrefilterRequest(), ffmpeg)
+    conditioning = choose_conditioning(detected, deinterlace, prefilters)
     warn_about(detected, conditioning, deinterlace, path)
     return conditioning
+
+
+def resolve_prefilters(
+    path: Path, info: VideoInfo, request: PrefilterRequest, ffmpeg: str = "ffmpeg"
+) -> Prefilters:
+    """The :class:`Prefilters` of ``request`` for ``path`` (runs ``cropdetect`` for ``--crop auto``)."""
+    align = crop_alignment(info.pix_fmt)
+    detected = None
+    if request.effective().crop == "auto":
+        detected = detect_crop(path, info, ffmpeg, align)
+        if detected is None:
+            log.info("%s: --crop auto: no black borders found; the picture is kept whole", path)
+    return resolve(
+        request, width=info.width, height=info.height, sar=info.sar, detected_crop=detected, align=align
+    )
 
 
 def plan_output(upscaler: Upscaler, info: VideoInfo, pix_fmt: str) -> tuple[tuple[int, int] | None, int, int]:
@@ -226,6 +254,7 @@ def upscale_video(
     accept_damaged: bool = False,
     video_stream: int | None = None,
     streams: list[PlannedStream] | None = None,
+    prefilter: PrefilterRequest | None = None,
 ) -> PipelineResult:
     """Upscale every frame of ``input_path`` into ``output_path``, keeping pts and other streams.
 
@@ -250,6 +279,8 @@ def upscale_video(
             :func:`~vsrflow.media.assemble.plan_streams`).
         streams: the other streams' plan, checked by the caller before its own preparations
             (:func:`~vsrflow.media.assemble.check_streams`); None: checked here, before any work.
+        prefilter: the pre-filters to run before the model (:mod:`vsrflow.media.prefilter`;
+            None: none).
 
     Raises:
         InputError: unreadable input, input == output, frame count mismatch with the probe, a
@@ -264,7 +295,7 @@ def upscale_video(
     source_info = probe(input_path, video_stream, accept_damaged=accept_damaged)
     if streams is None:
         streams = check_streams(source_info, output_path, video_stream=video_stream, ffmpeg=ffmpeg)
-    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
+    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan, prefilter, ffmpeg)
     for note in hdr_warnings(source_info, encoder.codec):
         log.warning("%s", note)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
@@ -334,7 +365,12 @@ def upscale_video(
     frames = counts["encoded"]
     log.info("wrote %s: %d frames in %.1f s (%.2f fps)", output_path, frames, seconds, frames / seconds)
     return PipelineResult(
-        frames=frames, seconds=seconds, fps=frames / max(seconds, 1e-9), output=out_info, guard=report
+        frames=frames,
+        seconds=seconds,
+        fps=frames / max(seconds, 1e-9),
+        output=out_info,
+        guard=report,
+        conditioning=conditioning,
     )
 
 

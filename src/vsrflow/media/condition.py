@@ -19,26 +19,33 @@ filters), so the conditioned timeline is a function of the source alone: ``outpu
 every conditioned frame's pts (the chunk plan uses it), :class:`Conditioner` stamps frames with the
 same function. Output frames are progressive (``interlaced_frame`` cleared).
 
+Pre-filters (:mod:`vsrflow.media.prefilter`: deblock, denoise, crop, square pixels) ride in the
+same graph: deblock before the scan-type filters, the rest after them; they keep one frame per
+frame and the pts, and change the picture size and SAR as :meth:`Conditioning.output_info` says.
+
 Chunk boundaries: a conditioned chunk starts at a multiple of :attr:`Conditioning.cut_multiple`
 output frames (2 fields; 4 IVTC frames = one 5-frame decimation cycle), and is decoded from
 :attr:`Conditioning.context` source frames earlier (and as many later), so the filters see the
-same neighbours as in the single pass.
+same neighbours as in the single pass (temporal denoisers widen the context by their radius).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import av
 import av.error
 import av.filter
+from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
 
 from vsrflow.errors import InputError, VsrError
+from vsrflow.media.colour import effective_matrix
 from vsrflow.media.info import VideoInfo
+from vsrflow.media.prefilter import Prefilters
 from vsrflow.media.scan import ScanType
 
 log = logging.getLogger(__name__)
@@ -55,10 +62,12 @@ class Conditioning:
     Attributes:
         mode: one of :data:`MODES`.
         parity: 'tff' or 'bff' (the field order the filters assume), None for 'none'.
+        prefilters: the pre-filters (deblock, denoise, crop, square pixels), resolved for the source.
     """
 
     mode: str = "none"
     parity: str | None = None
+    prefilters: Prefilters = field(default_factory=Prefilters)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,22 +77,38 @@ class Conditioning:
 
     @property
     def active(self) -> bool:
-        return self.mode != "none"
+        """Frames go through a filter graph (scan-type conditioning or any pre-filter)."""
+        return self.mode != "none" or self.prefilters.active
 
     # -- text form (stored in the job manifest) --------------------------------------------
     def to_text(self) -> str:
-        """'none', 'bwdif:tff', 'bwdif-field:bff', 'ivtc:tff'."""
-        return self.mode if self.mode == "none" else f"{self.mode}:{self.parity}"
+        """'none', 'bwdif:tff', 'bwdif-field:bff', 'ivtc:tff', then ';'-separated pre-filters
+        ('none;crop=704:560:8:8:auto', 'bwdif:tff;deblock=weak;denoise=nlmeans:light')."""
+        base = self.mode if self.mode == "none" else f"{self.mode}:{self.parity}"
+        extra = self.prefilters.to_text()
+        return f"{base};{extra}" if extra else base
 
     @classmethod
     def from_text(cls, text: str) -> Conditioning:
-        mode, _, parity = text.partition(":")
-        return cls(mode, parity or None)
+        head, *parts = text.split(";")
+        mode, _, parity = head.partition(":")
+        return cls(mode, parity or None, Prefilters.from_text(parts))
 
     def describe(self) -> str:
-        """One line for logs and ``vsrflow probe``."""
+        """One line for logs and ``vsrflow probe`` (the scan-type conditioning, then pre-filters)."""
+        return "; ".join([self._describe_scan(), *self.prefilters.describe()])
+
+    def to_json(self) -> dict[str, object]:
+        """The provenance record: the text form and every filter with its arguments, in graph order."""
         return {
-            "none": "none (frames used as they are)",
+            "text": self.to_text(),
+            "filters": [{"filter": name, "args": args} for name, args in self.filter_chain()],
+            "prefilters": self.prefilters.to_json(),
+        }
+
+    def _describe_scan(self) -> str:
+        return {
+            "none": "no deinterlacing" if self.prefilters.active else "none (frames used as they are)",
             "bwdif": f"deinterlace (bwdif, {self.parity}) at the frame rate",
             "bwdif-field": f"deinterlace (bwdif, {self.parity}) at the field rate (frame rate doubled)",
             "ivtc": f"inverse telecine (fieldmatch {self.parity} + decimate) to 4/5 of the rate",
@@ -97,8 +122,20 @@ class Conditioning:
 
     @property
     def context(self) -> int:
-        """Source frames decoded before and after a chunk so the filters see the same neighbours."""
-        return {"none": 0, "bwdif": 2, "bwdif-field": 2, "ivtc": 5}[self.mode]
+        """Source frames decoded before and after a chunk so the filters see the same neighbours.
+
+        The scan-type filters' own context, plus the source frames that cover a temporal
+        denoiser's radius of conditioned frames (whole 5-frame cycles for IVTC).
+        """
+        base = {"none": 0, "bwdif": 2, "bwdif-field": 2, "ivtc": 5}[self.mode]
+        radius = self.prefilters.radius
+        if not radius:
+            return base
+        if self.mode == "bwdif-field":
+            return base + (radius + 1) // 2
+        if self.mode == "ivtc":
+            return base + 5 * -(-(radius * 5 // 4 + 1) // 5)
+        return base + radius
 
     def output_count(self, source_frames: int) -> int:
         """Conditioned frames from ``source_frames`` consecutive source frames from frame 0."""
@@ -121,8 +158,26 @@ class Conditioning:
         return output_index
 
     def output_info(self, info: VideoInfo) -> VideoInfo:
-        """``info`` as the conditioned video: rate, time base, frame count, duration; progressive."""
-        if not self.active:
+        """``info`` as the conditioned video: rate, time base, frame count, duration (progressive
+        when deinterlaced); size and SAR after the pre-filters (1:1 with square pixels)."""
+        out = self._scan_output_info(info)
+        pf = self.prefilters
+        if not pf.active:
+            return out
+        width, height = pf.size(info.width, info.height)
+        # The matrix an untagged source is read with follows its size (SD: BT.601): keep the
+        # source's, so cropping or resampling never changes how the colours are converted.
+        matrix = info.color_matrix or effective_matrix(None, info.width, info.height)
+        return replace(
+            out,
+            width=width,
+            height=height,
+            sar=Fraction(1) if pf.square_width is not None else info.sar,
+            color_matrix=matrix if (width, height) != (info.width, info.height) else info.color_matrix,
+        )
+
+    def _scan_output_info(self, info: VideoInfo) -> VideoInfo:
+        if self.mode == "none":
             return info
         n = self.output_count(info.frame_count)
         if self.mode == "bwdif":
@@ -185,6 +240,9 @@ class Conditioning:
 
     def filter_chain(self) -> list[tuple[str, str]]:
         """(filter name, arguments) in graph order."""
+        return self.prefilters.head_chain() + self._scan_chain() + self.prefilters.tail_chain()
+
+    def _scan_chain(self) -> list[tuple[str, str]]:
         p = self.parity or "tff"
         if self.mode == "bwdif":
             return [("bwdif", f"mode=send_frame:parity={p}:deint=all")]
@@ -199,22 +257,34 @@ class Conditioning:
         return []
 
 
-def choose_conditioning(scan: ScanType, deinterlace: str) -> Conditioning:
+def crop_alignment(pix_fmt: str) -> tuple[int, int]:
+    """The (horizontal, vertical) multiple a crop of ``pix_fmt`` frames keeps: its chroma
+    subsampling, and at least 2 each way (field pairs): (2, 2) for 4:2:0 and 4:2:2, (4, 2) for
+    4:1:1 (NTSC DV), (4, 4) for 4:1:0."""
+    fmt = VideoFormat(pix_fmt)
+    return max(2, 64 // fmt.chroma_width(64)), max(2, 64 // fmt.chroma_height(64))
+
+
+def choose_conditioning(
+    scan: ScanType, deinterlace: str, prefilters: Prefilters | None = None
+) -> Conditioning:
     """The conditioning for a scan type and the user's ``--deinterlace`` (frame, field, off).
 
     Telecined film is inverse-telecined unless deinterlacing is off (never at other rates: the
     scan type is only 'telecine' for 29.97/30 fps sources, see :mod:`vsrflow.media.scan`).
+    ``prefilters`` (resolved by :func:`vsrflow.media.prefilter.resolve`) ride along unchanged.
     """
+    pf = prefilters or Prefilters()
     if deinterlace not in DEINTERLACE_MODES:
         raise InputError(
             f"--deinterlace {deinterlace!r} is not one of {', '.join(DEINTERLACE_MODES)}",
             hint="use frame (default), field or off",
         )
     if not scan.interlaced or deinterlace == "off":
-        return Conditioning()
+        return Conditioning(prefilters=pf)
     if scan.kind == "telecine":
-        return Conditioning("ivtc", scan.parity)
-    return Conditioning("bwdif-field" if deinterlace == "field" else "bwdif", scan.parity)
+        return Conditioning("ivtc", scan.parity, pf)
+    return Conditioning("bwdif-field" if deinterlace == "field" else "bwdif", scan.parity, pf)
 
 
 def warn_about(scan: ScanType, conditioning: Conditioning, deinterlace: str, source: object) -> None:
@@ -291,7 +361,7 @@ class Conditioner:
         try:
             self._graph.push(frame)
         except av.error.FFmpegError as err:
-            raise VsrError(f"the {self.c.mode} filter refused a frame: {err}") from err
+            raise VsrError(f"the {self.c.to_text()} filters refused a frame: {err}") from err
         yield from self._drain()
 
     def finish(self) -> Iterator[tuple[VideoFrame, int, int]]:

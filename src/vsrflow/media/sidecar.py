@@ -19,6 +19,10 @@ Fields (JSON object, ``format`` = :data:`FORMAT`):
     damage: ``None`` for a whole source; for a cut-short one upscaled with ``--accept-damaged``,
         what it lacked (``Damage.to_json()``: ``declared_seconds``, ``readable_seconds``,
         ``lost_seconds``, ``lost_frames``, ``lost_frames_estimated``, ``basis``).
+    conditioning: what ran before the model (``Conditioning.to_json()``): ``text`` (the manifest's
+        form, e.g. ``bwdif:tff;denoise=nlmeans:light;crop=704:560:8:8:auto``), ``filters`` (every
+        ffmpeg filter with its arguments, in graph order) and ``prefilters`` (the pre-filters
+        alone, same form); ``{}`` in sidecars written before it.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Provenance:
     input: str = ""
     frames: int = 0
     damage: dict[str, Any] | None = None
+    conditioning: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -116,6 +121,9 @@ def read_sidecar(output: Path) -> Provenance | None:
     scale = data.get("scale")
     if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
         raise _bad(path, f"scale {scale!r} is not a positive number")
+    conditioning = data.get("conditioning", {})
+    if not isinstance(conditioning, dict):
+        raise _bad(path, "conditioning is not an object")
     for name in ("model", "colour_fix", "on_artifact"):
         if not isinstance(data.get(name), str):
             raise _bad(path, f"{name} {data.get(name)!r} is not a string")
@@ -130,4 +138,5 @@ def read_sidecar(output: Path) -> Provenance | None:
         input=str(data.get("input", "")),
         frames=int(data.get("frames", 0)),
         damage=data.get("damage") if isinstance(data.get("damage"), dict) else None,
+        conditioning=conditioning,
     )

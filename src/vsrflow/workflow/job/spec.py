@@ -32,6 +32,8 @@ from vsrflow.engine.quality import (
     check_choice,
 )
 from vsrflow.errors import InputError
+from vsrflow.media.prefilter import JSON_KEYS as PREFILTER_KEYS
+from vsrflow.media.prefilter import PrefilterRequest
 from vsrflow.workflow.job.identity import compute_job_id, file_identity
 
 #: 2: ``model`` is always a resolved id or weight path (version 1 could name a preset instead).
@@ -193,6 +195,11 @@ class JobSpec:
             instead of refusing it; absent from the JSON and the job id when False.
         video_stream: the container index of the video stream to upscale (``--video-stream``), or
             None (the only one); absent from the JSON and the job id when None.
+        prefilter: the pre-filters the user asked for (``--prefilter``, ``--denoise``,
+            ``--denoise-strength``, ``--deblock``, ``--crop``, ``--square-pixels``; see
+            :mod:`vsrflow.media.prefilter`), as given: ``--crop auto`` is resolved once, at
+            extract, and the result stored in the manifest's plan with the rest of the
+            conditioning. Keys absent from the JSON and the job id when not given.
     """
 
     source: str
@@ -212,6 +219,7 @@ class JobSpec:
     scan: str = "auto"
     accept_damaged: bool = False
     video_stream: int | None = None
+    prefilter: PrefilterRequest = field(default_factory=PrefilterRequest)
 
     def __post_init__(self) -> None:
         _check_location("source", self.source)
@@ -272,6 +280,10 @@ class JobSpec:
             _check_int(
                 "video_stream", self.video_stream, 0, 2**31, "use a stream index `vsrflow probe` lists"
             )
+        if not isinstance(self.prefilter, PrefilterRequest):
+            raise _fail(
+                "prefilter", f"expected PrefilterRequest, got {type(self.prefilter).__name__}", "build one"
+            )
         if self.delivery is not None and not isinstance(self.delivery, DeliverySpec):
             raise _fail("delivery", f"expected DeliverySpec, got {type(self.delivery).__name__}", "build one")
         try:
@@ -326,7 +338,7 @@ class JobSpec:
             out["deinterlace"] = self.deinterlace
         if self.scan != "auto":
             out["scan"] = self.scan
-        return out
+        return out | self.prefilter.to_json()
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
@@ -338,8 +350,15 @@ class JobSpec:
                 f"{data.get('schema_version')!r} is not the supported version {SCHEMA_VERSION}",
                 "recreate the job with this vsrflow version",
             )
-        optional = ("delivery", *_QUALITY_KEYS, "deinterlace", "scan", "accept_damaged", "video_stream")
+        optional = (
+            *("delivery", *_QUALITY_KEYS, "deinterlace", "scan"),
+            *("accept_damaged", "video_stream", *PREFILTER_KEYS),
+        )
         obj = _exact_keys("job spec", data, tuple(_SPEC_KEYS), optional=optional)
+        try:
+            prefilter = PrefilterRequest.from_json(obj)
+        except InputError as err:
+            raise _fail("prefilter", err.message, err.hint or "fix the spec") from None
         return cls(
             source=obj["source"],
             destination=obj["destination"],
@@ -358,6 +377,7 @@ class JobSpec:
             scan=obj.get("scan", "auto"),
             accept_damaged=obj.get("accept_damaged", False),
             video_stream=obj.get("video_stream"),
+            prefilter=prefilter,
         )
 
     def dumps(self) -> str:

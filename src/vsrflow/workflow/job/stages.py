@@ -124,7 +124,8 @@ def extract(job: JobDir) -> bool:
             )
         # Scan type and conditioning are decided once, here, exactly as the single pass decides
         # them; the chunks are planned on the conditioned timeline (what the model sees).
-        conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan)
+        # --crop auto is detected here, once for the whole source; the plan records the rectangle.
+        conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan, spec.prefilter)
         from vsrflow.media.writer import hdr_warnings
 
         for note in hdr_warnings(info, spec.encoder.codec):  # once per job, as upscale says it
@@ -413,7 +414,8 @@ def encode(job: JobDir, settings: Settings) -> bool:
             # Submission announced and proved the plan (trial mux); here it is only re-made.
             streams=check_streams(info, destination, video_stream=spec.video_stream, warn=False, trial=False),
         )
-        _write_provenance(destination, spec, manifest.guard, info.frame_count, source_info)
+        conditioning = _conditioning(job)
+        _write_provenance(destination, spec, manifest.guard, info.frame_count, source_info, conditioning)
         store.set_state(JobState.DONE)
     except BaseException as exc:
         _fail_job(store, f"encode: {_reason(exc)}")
@@ -423,7 +425,12 @@ def encode(job: JobDir, settings: Settings) -> bool:
 
 
 def _write_provenance(
-    destination: Path, spec: JobSpec, guard: GuardReport | None, frames: int, source: VideoInfo
+    destination: Path,
+    spec: JobSpec,
+    guard: GuardReport | None,
+    frames: int,
+    source: VideoInfo,
+    conditioning: Any,
 ) -> None:
     """The same provenance sidecar ``vsrflow upscale`` writes, from the spec and the chunks' guard counts.
 
@@ -445,6 +452,7 @@ def _write_provenance(
             input=spec.source,
             frames=frames,
             damage=None if source.damage is None else source.damage.to_json(),
+            conditioning=conditioning.to_json(),
         ),
     )
 

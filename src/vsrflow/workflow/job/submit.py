@@ -14,6 +14,7 @@ from typing import Any
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 from vsrflow.formats import check_output_suffix
+from vsrflow.media.prefilter import PrefilterRequest
 from vsrflow.workflow.job.layout import JobDir
 from vsrflow.workflow.job.spec import EncoderSpec, JobSpec, file_identity
 
@@ -67,6 +68,8 @@ class PathJobRequest:
     accept_damaged: bool = False
     #: the video stream to upscale (``--video-stream``; None: the only one)
     video_stream: int | None = None
+    #: pre-filters (``--prefilter``, ``--denoise``, ...; see :mod:`vsrflow.media.prefilter`)
+    prefilter: PrefilterRequest = field(default_factory=PrefilterRequest)
 
 
 def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings) -> JobDir:
@@ -123,6 +126,7 @@ def create_path_job(request: PathJobRequest, jobs_root: Path, settings: Settings
         scan=request.scan,
         accept_damaged=request.accept_damaged,
         video_stream=request.video_stream,
+        prefilter=request.prefilter,
         **quality,
         **throttle,
     )
