@@ -40,8 +40,9 @@ from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import assemble_output
 from vsrflow.media.condition import Conditioning, choose_conditioning, warn_about
 from vsrflow.media.info import VideoInfo
-from vsrflow.media.probe import probe
+from vsrflow.media.probe import probe, timing_notes
 from vsrflow.media.reader import Frame, FrameReader
+from vsrflow.media.retime import prepare_source, retimed_suffix
 from vsrflow.media.scan import detect_scan
 from vsrflow.media.writer import INTERMEDIATE_SUFFIX, EncoderOptions, FrameWriter, encodable_size, pad_to
 
@@ -244,6 +245,36 @@ def upscale_video(
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
     source_info = probe(input_path)
+    for note in timing_notes(source_info):
+        log.warning("%s", note)
+    # A clock that jumps (joined captures) is re-timed into a hidden stream copy; from here on
+    # that copy is the source (frames, timestamps and the other streams of the final mux).
+    retimed = output_path.with_name(
+        f".{output_path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.source{retimed_suffix(source_info)}"
+    )
+    try:
+        source_info = prepare_source(source_info, retimed)
+        return _upscale_source(
+            t0, source_info, output_path, upscaler, encoder, progress, ffmpeg, timer, deinterlace, scan
+        )
+    finally:
+        retimed.unlink(missing_ok=True)
+
+
+def _upscale_source(
+    t0: float,
+    source_info: VideoInfo,
+    output_path: Path,
+    upscaler: Upscaler,
+    encoder: EncoderOptions,
+    progress: bool | ProgressCallback,
+    ffmpeg: str,
+    timer: StageTimer | None,
+    deinterlace: str,
+    scan: str,
+) -> PipelineResult:
+    """:func:`upscale_video` of the probed (and, when needed, re-timed) source ``source_info``."""
+    input_path = source_info.path
     conditioning = plan_conditioning(input_path, source_info, deinterlace, scan)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
     info = conditioning.output_info(source_info)
