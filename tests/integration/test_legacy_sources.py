@@ -264,8 +264,10 @@ def test_discontinuous_ts_is_retimed_with_each_segment_in_sync(media: Path, tmp_
     from vsrflow.errors import InputError
     from vsrflow.media.retime import retime
 
-    a = make_legacy(media / "cap-a.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=100)
-    b = make_legacy(media / "cap-b.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=5)
+    a, b = (
+        make_legacy(media / f"cap-{n}.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=t)
+        for n, t in (("a", 100), ("b", 5))
+    )
     joined = tmp_path / "joined.ts"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
     info = probe(joined)
