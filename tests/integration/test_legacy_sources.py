@@ -265,7 +265,7 @@ def test_discontinuous_ts_is_retimed_with_each_segment_in_sync(media: Path, tmp_
     from vsrflow.media.retime import retime
 
     a, b = (
-        make_legacy(media / f"cap-{n}.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=t)
+        make_legacy(media / f"c-{n}.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=t)
         for n, t in (("a", 100), ("b", 5))
     )
     joined = tmp_path / "joined.ts"
