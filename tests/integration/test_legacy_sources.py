@@ -8,6 +8,7 @@ clips that go through the model are 64x48 with the scan type given (``--scan``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from fractions import Fraction
@@ -254,26 +255,41 @@ def test_chunks_of_clocked_sources_decode_frame_exactly(
     assert chunked == single
 
 
-def test_discontinuous_ts_is_refused_up_front_with_the_fix(
-    media: Path, tmp_path: Path, cli_env: dict[str, str]
-) -> None:
-    """Two captures joined with ``cat``: the clock jumps; refused before any work, exit 2, and the
-    remux the message suggests gives a continuous file vsrflow accepts."""
-    a = make_legacy(
-        media / "cap-a.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=100
+def test_discontinuous_ts_is_retimed_with_each_segment_in_sync(media: Path, tmp_path: Path) -> None:
+    """Two captures joined with ``cat``: the probe names the jump, reading it as it is is refused
+    with the fix, and the re-timed copy is continuous, keeps every packet and moves each segment's
+    audio exactly with its video (both paths then read that copy: test_source_timing)."""
+    import av
+
+    from vsrflow.errors import InputError
+    from vsrflow.media.retime import retime
+
+    a, b = (
+        make_legacy(media / f"c-{n}.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=t)
+        for n, t in (("a", 100), ("b", 5))
     )
-    b = make_legacy(media / "cap-b.ts", "progressive", size=(64, 48), frames=10, audio=True, start_seconds=5)
     joined = tmp_path / "joined.ts"
     joined.write_bytes(a.read_bytes() + b.read_bytes())
-    out = tmp_path / "out.mkv"
-    proc = run_cli(["upscale", str(joined), "-o", str(out), "--model", MODEL], cli_env)
-    assert proc.returncode == 2, proc.stderr
-    assert "timestamp discontinuity" in proc.stderr and "joined.ts" in proc.stderr
-    assert "-c copy retimed.mkv" in proc.stderr
-    assert not out.exists()
-    retimed = tmp_path / "retimed.mkv"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(joined), "-map", "0", "-c", "copy", str(retimed)], check=True
-    )
-    info = probe(retimed)
-    assert info.frame_count == 20 and info.duration == pytest.approx(0.8, abs=0.05)
+    info = probe(joined)
+    assert len(info.clock_jumps) == 1 and info.clock_jumps[0].packet == 10 and info.frame_count == 20
+    with pytest.raises(InputError, match="timestamp discontinuity at video packet 10") as err:
+        FrameReader(joined, info)
+    assert "-c copy retimed.mkv" in (err.value.hint or "")
+
+    def times(path: Path) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        with av.open(str(path)) as c:
+            for pkt in c.demux():
+                if pkt.pts is not None:
+                    out.setdefault(pkt.stream.index, []).append(int(pkt.pts))
+        return out
+
+    copy = retime(info, tmp_path / "retimed.ts")
+    assert copy.clock_jumps == () and copy.frame_count == 20
+    src, out = times(joined), times(copy.path)
+    video, audio = src[0], src[1]
+    assert len(out[0]) == len(video) and len(out[1]) == len(audio)
+    assert all(y - x == 3600 for x, y in itertools.pairwise(out[0]))  # 25 fps at 90 kHz, no gap
+    # Each segment moved as a whole: the video-to-audio offset of both segments is the source's.
+    for seg_v, seg_a in ((slice(0, 10), slice(0, 1)), (slice(10, 20), slice(len(audio) // 2, None))):
+        assert out[0][seg_v][0] - out[1][seg_a][0] == video[seg_v][0] - audio[seg_a][0]

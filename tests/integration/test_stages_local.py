@@ -175,7 +175,9 @@ def test_encode_streams_chunks_without_a_scratch_copy(
 
     monkeypatch.setattr(chunk_io, "stream_chunks", spy)
     assert stages.encode(job, settings) is True
-    assert len(seen) == 1 and seen[0] < chunk_bytes + 64 * 1024, (seen, chunk_bytes)
+    # One streaming per mux: a second one when the first mux moved the video against the AAC
+    # audio (ffmpeg 5.1's Matroska muxer and the priming; media.assemble compensates).
+    assert len(seen) in (1, 2) and max(seen) < chunk_bytes + 64 * 1024, (seen, chunk_bytes)
     assert len(decode_rgb(out)[0]) == FRAMES
 
 

@@ -41,8 +41,9 @@ from vsrflow.media.assemble import PlannedStream, assemble_output, check_streams
 from vsrflow.media.condition import Conditioning, choose_conditioning, crop_alignment, warn_about
 from vsrflow.media.info import VideoInfo
 from vsrflow.media.prefilter import PrefilterRequest, Prefilters, detect_crop, resolve
-from vsrflow.media.probe import probe
+from vsrflow.media.probe import probe, timing_notes
 from vsrflow.media.reader import Frame, FrameReader
+from vsrflow.media.retime import prepare_source, retimed_suffix
 from vsrflow.media.scan import detect_scan
 from vsrflow.media.writer import (
     INTERMEDIATE_SUFFIX,
@@ -293,11 +294,45 @@ def upscale_video(
         raise InputError(f"output {output_path} is the input file", hint="choose another -o path")
     encoder = encoder or EncoderOptions()
     source_info = probe(input_path, video_stream, accept_damaged=accept_damaged)
+    for note in timing_notes(source_info):
+        log.warning("%s", note)
     if streams is None:
         streams = check_streams(source_info, output_path, video_stream=video_stream, ffmpeg=ffmpeg)
-    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan, prefilter, ffmpeg)
     for note in hdr_warnings(source_info, encoder.codec):
         log.warning("%s", note)
+    # A clock that jumps (joined captures) is re-timed into a hidden stream copy; from here on
+    # that copy is the source (frames, timestamps and the other streams of the final mux; the
+    # copy keeps every stream at its index, so the stream plan above holds for it).
+    retimed = output_path.with_name(
+        f".{output_path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.source{retimed_suffix(source_info)}"
+    )
+    try:
+        source_info = prepare_source(source_info, retimed)
+        return _upscale_source(
+            t0, source_info, output_path, upscaler, encoder, progress, ffmpeg, timer,
+            deinterlace, scan, prefilter, streams,
+        )  # fmt: skip
+    finally:
+        retimed.unlink(missing_ok=True)
+
+
+def _upscale_source(
+    t0: float,
+    source_info: VideoInfo,
+    output_path: Path,
+    upscaler: Upscaler,
+    encoder: EncoderOptions,
+    progress: bool | ProgressCallback,
+    ffmpeg: str,
+    timer: StageTimer | None,
+    deinterlace: str,
+    scan: str,
+    prefilter: PrefilterRequest | None,
+    streams: list[PlannedStream],
+) -> PipelineResult:
+    """:func:`upscale_video` of the probed (and, when needed, re-timed) source ``source_info``."""
+    input_path = source_info.path
+    conditioning = plan_conditioning(input_path, source_info, deinterlace, scan, prefilter, ffmpeg)
     # From here on ``info`` is the video the model sees (conditioned rate, time base and count).
     info = conditioning.output_info(source_info)
     resize_to, enc_w, enc_h = plan_output(upscaler, info, encoder.resolved_pix_fmt(info))

@@ -331,6 +331,22 @@ def leading_time(source: VideoInfo, planned: list[PlannedStream]) -> Fraction:
     return min(starts)
 
 
+#: Demuxers that store decode times only: the frames' pts are derived (dts + the decoder's reorder
+#: delay), while the container presents its first frame at the stream's start.
+DTS_ONLY_CONTAINERS = frozenset({"avi"})
+
+
+def reorder_delay(source: VideoInfo) -> Fraction:
+    """Seconds the derived pts of a DTS-only container (AVI with B-frames: Xvid/DivX) start after
+    its video stream's start (its first dts); 0 elsewhere. The mux moves the video back by it, so
+    the output keeps the source's A/V start offset (ffmpeg's own transcode adds that one frame,
+    40 ms at 25 fps, to the video)."""
+    video = next((s for s in source.streams if s.index == source.video_stream_index), None)
+    if source.container not in DTS_ONLY_CONTAINERS or video is None or video.start_time is None:
+        return Fraction(0)
+    return max(Fraction(0), source.start_pts * source.time_base - video.start_time)
+
+
 def _itsoffset(seconds: Fraction) -> list[str]:
     """``-itsoffset S`` (microseconds: what ffmpeg parses) for a non-zero shift, else nothing."""
     micro = round(seconds * 1_000_000)
@@ -350,8 +366,12 @@ def build_argv(
     ffmpeg: str = "ffmpeg",
     video_format: str | None = None,
     attachments: dict[int, tuple[Path, str, str]] | None = None,
+    video_adjust: Fraction = Fraction(0),
 ) -> list[str]:
     """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams.
+
+    ``video_adjust``: seconds added to the video's shift (the correction :func:`_av_error`
+    measured on a first mux).
 
     ``video_format`` forces the demuxer of the video input (needed for ``pipe:0``); when it is
     set ffmpeg reads its stdin, so ``-nostdin`` is left out. ``attachments``: for each planned
@@ -371,7 +391,7 @@ def build_argv(
     lead = leading_time(source, planned)
     if lead < 0 and source.container not in CLOCK_CONTAINERS:
         lead = Fraction(0)
-    video_shift = -lead - pts_offset(source) * source.time_base
+    video_shift = -lead - pts_offset(source) * source.time_base - reorder_delay(source) + video_adjust
     if video_format is not None:
         argv += ["-f", video_format]
     argv += [*_itsoffset(video_shift), "-i", str(video_path), *_itsoffset(-lead), "-i", str(source.path)]
@@ -437,6 +457,25 @@ def build_argv(
         argv += ["-max_interleave_delta", "0"]
     argv += ["-f", muxer, str(target)]
     return argv
+
+
+#: The largest A/V start error (seconds) accepted in an output: below Matroska's 1 ms precision.
+AV_TOLERANCE = Fraction(1, 1000)
+
+
+def _av_error(result: VideoInfo, source: VideoInfo, planned: list[PlannedStream]) -> Fraction:
+    """Seconds the output's video starts late against its first audio stream, compared with the
+    source (0 without audio or start times). Both sides are read by the same demuxer library, so
+    codec delays (Opus pre-skip, AAC priming) count alike on both."""
+    audio = next(
+        (p.source for p in planned if p.source.kind == "audio" and p.source.start_time is not None), None
+    )
+    out_audio = next((s for s in result.streams if s.kind == "audio" and s.start_time is not None), None)
+    if audio is None or out_audio is None or audio.start_time is None or out_audio.start_time is None:
+        return Fraction(0)
+    want = source.start_pts * source.time_base - reorder_delay(source) - audio.start_time
+    got = result.start_pts * result.time_base - out_audio.start_time
+    return got - want
 
 
 def _validate(
@@ -616,14 +655,30 @@ def _assemble(
     try:
         with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.images-") as work:
             images = _extract_images(source, planned, Path(work))
-            argv = build_argv(
-                Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format, images
-            )
-            if feed is None:
-                run_ffmpeg(argv, what=what)
-            else:
-                run_ffmpeg_fed(argv, feed, what=what)
-        result = probe(tmp)
+            adjust = Fraction(0)
+            for attempt in range(2):
+                argv = build_argv(
+                    Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format, images,
+                    video_adjust=adjust,
+                )  # fmt: skip
+                if feed is None:
+                    run_ffmpeg(argv, what=what)
+                else:
+                    run_ffmpeg_fed(argv, feed, what=what)
+                result = probe(tmp)
+                error = _av_error(result, source, planned)
+                if abs(error) < AV_TOLERANCE:
+                    break
+                if attempt:
+                    raise OutputValidationError(
+                        f"{output}: the video starts {float(error) * 1000:+.1f} ms off its place against "
+                        f"the audio of {source.path}",
+                        hint="no output was written; write an .mp4/.mov output, or report the source kind",
+                    )
+                # A muxer moved the video against the audio (ffmpeg 5.1's Matroska muxer shifts every
+                # stream but an Opus one by the Opus codec delay, 7 ms): mux once more, compensated.
+                log.info("%s: the mux moved the video by %+.1f ms; compensating", output, float(error) * 1000)
+                adjust -= error
         kinds = Counter(p.output_kind for p in planned)
         kinds["video"] += 1
         covers = sum(1 for p in planned if p.attach or p.source.attached_pic)

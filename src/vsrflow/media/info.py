@@ -18,6 +18,22 @@ CLOCK_CONTAINERS = frozenset({"mpegts", "mpeg", "mpegvideo"})
 #: discontinuity.
 CLOCK_JUMP_S = 10.0
 
+
+@dataclass(frozen=True)
+class ClockJump:
+    """A discontinuity of an MPEG-PS/TS video clock (joined captures, a recorder glitch).
+
+    Attributes:
+        packet: index (decode order, counting video packets from 0) of the first packet after it.
+        at: seconds of video before the jump (the previous packet's time minus the stream start).
+        jump: seconds the clock jumps by (the dts step; positive forward, negative backward).
+    """
+
+    packet: int
+    at: float
+    jump: float
+
+
 #: FFmpeg's AVFieldOrder values, by the names ffprobe prints.
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 
@@ -177,6 +193,11 @@ class VideoInfo:
         hdr: the HDR10 static metadata (mastering display, content light level) the first frame
             carries (:class:`HdrMetadata`), or None.
         closed_captions: the video carries CEA-608/708 captions in its frames' A/53 side data.
+        skipped_packets: leading video packets presented before the first frame that decodes (a
+            capture cut mid-GOP: they reference pictures the file does not hold); not counted in
+            ``frame_count``, and ``start_pts`` is that first decodable frame's pts.
+        clock_jumps: discontinuities of an MPEG-PS/TS clock; such a source is re-timed before any
+            work (:mod:`vsrflow.media.retime`), its frames cannot be read as they are.
     """
 
     path: Path
@@ -208,6 +229,8 @@ class VideoInfo:
     damage: Damage | None = None
     hdr: HdrMetadata | None = None
     closed_captions: bool = False
+    skipped_packets: int = 0
+    clock_jumps: tuple[ClockJump, ...] = ()
 
     @property
     def frame_duration(self) -> Fraction:

@@ -3,7 +3,9 @@
 Indices are in PRESENTATION order: frame ``i`` is the packet with the ``i``-th smallest pts. With
 B-frames, decode order differs from presentation order, so a keyframe's index is the rank of its
 pts among all packet pts, not its position in the demux loop. Timestamps are integers in the video
-stream's time base. The frame count equals :func:`vsrflow.media.probe.probe`'s (both count packets).
+stream's time base. The frame count equals :func:`vsrflow.media.probe.probe`'s: both count the
+packets :func:`vsrflow.media.probe.scan_packets` calls frames (edit-list preroll and the
+undecodable lead of a capture cut mid-GOP are not frames).
 
 Open-GOP caveat: a keyframe flagged in an open GOP (a non-IDR I-frame) may be followed in decode
 order by leading B-frames that reference the previous GOP; those frames present BEFORE the
@@ -17,10 +19,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av.error
-
 from vsrflow.errors import InputError
-from vsrflow.media.probe import open_input, pick_video
+from vsrflow.media.probe import open_input, pick_video, scan_packets
 
 
 @dataclass(frozen=True)
@@ -57,21 +57,18 @@ def scan_frames(path: Path | str, video_stream: int | None = None) -> FrameTable
     with container:
         video = pick_video(container, path, video_stream)
         time_base = Fraction(video.time_base or Fraction(1, 1000))
-        # (pts, decode position, keyframe flag): the decode position breaks ties on duplicate pts.
-        packets: list[tuple[int, int, bool]] = []
-        try:
-            for packet in container.demux(video):
-                if packet.size == 0 and packet.pts is None:
-                    continue  # PyAV's end-of-stream flush packet, not a frame
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                if stamp is None:
-                    raise InputError(
-                        f"{path}: video packet {len(packets)} has no timestamp",
-                        hint="remux the file into MP4/MKV (ffmpeg -i in -c copy out.mkv)",
-                    )
-                packets.append((int(stamp), len(packets), bool(packet.is_keyframe)))
-        except av.error.FFmpegError as err:
-            raise InputError(f"{path}: damaged video stream after {len(packets)} packets: {err}") from err
+        # The same packets probe() counts as frames (no edit-list preroll, no undecodable lead).
+        scan = scan_packets(container, video, path)
+    # (pts, decode position, keyframe flag): the decode position breaks ties on duplicate pts.
+    packets: list[tuple[int, int, bool]] = []
+    for pts, dts, _, key in scan.frames:
+        stamp = pts if pts is not None else dts
+        if stamp is None:
+            raise InputError(
+                f"{path}: video packet {len(packets)} has no timestamp",
+                hint="remux the file into MP4/MKV (ffmpeg -i in -c copy out.mkv)",
+            )
+        packets.append((stamp, len(packets), key))
     if not packets:
         raise InputError(f"{path}: the video stream has no frames", hint="check the source file")
     packets.sort()

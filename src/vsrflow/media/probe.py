@@ -28,6 +28,7 @@ from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
 from vsrflow.media.info import (
     CLOCK_CONTAINERS,
     CLOCK_JUMP_S,
+    ClockJump,
     Damage,
     HdrMetadata,
     StreamInfo,
@@ -241,24 +242,137 @@ def _hdr_metadata(frame: av.VideoFrame) -> HdrMetadata | None:
     return HdrMetadata(master, cll) if master or cll else None
 
 
-def _check_clock_continuous(path: Path, format_name: str, decode_pts: list[int], tb: Fraction) -> None:
-    """InputError when an MPEG-PS/TS video clock jumps (two captures joined, a broken recorder).
+def clock_jumps(format_name: str, decode_ts: list[int], tb: Fraction) -> tuple[ClockJump, ...]:
+    """Discontinuities of an MPEG-PS/TS clock in a stream's timestamps (decode order).
 
-    Packets come in decode order, so a small backward step is B-frame reordering; a step back of
-    more than a second, or forward of more than :data:`CLOCK_JUMP_S`, is a discontinuity that
-    would give a wrong duration and A/V sync. ffmpeg's own remux re-times such streams.
+    ``decode_ts``: the packets' dts (their pts when no dts), in decode order. Within one capture
+    dts only increases and by less than :data:`CLOCK_JUMP_S`; a step back (two captures joined
+    with ``cat``, both starting at the recorder's clock) or forward by more than that is a jump.
+    Other containers: none (their timestamps are the presentation times the file means).
     """
     if not CLOCK_CONTAINERS & set(format_name.split(",")):
-        return
-    back, forward = round(1 / tb), round(CLOCK_JUMP_S / tb)
-    for i, (a, b) in enumerate(itertools.pairwise(decode_pts), start=1):
-        if b - a > forward or a - b > back:
-            raise InputError(
-                f"{path}: timestamp discontinuity at video packet {i}: the stream clock jumps by "
-                f"{float((b - a) * tb):+.3f} s (joined captures?)",
-                hint=f"re-time it first: ffmpeg -i {path.name} -map 0 -c copy retimed.mkv "
-                "(ffmpeg's remux closes the gap), then upscale retimed.mkv",
-            )
+        return ()
+    forward = round(CLOCK_JUMP_S / tb)
+    jumps = []
+    for i, (a, b) in enumerate(itertools.pairwise(decode_ts), start=1):
+        if b - a > forward or b < a:
+            jumps.append(ClockJump(packet=i, at=float((a - decode_ts[0]) * tb), jump=float((b - a) * tb)))
+    return tuple(jumps)
+
+
+def discontinuity_error(info: VideoInfo) -> InputError:
+    """The InputError for reading a source whose clock jumps as it is (name, jump, the fix)."""
+    first = info.clock_jumps[0]
+    return InputError(
+        f"{info.path}: timestamp discontinuity at video packet {first.packet} ({first.at:.3f} s in): "
+        f"the stream clock jumps by {first.jump:+.3f} s (joined captures?)",
+        hint=f"re-time it first: ffmpeg -i {info.path.name} -map 0 -c copy retimed.mkv "
+        "(vsrflow upscale and submit re-time such sources themselves)",
+    )
+
+
+def timing_notes(info: VideoInfo) -> list[str]:
+    """What vsrflow does about the source's timing, one warning line each (empty: nothing).
+
+    The single pass and the chunked job's extract log these once per run.
+    """
+    notes = []
+    if info.skipped_packets:
+        notes.append(
+            f"{info.path}: {info.skipped_packets} leading video packets before the first keyframe cannot "
+            "be decoded (the capture starts mid-GOP: their reference pictures are not in the file) "
+            f"and were skipped; the video starts at its first decodable frame ({info.frame_count} frames)"
+        )
+    return notes
+
+
+#: Packets decoded at most while looking for the first picture (a long GOP of a capture cut in
+#: its middle); a stream giving none by then is reported undecodable.
+FIRST_FRAME_PACKETS = 600
+
+
+@dataclass
+class PacketScan:
+    """The video packets of one demux pass, and the first picture they decode to.
+
+    Attributes:
+        frames: (pts, dts, duration, keyframe) of each packet that is a frame, decode order:
+            not edit-list preroll (flagged discard: decoded for reference, never presented) and
+            not presented before the first decodable picture (``first_frame``).
+        discarded: edit-list preroll packets. undecodable: leading packets presented before the
+            first decodable picture (a capture cut mid-GOP: they reference missing pictures).
+        first_frame: the first decoded picture (None: nothing decoded); decode_error: why not.
+    """
+
+    frames: list[PacketRow]
+    discarded: int
+    undecodable: int
+    first_frame: av.VideoFrame | None
+    decode_error: Exception | None
+
+
+#: (pts, dts, duration, keyframe) of one video packet.
+PacketRow = tuple[int | None, int | None, int, bool]
+
+
+def _steps_back(a: PacketRow, b: PacketRow) -> bool:
+    """True when packet ``b``'s decode time (dts, else pts) is below ``a``'s (both known)."""
+    ta = a[1] if a[1] is not None else a[0]
+    tb = b[1] if b[1] is not None else b[0]
+    return ta is not None and tb is not None and tb < ta
+
+
+def scan_packets(container: InputContainer, video: VideoStream, path: Path) -> PacketScan:
+    """Demux every packet of ``video`` (decoding only until the first picture): the one rule for
+    which packets are frames, shared by :func:`probe` and :mod:`vsrflow.media.keyframes`.
+
+    Raises:
+        InputError: the demuxer fails part-way (naming the path and the packet count).
+    """
+    packets: list[PacketRow] = []
+    discarded = 0
+    first_frame = None
+    decode_error: Exception | None = None
+    try:
+        for packet in container.demux(video):
+            if packet.size == 0 and packet.pts is None:
+                continue  # PyAV's end-of-stream flush packet, not a frame
+            if first_frame is None and len(packets) + discarded < FIRST_FRAME_PACKETS:
+                try:
+                    decoded = video.decode(packet)
+                except av.error.FFmpegError as err:
+                    decode_error, decoded = err, []
+                if decoded:
+                    first_frame = decoded[0]
+            if packet.is_discard:
+                discarded += 1
+                continue
+            pts = None if packet.pts is None else int(packet.pts)
+            dts = None if packet.dts is None else int(packet.dts)
+            packets.append((pts, dts, int(packet.duration or 0), bool(packet.is_keyframe)))
+        if first_frame is None and packets:
+            try:
+                decoded = video.decode(None)
+                first_frame = decoded[0] if decoded else None
+            except av.error.FFmpegError as err:
+                decode_error = err
+    except av.error.FFmpegError as err:
+        raise InputError(
+            f"{path}: damaged video stream after {len(packets)} packets: {err}", hint=_FIX_MEDIA
+        ) from err
+    frames = packets
+    first_pts = None if first_frame is None or first_frame.pts is None else int(first_frame.pts)
+    if first_pts is not None:
+        # The decoder skips pictures whose references are not in the file (P/B frames before the
+        # first keyframe, leading B-frames of an open GOP); they never become frames. Only the
+        # lead counts: packets up to the first step back of the clock (a joined second capture
+        # may well present "before" the first one).
+        lead = next(
+            (i for i in range(1, len(packets)) if _steps_back(packets[i - 1], packets[i])), len(packets)
+        )
+        lead = min(lead, FIRST_FRAME_PACKETS)
+        frames = [p for i, p in enumerate(packets) if i >= lead or p[0] is None or p[0] >= first_pts]
+    return PacketScan(frames, discarded, len(packets) - len(frames), first_frame, decode_error)
 
 
 def probe(path: Path | str, video_stream: int | None = None, *, accept_damaged: bool = False) -> VideoInfo:
@@ -282,45 +396,16 @@ def probe(path: Path | str, video_stream: int | None = None, *, accept_damaged: 
         video.thread_type = "AUTO"
         tb = video.time_base or Fraction(1, 1000)
 
-        count = 0
-        discarded = 0
-        pts_list: list[int] = []  # decode order
-        durations: dict[int, int] = {}
-        first_frame = None
-        decode_error: Exception | None = None
-        try:
-            for packet in container.demux(video):
-                if packet.size == 0 and packet.pts is None:
-                    continue  # PyAV's end-of-stream flush packet, not a frame
-                if first_frame is None and count <= 64:
-                    try:
-                        frames = video.decode(packet)
-                    except av.error.FFmpegError as err:
-                        decode_error = err
-                        frames = []
-                    if frames:
-                        first_frame = frames[0]
-                if packet.is_discard:
-                    # Edit-list preroll (a stream-copy cut starting between keyframes): decoded
-                    # for reference only, never presented, so not a frame of the video.
-                    discarded += 1
-                    continue
-                count += 1
-                if packet.pts is not None:
-                    pts_list.append(int(packet.pts))
-                    durations[int(packet.pts)] = int(packet.duration or 0)
-            if first_frame is None and count:
-                try:
-                    frames = video.decode(None)
-                    first_frame = frames[0] if frames else None
-                except av.error.FFmpegError as err:
-                    decode_error = err
-        except av.error.FFmpegError as err:
-            raise InputError(
-                f"{path}: damaged video stream after {count} packets: {err}", hint=_FIX_MEDIA
-            ) from err
-
-        _check_clock_continuous(path, container.format.name, pts_list, Fraction(tb))
+        scan = scan_packets(container, video, path)
+        first_frame, decode_error = scan.first_frame, scan.decode_error
+        count = len(scan.frames)
+        pts_list = [p[0] for p in scan.frames if p[0] is not None]  # decode order
+        durations = {p[0]: p[2] for p in scan.frames if p[0] is not None}
+        decode_ts = [p[1] if p[1] is not None else p[0] for p in scan.frames]
+        jumps = clock_jumps(container.format.name, [t for t in decode_ts if t is not None], Fraction(tb))
+        # Packets the container's index lists that are not frames (edit-list preroll, an
+        # undecodable lead): the cut-short check compares the index with every packet.
+        discarded = scan.discarded + scan.undecodable
         rate = video.base_rate or video.guessed_rate or video.average_rate or Fraction(25)
         avg = video.average_rate or rate
         start = min(pts_list) if pts_list else 0
@@ -393,6 +478,8 @@ def probe(path: Path | str, video_stream: int | None = None, *, accept_damaged: 
             # CEA-608/708 captions travel in the frames' A/53 side data (what ffprobe shows as
             # "Closed Captions"); the first decoded frame carries them when the stream has any.
             closed_captions=SideDataType.A53_CC in first_frame.side_data,
+            skipped_packets=scan.undecodable,
+            clock_jumps=jumps,
         )
     log.debug("probed %s: %s", path, info)
     return info

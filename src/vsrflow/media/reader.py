@@ -32,7 +32,7 @@ from vsrflow.media.colour import (
 )
 from vsrflow.media.condition import Conditioning, condition
 from vsrflow.media.info import VideoInfo
-from vsrflow.media.probe import open_input, probe
+from vsrflow.media.probe import discontinuity_error, open_input, probe
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class FrameReader:
 
     Use as a context manager (``with FrameReader(path) as reader: for frame in reader: ...``); the
     decoder runs with frame/slice threads. A decode failure raises :class:`InputError` naming the
-    file and frame index (frames are never silently dropped).
+    file and frame index (frames are never silently dropped). A source whose clock jumps
+    (:attr:`VideoInfo.clock_jumps`) is refused: re-time it first (:mod:`vsrflow.media.retime`).
     """
 
     def __init__(
@@ -93,6 +94,8 @@ class FrameReader:
     ) -> None:
         self.path = Path(path)
         self.info = info if info is not None else probe(self.path)
+        if self.info.clock_jumps:
+            raise discontinuity_error(self.info)
         self.conditioning = conditioning or Conditioning()
         #: What the frames are: the source, or the conditioned video (rate, time base, count).
         self.output_info = self.conditioning.output_info(self.info)
@@ -143,6 +146,8 @@ class FrameReader:
             for frame in self._container.decode(self._stream):
                 # A frame without pts (rare: raw streams) continues the nominal cadence.
                 pts = int(frame.pts) if frame.pts is not None else next_pts
+                if index == 0 and pts < self.info.start_pts:
+                    continue  # the undecodable lead (VideoInfo.skipped_packets), should it decode
                 yield frame, pts
                 index += 1
                 next_pts = pts + step

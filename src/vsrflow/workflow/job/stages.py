@@ -75,14 +75,35 @@ def _fail_job(store: ManifestStore, reason: str) -> None:
         log.debug("could not record the job failure", exc_info=True)
 
 
-def _probe_source(spec: JobSpec) -> tuple[Path, VideoInfo]:
-    from vsrflow.media.probe import probe
+def _probe_source(job: JobDir, *, retime: bool = False) -> tuple[Path, VideoInfo]:
+    """The path every stage reads the source from, and its probe.
 
-    source = local_path(spec.source, "source")
-    info = probe(source, spec.video_stream, accept_damaged=spec.accept_damaged)
+    A source whose MPEG-PS/TS clock jumps is read from its re-timed stream copy in the job's
+    ``source/`` directory (:mod:`vsrflow.media.retime`), which extract writes (``retime=True``,
+    logging what it did, as ``vsrflow upscale`` does); the later stages find it there.
+    """
+    from vsrflow.media.probe import probe, timing_notes
+    from vsrflow.media.retime import prepare_source, retimed_suffix
+
+    source = local_path(job.spec.source, "source")
+    info = probe(source, job.spec.video_stream, accept_damaged=job.spec.accept_damaged)
     if info.frame_count <= 0:
         raise InputError(f"{source}: the video stream has no frames", hint="check the source file")
-    return source, info
+    copy = job.source_dir / f"retimed{retimed_suffix(info)}"
+    if retime:
+        for note in timing_notes(info):
+            log.warning("%s", note)
+        if info.clock_jumps:
+            job.source_dir.mkdir(parents=True, exist_ok=True)
+        info = prepare_source(info, copy)
+    elif info.clock_jumps:
+        if not copy.is_file():
+            raise VsrError(
+                f"{source}: the re-timed copy {copy} that extract wrote is missing",
+                hint="resubmit the job (extract writes it again)",
+            )
+        info = probe(copy)
+    return info.path, info
 
 
 # ---- extract --------------------------------------------------------------------------------
@@ -110,7 +131,7 @@ def extract(job: JobDir) -> bool:
     store.set_state(JobState.EXTRACTING)
     try:
         spec = job.spec
-        source, info = _probe_source(spec)
+        source, info = _probe_source(job, retime=True)
         # The streams the final mux needs, as at submission (a job extracted by hand checks here).
         check_streams(
             info, local_path(spec.destination, "destination"), video_stream=spec.video_stream, warn=False
@@ -269,7 +290,7 @@ def _run_chunk(
     from vsrflow.workflow.job.chunk_io import chunk_encoder_extra, decode_chunk, decode_conditioned_chunk
 
     spec = job.spec
-    source, source_info = _probe_source(spec)
+    source, source_info = _probe_source(job)
     conditioning = _conditioning(job)
     info = conditioning.output_info(source_info)  # the video the model sees (the plan's timeline)
     upscaler = cache.get(spec.model, spec.scale, quality_of(spec))
@@ -388,7 +409,7 @@ def encode(job: JobDir, settings: Settings) -> bool:
     store.set_state(JobState.ENCODING)
     try:
         spec = job.spec
-        _, source_info = _probe_source(spec)
+        _, source_info = _probe_source(job)
         info = _conditioning(job).output_info(source_info)
         destination = local_path(spec.destination, "destination")
         plan = manifest.plan
@@ -477,6 +498,8 @@ def finalize(job: JobDir, *, cause: str | None = None) -> str:
             job.chunk_output_path(record.index).unlink(missing_ok=True)
         for tmp in job.chunks_dir.glob(".*.partial*"):
             tmp.unlink(missing_ok=True)
+        for copy in job.source_dir.glob("retimed.*"):  # a re-timed source copy (extract)
+            copy.unlink(missing_ok=True)
         return store.load().status_text
     # Finalize runs after every chunk task has ended (Slurm afterany; the local pool has joined), so
     # a chunk still "running" lost its process (kill -9, OOM killer, node failure, time limit)
