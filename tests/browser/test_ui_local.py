@@ -17,6 +17,10 @@ import pytest
 
 from tests.browser.conftest import UiServer, ffprobe, screenshot, start_ui, stop_ui
 from tests.mediagen import make_text_file, make_video
+from vsrflow.config import Settings
+from vsrflow.errors import InputError
+from vsrflow.workflow.job.stages import extract
+from vsrflow.workflow.job.submit import PathJobRequest, create_path_job
 
 MODEL = "realesr-animevideov3"
 FRAMES = 10
@@ -67,24 +71,39 @@ def test_text_file_named_mp4_is_refused_with_the_reason(page: Any, server: UiSer
 
 
 @pytest.mark.slow
-def test_failed_job_shows_its_reason(page: Any, server: UiServer, tmp_path: Path) -> None:
+def test_failed_job_shows_its_reason(
+    page: Any, server: UiServer, tmp_path: Path, model_env: dict[str, str]
+) -> None:
     clip = make_video(tmp_path / "vanishing.mp4", frames=3)
     page.goto(server.url + "/")
     page.select_option("#model", MODEL)
     page.set_input_files("#files", str(clip))
     card = page.locator("#uploads .upload").first
     card.locator(".actions").wait_for(state="visible", timeout=30_000)
-    # The stored upload is damaged after its probe and before the job runs (a disk fault).
+    # The stored upload is damaged after its probe and before the job starts (a disk fault): the
+    # start is refused on the card with the reason (the source is probed again), no job is made.
     (stored,) = (server.state_dir / "uploads").rglob("vanishing.mp4")
     stored.write_bytes(b"overwritten\n" * 100)
+    jobs_before = set((server.state_dir.parent / "jobs").glob("*"))
     card.locator(".start").click()
-    card.locator(".status a").first.wait_for(timeout=30_000)
-    job_id = card.locator(".status a").first.inner_text()
+    status = card.locator(".status.error")
+    status.wait_for(timeout=30_000)
+    assert "vanishing.mp4" in status.inner_text() and "not a recognisable media file" in status.inner_text()
+    assert set((server.state_dir.parent / "jobs").glob("*")) == jobs_before
+
+    # A job that fails while it runs (its source damaged after submission, as the extract stage
+    # meets it) is listed as failed, with the reason the stage recorded.
+    good = make_video(tmp_path / "damaged later.mp4", frames=3)
+    request = PathJobRequest(source=good, output=tmp_path / "out.mp4", model=MODEL)
+    job = create_path_job(request, server.state_dir.parent / "jobs", Settings.from_env(model_env))
+    good.write_bytes(b"overwritten\n" * 100)
+    with pytest.raises(InputError):
+        extract(job)
     page.goto(server.url + "/jobs")
-    row = page.locator(f'#jobs tr[data-job="{job_id}"][data-state="failed"]')
+    row = page.locator(f'#jobs tr[data-job="{job.job_id}"][data-state="failed"]')
     row.wait_for(timeout=JOB_TIMEOUT_MS)
     reason = row.locator(".reason").inner_text()
-    assert "vanishing.mp4" in reason and "not a recognisable media file" in reason, reason
+    assert "damaged later.mp4" in reason and "not a recognisable media file" in reason, reason
     row.locator("a").first.click()
     assert "not a recognisable media file" in page.locator("#reason").inner_text()
 
