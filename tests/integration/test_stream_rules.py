@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import time
 from pathlib import Path
 
 import av
@@ -147,9 +146,7 @@ def test_refused_up_front_with_the_fix(
     if not src.exists():
         make_streams(src, **kwargs)
     out = tmp_path / f"out{out_suffix}"
-    t0 = time.monotonic()
     proc = upscale_or_submit(path_kind, src, out, cli_env)
-    elapsed = time.monotonic() - t0
     assert proc.returncode == 2, proc.stderr
     assert name in proc.stderr and says in proc.stderr
     assert ".mkv" in proc.stderr or "--video-stream N" in proc.stderr  # the fix
@@ -157,7 +154,6 @@ def test_refused_up_front_with_the_fix(
     assert "upscaling" not in proc.stderr and "loaded" not in proc.stderr
     assert list(tmp_path.iterdir()) in ([], [tmp_path / "jobs-out"])
     assert not any((tmp_path / "jobs-out").glob("*")) if path_kind == "submit" else True
-    assert elapsed < 30
 
 
 # ---- content: both paths -------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def _probe_source(job: JobDir, *, retime: bool = False) -> tuple[Path, VideoInfo
                 f"{source}: the re-timed copy {copy} that extract wrote is missing",
                 hint="resubmit the job (extract writes it again)",
             )
-        info = probe(copy)
+        info = probe(copy, job.spec.video_stream)  # the copy keeps every stream at its index
     return info.path, info
 
 
@@ -119,6 +119,7 @@ def extract(job: JobDir) -> bool:
     from vsrflow.engine.pipeline import plan_conditioning
     from vsrflow.media.assemble import check_streams
     from vsrflow.media.keyframes import scan_frames
+    from vsrflow.media.writer import hdr_warnings
     from vsrflow.workflow.job.plan import plan_chunks
 
     store = ManifestStore(job)
@@ -147,8 +148,6 @@ def extract(job: JobDir) -> bool:
         # them; the chunks are planned on the conditioned timeline (what the model sees).
         # --crop auto is detected here, once for the whole source; the plan records the rectangle.
         conditioning = plan_conditioning(source, info, spec.deinterlace, spec.scan, spec.prefilter)
-        from vsrflow.media.writer import hdr_warnings
-
         for note in hdr_warnings(info, spec.encoder.codec):  # once per job, as upscale says it
             log.warning("%s", note)
         planned = conditioning.output_info(info)
@@ -410,7 +409,8 @@ def encode(job: JobDir, settings: Settings) -> bool:
     try:
         spec = job.spec
         _, source_info = _probe_source(job)
-        info = _conditioning(job).output_info(source_info)
+        conditioning = _conditioning(job)
+        info = conditioning.output_info(source_info)
         destination = local_path(spec.destination, "destination")
         plan = manifest.plan
         pieces = [(c, job.chunk_output_path(c.index)) for c in plan.chunks]
@@ -435,7 +435,6 @@ def encode(job: JobDir, settings: Settings) -> bool:
             # Submission announced and proved the plan (trial mux); here it is only re-made.
             streams=check_streams(info, destination, video_stream=spec.video_stream, warn=False, trial=False),
         )
-        conditioning = _conditioning(job)
         _write_provenance(destination, spec, manifest.guard, info.frame_count, source_info, conditioning)
         store.set_state(JobState.DONE)
     except BaseException as exc:
