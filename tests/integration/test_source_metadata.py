@@ -189,12 +189,10 @@ def test_whole_and_legitimately_short_streams_are_not_damage(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_gif_frame_times_survive_and_a_different_last_duration_is_said(
-    model_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_gif_frame_durations_survive_the_last_one_too(model_env: dict[str, str], tmp_path: Path) -> None:
     """An animated GIF whose last frame is shown 0.15 s (the others 0.1 s): every frame keeps its
-    time in both paths; the last one's extra 0.05 s cannot pass the NUT intermediate, and the run
-    says so (docs/sources.md, Known limits) instead of shortening the clip silently."""
+    time and the last its duration, in both paths and in each container (the NUT intermediate
+    stores no durations; the final mux sets the last one, vsrflow.media.lastframe)."""
     src = tmp_path / "anim.gif"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
@@ -207,18 +205,43 @@ def test_gif_frame_times_survive_and_a_different_last_duration_is_said(
     info = probe(src)
     assert info.duration == pytest.approx(0.65)
     assert info.last_frame_duration * info.time_base == Fraction(15, 100)
-    single, chunked = tmp_path / "single.mkv", tmp_path / "chunked.mkv"
-    proc = run_cli(["upscale", str(src), "-o", str(single), "--no-progress", *FAST], model_env)
-    assert proc.returncode == 0, proc.stderr
-    assert "the source's last frame lasts 0.150 s" in proc.stderr
     (tmp_path / "jobs").mkdir()
-    proc = run_cli(
-        ["submit", str(src), "-o", str(chunked), "--jobs-root", str(tmp_path / "jobs"), *FAST], model_env
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "the source's last frame lasts 0.150 s" in proc.stderr
-    for out in (single, chunked):
+    outputs = []
+    for suffix in (".mkv", ".mp4", ".mov"):
+        single, chunked = tmp_path / f"single{suffix}", tmp_path / f"chunked{suffix}"
+        proc = run_cli(["upscale", str(src), "-o", str(single), "--no-progress", *FAST], model_env)
+        assert proc.returncode == 0, proc.stderr
+        assert "did not keep that duration" not in proc.stderr
+        outputs.append(single)
+        if suffix != ".mov":  # the chunked job: Matroska's rule and MP4's (MOV shares it)
+            jobs = ["--jobs-root", str(tmp_path / "jobs")]
+            proc = run_cli(["submit", str(src), "-o", str(chunked), *jobs, *FAST], model_env)
+            assert proc.returncode == 0, proc.stderr
+            assert "did not keep that duration" not in proc.stderr
+            outputs.append(chunked)
+    for out in outputs:
         frames = ffprobe_json(out, "-select_streams", "v:0", "-show_entries", "frame=pts_time")["frames"]
         assert [float(f["pts_time"]) for f in frames] == pytest.approx(want, abs=1e-3), out
         duration = float(ffprobe_json(out, "-show_entries", "format=duration")["format"]["duration"])
-        assert duration == pytest.approx(0.60, abs=1e-3), out  # 0.65 s in: the known limit
+        assert duration == pytest.approx(0.65, abs=1e-3), out
+
+
+@pytest.mark.slow
+def test_a_gif_last_frame_held_long_is_kept(model_env: dict[str, str], tmp_path: Path) -> None:
+    """A GIF that holds its last frame 1.5 s (fifteen nominal frames) is upscaled with that hold,
+    not refused for a short output nor cut to one nominal frame."""
+    src = tmp_path / "hold.gif"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
+         "-frames:v", "4", "-final_delay", "150", str(src)],
+        check=True,
+    )  # fmt: skip
+    assert probe(src).duration == pytest.approx(1.8)
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"hold{suffix}"
+        proc = run_cli(["upscale", str(src), "-o", str(out), "--no-progress", *FAST], model_env)
+        assert proc.returncode == 0, proc.stderr
+        duration = float(ffprobe_json(out, "-show_entries", "format=duration")["format"]["duration"])
+        assert duration == pytest.approx(1.8, abs=1e-3), out
+        # ... and read back as held, not as damage: the output can be a source again.
+        assert probe(out).duration == pytest.approx(1.8, abs=1e-3), out

@@ -33,6 +33,7 @@ import av
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
 from vsrflow.media.info import CLOCK_CONTAINERS, StreamInfo, VideoInfo
+from vsrflow.media.lastframe import mp4_timescale, setts_args, stated_span
 from vsrflow.media.probe import probe
 from vsrflow.media.writer import pts_offset
 
@@ -367,11 +368,14 @@ def build_argv(
     video_format: str | None = None,
     attachments: dict[int, tuple[Path, str, str]] | None = None,
     video_adjust: Fraction = Fraction(0),
+    frames: int | None = None,
 ) -> list[str]:
     """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams.
 
     ``video_adjust``: seconds added to the video's shift (the correction :func:`_av_error`
-    measured on a first mux).
+    measured on a first mux). ``frames``: the video input's frame count (default
+    ``source.frame_count``), for the filter that sets the last frame's duration
+    (:mod:`vsrflow.media.lastframe`).
 
     ``video_format`` forces the demuxer of the video input (needed for ``pipe:0``); when it is
     set ffmpeg reads its stdin, so ``-nostdin`` is left out. ``attachments``: for each planned
@@ -449,12 +453,14 @@ def build_argv(
         if video.codec == "hevc":
             # ffmpeg's default 'hev1' tag is refused by Apple players (QuickTime, Safari, iOS).
             argv += ["-tag:v:0", "hvc1"]
-        tb = source.time_base
-        if tb.numerator == 1 and tb.denominator <= 2**31 - 1:
-            argv += ["-video_track_timescale", str(tb.denominator)]
+        timescale = mp4_timescale(source)
+        if timescale is not None:
+            argv += ["-video_track_timescale", str(timescale)]
         argv += ["-movflags", "+faststart"]
     else:
         argv += ["-max_interleave_delta", "0"]
+    frames = source.frame_count if frames is None else frames
+    argv += setts_args(source, _is_mp4_family(muxer), frames)
     argv += ["-f", muxer, str(target)]
     return argv
 
@@ -480,6 +486,7 @@ def _av_error(result: VideoInfo, source: VideoInfo, planned: list[PlannedStream]
 
 def _validate(
     result: VideoInfo,
+    lasts: float,
     source: VideoInfo,
     expected_frames: int,
     planned_kinds: dict[str, int],
@@ -491,8 +498,8 @@ def _validate(
     if result.frame_count != expected_frames:
         problems.append(f"{result.frame_count} video frames, expected {expected_frames}")
     tolerance = float(source.frame_duration) + 1e-3
-    if abs(result.duration - source.duration) > tolerance:
-        problems.append(f"video duration {result.duration:.4f} s, source {source.duration:.4f} s")
+    if abs(lasts - source.duration) > tolerance:
+        problems.append(f"video duration {lasts:.4f} s, source {source.duration:.4f} s")
     # Compare per kind; 'data' is ignored because the MP4 muxer stores chapters as an extra text track.
     for kind in ("video", "audio", "subtitle", "attachment"):
         got = sum(1 for s in result.streams if s.kind == kind)
@@ -511,18 +518,24 @@ def _validate(
         )
 
 
-def _warn_last_frame_duration(result: VideoInfo, source: VideoInfo, output: Path) -> None:
-    """Say so when the output's video is longer or shorter than the source's (within what
-    :func:`_validate` accepts): every pts is kept, but the NUT intermediate stores no packet
-    durations, so the mux guesses the last frame's from the frame rate. A variable-rate source
-    whose last frame lasts otherwise (an animated GIF's final delay) ends differently."""
-    drift = result.duration - source.duration
+def _video_lasts(result: VideoInfo, written: Path) -> float:
+    """Seconds the written video lasts: as its container states it (the track's duration, which
+    carries the last frame's), else as its packets say (:attr:`VideoInfo.duration`)."""
+    stated = stated_span(written, result.video_stream_index)
+    return float(stated) if stated is not None else result.duration
+
+
+def _check_last_frame_duration(lasts: float, source: VideoInfo, output: Path) -> None:
+    """Say so when the output's video lasts otherwise than the source's (within what
+    :func:`_validate` accepts). Every pts is kept and the final mux sets the last frame's
+    duration (:mod:`vsrflow.media.lastframe`); this is the check that it took."""
+    drift = lasts - source.duration
     if abs(drift) > 1.5e-3:  # Matroska rounds to the millisecond
         log.warning(
             "%s: the video lasts %.3f s, the source's %.3f s (%+.3f s): the source's last frame "
-            "lasts %.3f s, the output's one nominal frame (the intermediate cannot carry it)",
+            "lasts %.3f s, and this ffmpeg did not keep that duration",
             output,
-            result.duration,
+            lasts,
             source.duration,
             drift,
             float(source.last_frame_duration * source.time_base),
@@ -659,7 +672,7 @@ def _assemble(
             for attempt in range(2):
                 argv = build_argv(
                     Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format, images,
-                    video_adjust=adjust,
+                    video_adjust=adjust, frames=expected,
                 )  # fmt: skip
                 if feed is None:
                     run_ffmpeg(argv, what=what)
@@ -682,8 +695,9 @@ def _assemble(
         kinds = Counter(p.output_kind for p in planned)
         kinds["video"] += 1
         covers = sum(1 for p in planned if p.attach or p.source.attached_pic)
-        _validate(result, source, expected, dict(kinds), _is_mp4_family(muxer), covers, output)
-        _warn_last_frame_duration(result, source, output)
+        lasts = _video_lasts(result, tmp)
+        _validate(result, lasts, source, expected, dict(kinds), _is_mp4_family(muxer), covers, output)
+        _check_last_frame_duration(lasts, source, output)
         os.replace(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from av.video.stream import VideoStream
 
 from vsrflow.errors import InputError
 from vsrflow.media.colour import MATRICES, PRIMARIES, RANGES, TRANSFERS, name_of
+from vsrflow.media.ebml import segment_is_cut
 from vsrflow.media.info import (
     CLOCK_CONTAINERS,
     CLOCK_JUMP_S,
@@ -161,15 +162,35 @@ DAMAGE_TOLERANCE_S = 0.25
 ACCEPT_DAMAGED = "--accept-damaged"
 
 
-def _tag_seconds(video: VideoStream) -> float | None:
+def duration_tag(stream: Stream) -> Fraction | None:
     """The stream's ``DURATION`` tag (``HH:MM:SS.fraction``, Matroska statistics tags written by
-    ffmpeg and mkvmerge when the file is finalised) in seconds; None when absent or unreadable."""
-    value = next((v for k, v in video.metadata.items() if k.upper() == "DURATION"), None)
+    ffmpeg and mkvmerge when the file is finalised) in seconds, exactly; None when absent or
+    unreadable. ffmpeg's muxer writes the track's end: its largest pts + duration."""
+    value = next((v for k, v in stream.metadata.items() if k.upper() == "DURATION"), None)
     try:
         hours, minutes, seconds = str(value).split(":")
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        return int(hours) * 3600 + int(minutes) * 60 + Fraction(seconds)
     except ValueError:
         return None
+
+
+def _tag_seconds(video: VideoStream) -> float | None:
+    tag = duration_tag(video)
+    return None if tag is None else float(tag)
+
+
+def _held_last_frame(path: Path, format_name: str, video: VideoStream, last: int, last_dur: int) -> int:
+    """The last frame's duration (time_base units) of a whole Matroska file whose video track ends
+    later than its last packet's default duration says: ffmpeg's muxer writes no BlockDuration, so
+    a last frame held long (an animated GIF's final delay) is stated only in the DURATION tag. A
+    file cut short (:func:`~vsrflow.media.ebml.segment_is_cut`) is not read so: it is damage."""
+    tag = duration_tag(video) if "matroska" in format_name.split(",") else None
+    if tag is None or not video.time_base:
+        return last_dur
+    end = round(tag / Fraction(video.time_base))
+    if end - last > last_dur + 1 and segment_is_cut(path) is False:  # +1: Matroska's ms rounding
+        return end - last
+    return last_dur
 
 
 def _cut_short(
@@ -414,6 +435,7 @@ def probe(path: Path | str, video_stream: int | None = None, *, accept_damaged: 
         if last_dur <= 0:
             ordered = sorted(pts_list)
             last_dur = ordered[-1] - ordered[-2] if len(ordered) >= 2 else max(1, round(1 / rate / tb))
+        last_dur = _held_last_frame(path, container.format.name, video, last, last_dur)
         duration = float((last + last_dur - start) * tb)
         damage = _cut_short(container.format.name, video, count + discarded, duration, Fraction(rate))
         if damage is not None:
