@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.conftest import run_cli
 from tests.mediagen import FFMPEG, make_streams, run
 from vsrflow.errors import InputError
 from vsrflow.media.assemble import check_streams, container_holds, plan_streams
+from vsrflow.media.captions import extract_captions
 from vsrflow.media.probe import probe
 from vsrflow.workflow.job.spec import JobSpec
 
@@ -198,7 +200,7 @@ def test_cover_art_kept_as_cover_art(
 ) -> None:  # fmt: skip
     """Cover art (MP4 attached_pic, Matroska image attachment) comes out as cover art, the same
     image bytes; MKV to MKV also keeps PGS subtitles packet for packet. The closed captions of the
-    source are named in a warning (they cannot ride on the re-encoded frames)."""
+    source come along as one more, text, subtitle stream (they cannot ride on the re-encoded frames)."""
     src = media / src_name
     if not src.exists():
         pgs = "hdmv_pgs_subtitle" if "pgs" in src_name else None
@@ -206,7 +208,7 @@ def test_cover_art_kept_as_cover_art(
     out = tmp_path / f"out{out_suffix}"
     proc = upscale_or_submit(path_kind, src, out, model_env)
     assert proc.returncode == 0, proc.stderr
-    assert "closed captions" in proc.stderr and "subcc" in proc.stderr
+    assert "closed captions" in proc.stderr and "carried as a" in proc.stderr
     got, want = streams(out), streams(src)
     [src_cover], [out_cover] = _cover(want), _cover(got)
     assert out_cover["codec_name"] == src_cover["codec_name"] == {"png": "png", "mjpeg": "mjpeg"}[cover]
@@ -214,9 +216,11 @@ def test_cover_art_kept_as_cover_art(
     if out_suffix == ".mkv":
         assert out_cover.get("tags", {}).get("mimetype") in ("image/png", "image/jpeg")  # type: ignore[union-attr]
     kinds = sorted(str(s["codec_type"]) for s in got)
-    assert kinds == sorted(str(s["codec_type"]) for s in want)
+    assert kinds == sorted([*(str(s["codec_type"]) for s in want), "subtitle"])  # + the captions
+    [caption] = [s for s in got if s["codec_name"] in ("mov_text", "subrip")]
+    assert caption["codec_name"] == ("subrip" if out_suffix == ".mkv" else "mov_text")
     if "pgs" in src_name:
-        [sub] = [s for s in got if s["codec_type"] == "subtitle"]
+        [sub] = [s for s in got if s["codec_type"] == "subtitle" and s is not caption]
         assert sub["codec_name"] == "hdmv_pgs_subtitle"
         [src_sub] = [s for s in want if s["codec_type"] == "subtitle"]
         assert packets(out, int(sub["index"])) == packets(src, int(src_sub["index"]))  # type: ignore[call-overload]
@@ -260,22 +264,80 @@ def test_video_stream_must_name_a_real_video_stream(
 # ---- plan level (no model) -----------------------------------------------------------------------
 
 
-def test_closed_captions_detected_and_warned(
+def test_closed_captions_detected_and_announced(
     media: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with_cc = make_streams(media / "cc.mkv", captions=True)
     plain = make_streams(media / "plain.mkv")
     assert probe(with_cc).closed_captions and not probe(plain).closed_captions
-    with caplog.at_level(logging.WARNING, logger="vsrflow.media"):
-        check_streams(probe(with_cc), tmp_path / "o.mkv")
-    assert any("closed captions" in r.getMessage() and "subcc" in r.getMessage() for r in caplog.records)
-    # The command the warning gives really extracts the captions ("HI").
-    out = subprocess.run(
-        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", f"movie={with_cc.name}[out0+subcc]", "-map", "0:1",
-         "-f", "srt", "-"],
-        capture_output=True, text=True, check=True, cwd=with_cc.parent,
+    for suffix, codec in ((".mkv", "srt"), (".mp4", "mov_text")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="vsrflow.media"):
+            check_streams(probe(with_cc), tmp_path / f"o{suffix}")
+        assert any(f"carried as a {codec} subtitle" in r.getMessage() for r in caplog.records), suffix
+
+
+def test_caption_file_names_never_reach_the_filter_graph(media: Path, tmp_path: Path) -> None:
+    """A source whose name means something to a filter graph (: , ' [ ]) is read through a link
+    with a fixed name; the captions come out all the same."""
+    src = make_streams(media / "cc.mkv", captions=True)
+    odd = tmp_path / "it's [a]:b,c;d.mkv"
+    shutil.copy(src, odd)
+    work = tmp_path / "work"
+    work.mkdir()
+    srt = extract_captions(probe(odd), work)
+    assert srt is not None and "HI" in srt.read_text()
+    assert extract_captions(probe(make_streams(media / "plain.mkv")), work) is None
+
+
+def _cues(path: Path) -> list[tuple[float, str]]:
+    """(start seconds, text) of each cue of ``path``'s first subtitle stream, as ffmpeg reads it."""
+    text = subprocess.run(
+        [FFMPEG, "-v", "error", "-copyts", "-i", str(path), "-map", "0:s:0", "-f", "srt", "-"],
+        capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "HI" in out
+    cues = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        h, m, rest = lines[1].split(" --> ")[0].split(":")
+        sec, ms = rest.split(",")
+        cues.append((int(h) * 3600 + int(m) * 60 + int(sec) + int(ms) / 1000, " ".join(lines[2:])))
+    return cues
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path_kind", "src_name", "out_suffix"),
+    [("upscale", "cc-a.mkv", ".mp4"), ("upscale", "cc-a.ts", ".mkv"), ("submit", "cc-a.ts", ".mp4"),
+     ("submit", "cc-a.mkv", ".mkv")],
+)  # fmt: skip
+def test_closed_captions_carried_in_both_paths(
+    media: Path, tmp_path: Path, model_env: dict[str, str], path_kind: str, src_name: str, out_suffix: str
+) -> None:
+    """CEA-608 "HI" (shown from the source's third frame) comes out as a text subtitle cue at that
+    frame's time in the output, in both paths; a broadcast clock (TS from 1.4 s) is removed alike."""
+    mkv = media / "cc-a.mkv"
+    if not mkv.exists():
+        make_streams(mkv, captions=True, audio="aac", frames=25)
+    src = media / src_name
+    if not src.exists():
+        subprocess.run(
+            [FFMPEG, "-v", "error", "-y", "-i", str(mkv), "-map", "0", "-c", "copy",
+             "-output_ts_offset", "1.4", str(src)],
+            check=True,
+        )  # fmt: skip
+    out = tmp_path / f"out{out_suffix}"
+    proc = upscale_or_submit(path_kind, src, out, model_env)
+    assert proc.returncode == 0, proc.stderr
+    frames = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
+         "-of", "csv=p=0", str(out)],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    third = float(frames[2].strip(","))
+    [(start, text)] = _cues(out)
+    assert "HI" in text
+    assert start == pytest.approx(third, abs=2e-3), (start, frames[:3])
 
 
 def test_plan_per_container(media: Path) -> None:

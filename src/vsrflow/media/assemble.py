@@ -31,6 +31,7 @@ from typing import IO
 import av
 
 from vsrflow.errors import InputError, VsrError
+from vsrflow.media.captions import CAPTION_TITLE, caption_codec, caption_offset, extract_captions
 from vsrflow.media.ffmpeg import run_ffmpeg, run_ffmpeg_fed
 from vsrflow.media.info import CLOCK_CONTAINERS, StreamInfo, VideoInfo
 from vsrflow.media.lastframe import mp4_timescale, setts_args, stated_span
@@ -171,12 +172,12 @@ def plan_streams(
             "others are then not carried into the output)",
         )
     if source.closed_captions:
-        # The model's frames are new pictures: the encoder gets no A/53 side data to carry.
+        # The model's frames are new pictures: the encoder gets no A/53 side data to carry, so the
+        # final mux carries the captions as a text subtitle stream (vsrflow.media.captions).
         say(
-            "closed captions (CEA-608/708 in the video's A/53 side data) of %s are not carried into "
-            "the upscaled video; keep them first as a subtitle file: ffmpeg -f lavfi -i "
-            "'movie=%s[out0+subcc]' -map 0:1 captions.srt",
-            source.path, source.path.name,
+            "closed captions (CEA-608/708 in the video's A/53 side data) of %s are carried as a %s "
+            "subtitle stream (decoded by ffmpeg: text and timing kept, styling and positions simplified)",
+            source.path, caption_codec(_is_mp4_family(muxer)),
         )  # fmt: skip
     planned: list[PlannedStream] = []
 
@@ -369,6 +370,7 @@ def build_argv(
     attachments: dict[int, tuple[Path, str, str]] | None = None,
     video_adjust: Fraction = Fraction(0),
     frames: int | None = None,
+    captions: Path | None = None,
 ) -> list[str]:
     """The ffmpeg argument list that muxes ``video_path``'s video with ``source``'s other streams.
 
@@ -399,18 +401,26 @@ def build_argv(
     if video_format is not None:
         argv += ["-f", video_format]
     argv += [*_itsoffset(video_shift), "-i", str(video_path), *_itsoffset(-lead), "-i", str(source.path)]
+    if captions is not None:
+        argv += [*_itsoffset(caption_offset(source, lead)), "-i", str(captions)]
     mapped = [p for p in planned if not p.attach]
     argv += ["-map", f"0:{video.video_stream_index}"]
     for p in mapped:
         argv += ["-map", f"1:{p.source.index}"]
     argv += ["-c", "copy", *_conversions(mapped, first=1)]
+    after_mapped = len(mapped) + 1
+    if captions is not None:
+        cc = after_mapped
+        argv += ["-map", "2:0", f"-c:{cc}", caption_codec(_is_mp4_family(muxer))]
+        argv += [f"-metadata:s:{cc}", f"title={CAPTION_TITLE}", f"-metadata:s:{cc}", "language=und"]
+        after_mapped += 1
     for out_index, p in enumerate(mapped, start=1):
         if p.source.attached_pic:
             # Cover art stays cover art (the CLI does not carry the flag over by itself).
             argv += [f"-disposition:{out_index}", "attached_pic"]
     # Image attachments (Matroska) go back as attachments: ffmpeg's muxer would write the
     # attached_pic stream it demuxed as a one-frame video track. They follow the mapped streams.
-    for out_index, p in enumerate((p for p in planned if p.attach), start=len(mapped) + 1):
+    for out_index, p in enumerate((p for p in planned if p.attach), start=after_mapped):
         image, mimetype, filename = (attachments or {})[p.source.index]
         argv += ["-attach", str(image), f"-metadata:s:{out_index}", f"mimetype={mimetype}"]
         argv += [f"-metadata:s:{out_index}", f"filename={filename}"]
@@ -668,11 +678,12 @@ def _assemble(
     try:
         with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.stem}.images-") as work:
             images = _extract_images(source, planned, Path(work))
+            captions = extract_captions(source, Path(work), ffmpeg)
             adjust = Fraction(0)
             for attempt in range(2):
                 argv = build_argv(
                     Path(video_input), video, source, tmp, muxer, planned, ffmpeg, video_format, images,
-                    video_adjust=adjust, frames=expected,
+                    video_adjust=adjust, frames=expected, captions=captions,
                 )  # fmt: skip
                 if feed is None:
                     run_ffmpeg(argv, what=what)
@@ -694,6 +705,7 @@ def _assemble(
                 adjust -= error
         kinds = Counter(p.output_kind for p in planned)
         kinds["video"] += 1
+        kinds["subtitle"] += captions is not None
         covers = sum(1 for p in planned if p.attach or p.source.attached_pic)
         lasts = _video_lasts(result, tmp)
         _validate(result, lasts, source, expected, dict(kinds), _is_mp4_family(muxer), covers, output)

@@ -7,6 +7,7 @@ import logging
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO
 
 from vsrflow.errors import ExternalToolError
@@ -14,8 +15,10 @@ from vsrflow.errors import ExternalToolError
 log = logging.getLogger(__name__)
 
 
-def run_ffmpeg(argv: Sequence[str], *, what: str = "ffmpeg failed", timeout: float | None = None) -> str:
-    """Run ``argv`` (argv[0] is the ffmpeg binary) and return its stderr.
+def run_ffmpeg(
+    argv: Sequence[str], *, what: str = "ffmpeg failed", timeout: float | None = None, cwd: Path | None = None
+) -> str:
+    """Run ``argv`` (argv[0] is the ffmpeg binary) in ``cwd`` (default: ours) and return its stderr.
 
     Raises:
         ExternalToolError: non-zero exit (with the stderr tail), a missing binary (code 127) or a
@@ -24,7 +27,7 @@ def run_ffmpeg(argv: Sequence[str], *, what: str = "ffmpeg failed", timeout: flo
     args = [str(a) for a in argv]
     log.debug("running %s", args)
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=timeout)
+        proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=timeout, cwd=cwd)
     except FileNotFoundError as err:
         raise ExternalToolError(
             args, 127, str(err), what=what, hint="install ffmpeg or point VSRFLOW_FFMPEG at it"
