@@ -8,6 +8,7 @@ A text file renamed ``.mp4`` is refused with the probe's reason.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import UiServer, ffprobe, screenshot, start_ui, stop_ui
-from tests.mediagen import make_text_file, make_video
+from tests.mediagen import make_streams, make_text_file, make_video
 from vsrflow.config import Settings
 from vsrflow.errors import InputError
 from vsrflow.workflow.job.stages import extract
@@ -222,3 +223,47 @@ def test_files_dropped_on_the_zone_are_uploaded_and_probed(
         assert card.locator(".actions .start").is_visible()
         (stored,) = (server.state_dir / "uploads").rglob(clip.name)
         assert stored.read_bytes() == clip.read_bytes()
+
+
+@pytest.mark.slow
+def test_legacy_options_and_the_video_stream_choice_reach_the_job(
+    page: Any, server: UiServer, tmp_path: Path
+) -> None:
+    """A file with two real video streams: the card asks which one to upscale; that choice, the
+    deinterlace mode and the SD clean-up preset are the job's (its spec), and the output is the
+    chosen stream upscaled (the second one is 32x24)."""
+    clip = make_streams(tmp_path / "two angles.mp4", second_video=True, audio="aac")
+    page.goto(server.url + "/")
+    page.select_option("#model", MODEL)
+    page.select_option("#scale", "2.0")
+    page.select_option("#container", ".mkv")
+    page.select_option("#deinterlace", "field")
+    page.select_option("#prefilter", "sd")
+    page.set_input_files("#files", str(clip))
+    card = page.locator("#uploads .upload").first
+    card.locator(".actions").wait_for(state="visible", timeout=60_000)
+    choice = card.locator(".video-stream-choice")
+    assert card.locator(".video-stream").is_visible()
+    assert choice.locator("option").all_inner_texts() == ["#0 video h264 64x48", "#1 video h264"]
+    choice.select_option("1")
+    card.locator(".start").click()
+    link = card.locator(".status a").first
+    link.wait_for(timeout=30_000)
+    job_id = link.inner_text()
+    spec = json.loads((server.state_dir.parent / "jobs" / job_id / "spec.json").read_text())
+    assert spec["video_stream"] == 1 and spec["deinterlace"] == "field", spec
+    assert spec["prefilter"] == "sd", spec
+    page.goto(server.url + "/jobs")
+    page.locator(f'#jobs tr[data-job="{job_id}"][data-state="done"]').wait_for(timeout=JOB_TIMEOUT_MS)
+    [video] = [s for s in ffprobe(Path(spec["destination"]))["streams"] if s["codec_type"] == "video"]
+    assert (video["width"], video["height"]) == (64, 48)  # stream 1 (32x24) at x2
+
+
+@pytest.mark.slow
+def test_one_video_stream_needs_no_choice(page: Any, server: UiServer, tmp_path: Path) -> None:
+    clip = make_streams(tmp_path / "cover.mp4", cover="png")  # cover art is not a second video
+    page.goto(server.url + "/")
+    page.set_input_files("#files", str(clip))
+    card = page.locator("#uploads .upload").first
+    card.locator(".actions").wait_for(state="visible", timeout=60_000)
+    assert not card.locator(".video-stream").is_visible()

@@ -160,7 +160,9 @@ def test_jobs_accept_only_known_models(server: UiServer, clip: bytes) -> None:
     status, body = session.upload("m.mp4", clip)
     assert status == 200
     head = {"X-CSRF-Token": session.csrf, "Content-Type": "application/json"}
-    for field, value in (("model", "/etc/passwd"), ("preset", "../x"), ("container", ".exe")):
+    bad = (("model", "/etc/passwd"), ("preset", "../x"), ("container", ".exe"), ("deinterlace", "yadif"),
+           ("prefilter", "; rm -rf /"), ("video_stream", "-1"), ("video_stream", "0; ls"))  # fmt: skip
+    for field, value in bad:
         job = {"upload_id": body["upload_id"], "scale": 2, "container": ".mp4", field: value}
         status, _, answer = session.request("POST", "/api/jobs", json.dumps(job).encode(), head)
         assert status == 400, answer

@@ -247,6 +247,9 @@ def create_app(config: UiConfig) -> Any:
         return JSONResponse({"job_id": job_id})
 
     def _start_local(body: dict[str, Any], runner: LocalRunner, jobs: LocalJobs) -> str:
+        from vsrflow.media.condition import DEINTERLACE_MODES
+        from vsrflow.media.prefilter import PRESETS as PREFILTER_PRESETS
+        from vsrflow.media.prefilter import PrefilterRequest
         from vsrflow.workflow.job.manifest import ManifestStore
         from vsrflow.workflow.job.spec import EncoderSpec
         from vsrflow.workflow.job.state import JobState
@@ -272,6 +275,17 @@ def create_app(config: UiConfig) -> Any:
             raise InputError(
                 f"container {container!r} is not offered", hint=f"one of {', '.join(OUTPUT_SUFFIXES)}"
             )
+        deinterlace = str(body.get("deinterlace") or "frame")
+        if deinterlace not in DEINTERLACE_MODES:
+            raise InputError(
+                f"deinterlace {deinterlace!r} is not offered", hint=f"one of {', '.join(DEINTERLACE_MODES)}"
+            )
+        prefilter = str(body.get("prefilter") or "off")
+        if prefilter not in PREFILTER_PRESETS:
+            raise InputError(
+                f"pre-filter {prefilter!r} is not offered", hint=f"one of {', '.join(PREFILTER_PRESETS)}"
+            )
+        video_stream = _stream_index(body.get("video_stream"))
         tag = model or preset or "default"
         stem = source.name[: len(source.name) - len(uploads.suffix_of(source.name))]
         output = outputs_dir / upload_id / f"{stem}_x{scale:g}_{uploads.safe_tag(str(tag))}{container}"
@@ -285,6 +299,9 @@ def create_app(config: UiConfig) -> Any:
             encoder=EncoderSpec(),
             chunk_seconds=config.chunk_seconds,
             overwrite=True,  # the output path is the page's own: a repeat re-opens the same job
+            deinterlace=deinterlace,
+            video_stream=video_stream,
+            prefilter=PrefilterRequest(preset=prefilter),
         )
         job = create_path_job(request, config.jobs_root, settings)
         store = ManifestStore(job)
@@ -566,6 +583,15 @@ def _bucket(settings: Settings) -> str:
     if not settings.aws.bucket:
         raise InputError("no bucket configured", hint="set VSRFLOW_AWS_BUCKET (or use --local)")
     return settings.aws.bucket
+
+
+def _stream_index(value: object) -> int | None:
+    """The page's video stream choice: None (the only one) or a stream index (an int >= 0)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise InputError(f"video stream {value!r} is not a stream index", hint="pick one from the list")
+    return int(value)
 
 
 def _scale(value: object) -> float:

@@ -125,6 +125,8 @@ class Description:
     codec: str
     container: str
     streams: tuple[str, ...]
+    #: indexes of the real video streams (not cover art): more than one needs a choice at start
+    video_streams: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ class Description:
             "codec": self.codec,
             "container": self.container,
             "streams": list(self.streams),
+            "video_streams": list(self.video_streams),
         }
 
 
@@ -175,6 +178,7 @@ def describe(path: Path) -> Description:
         codec=info.codec,
         container=info.container,
         streams=tuple(streams),
+        video_streams=tuple(s.index for s in info.streams if s.kind == "video" and not s.attached_pic),
     )
 
 

@@ -117,6 +117,15 @@ const vsrflow = (() => {
       showEstimate();
       const actions = card.querySelector(".actions");
       actions.hidden = false;
+      // Several real video streams (multi-angle, picture-in-picture): the job needs to know which one.
+      const streamSel = card.querySelector(".video-stream-choice");
+      if (data.probe.video_streams.length > 1) {
+        for (const index of data.probe.video_streams) {
+          const text = data.probe.streams.find((s) => s.startsWith(`#${index} `)) || `#${index}`;
+          const option = el("option", text); option.value = String(index); streamSel.append(option);
+        }
+        card.querySelector(".video-stream").hidden = false;
+      }
       card.querySelector(".start").addEventListener("click", async (ev) => {
         ev.target.disabled = true;
         try {
@@ -126,6 +135,9 @@ const vsrflow = (() => {
             preset: null,
             scale: Number(document.getElementById("scale").value),
             container: document.getElementById("container").value,
+            deinterlace: document.getElementById("deinterlace").value,
+            prefilter: document.getElementById("prefilter").value,
+            video_stream: data.probe.video_streams.length > 1 ? Number(streamSel.value) : null,
           });
           status.innerHTML = "";
           status.append("job started: ");
