@@ -49,7 +49,11 @@ def extract_captions(source: VideoInfo, work: Path, ffmpeg: str = "ffmpeg") -> P
     if not source.closed_captions:
         return None
     linked = work / f"captioned-source{source.path.suffix.lower()}"
-    os.symlink(Path(source.path).resolve(), linked)
+    try:
+        os.symlink(Path(source.path).resolve(), linked)
+    except OSError as err:  # a file system without links: the captions are what is lost, said so
+        log.warning("%s: the closed captions are not carried (cannot link the source: %s)", source.path, err)
+        return None
     out = work / "captions.srt"
     graph = f"movie={linked.name}:si={source.video_stream_index}[out0+subcc]"
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "lavfi", "-i", graph,
