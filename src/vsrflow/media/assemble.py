@@ -377,7 +377,8 @@ def build_argv(
     ``video_adjust``: seconds added to the video's shift (the correction :func:`_av_error`
     measured on a first mux). ``frames``: the video input's frame count (default
     ``source.frame_count``), for the filter that sets the last frame's duration
-    (:mod:`vsrflow.media.lastframe`).
+    (:mod:`vsrflow.media.lastframe`). ``captions``: a SubRip file of the source's closed captions
+    (:func:`~vsrflow.media.captions.extract_captions`), muxed after the mapped streams.
 
     ``video_format`` forces the demuxer of the video input (needed for ``pipe:0``); when it is
     set ffmpeg reads its stdin, so ``-nostdin`` is left out. ``attachments``: for each planned
